@@ -1,0 +1,277 @@
+/*
+ * orchester.c -- the appliance: embedded satellites, router, sender.
+ *
+ * Wiring only.  It parses the options and the config, builds the router,
+ * starts one thread each for ingest (when the config has listen
+ * statements), the router (src/hub.c) and the sender (src/sender.c), and
+ * then waits for signals.  SIGTERM/SIGINT stop the pipeline front to back:
+ * ingest first (it flushes and waits for its acknowledgements), then the
+ * router (it hands the sender what it took and says DRAIN), then the sender
+ * (it writes its queues for at most the drain time).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "config.h"
+#include "daemon.h"
+#include "hub.h"
+#include "ingest.h"
+#include "log.h"
+#include "router.h"
+#include "sender.h"
+#include "testmode.h"
+
+#define EP_BATCHES "inproc://orchester-batches"
+#define EP_SENDER "inproc://orchester-sender"
+#define EP_STATS "inproc://orchester-stats"
+#define EP_CTL_INGEST "inproc://orchester-ctl-ingest"
+#define EP_CTL_HUB "inproc://orchester-ctl-hub"
+#define EP_CTL_SENDER "inproc://orchester-ctl-sender"
+
+typedef struct {
+    const char *config;
+    int test;
+    long queue;
+    long maxline;
+    long drain;
+    long stall;
+    long stats;
+    const char *hostname;
+    const char *pidfile;
+} opts_t;
+
+static void s_usage(FILE *f)
+{
+    fprintf(f,
+            "usage: orchester -f CONFIG [options]\n"
+            "       orchester -t [-t] -f CONFIG\n"
+            "  -f FILE  configuration file\n"
+            "  -t       test mode: route metric lines from stdin and print where\n"
+            "           they go; -t -t only checks the configuration\n"
+            "  -q N     queue size per destination, datapoints (100000)\n"
+            "  -M N     longest accepted line, bytes (16384)\n"
+            "  -D N     drain time on SIGTERM, seconds (10)\n"
+            "  -L N     how long a full queue of a live destination may hold\n"
+            "           back intake, ms (250)\n"
+            "  -S N     statistics interval, seconds (the config's, or 60)\n"
+            "  -H NAME  host name in self metrics (this host's)\n"
+            "  -P FILE  write the pid to FILE\n"
+            "  -v       print the version\n");
+}
+
+static int s_num(const char *s, long min, long max, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || *end || end == s || v < min || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int s_parse(int argc, char **argv, opts_t *o)
+{
+    int c;
+    while ((c = getopt(argc, argv, "f:tq:M:D:L:S:H:P:vh")) != -1) {
+        long *num = NULL;
+        long min = 1, max = 1L << 40;
+        switch (c) {
+        case 'f': o->config = optarg; break;
+        case 't': o->test++; break;
+        case 'q': num = &o->queue; break;
+        case 'M': num = &o->maxline; min = 64; max = 1 << 26; break;
+        case 'D': num = &o->drain; min = 0; max = 86400; break;
+        case 'L': num = &o->stall; min = 0; max = 600000; break;
+        case 'S': num = &o->stats; max = 86400; break;
+        case 'H': o->hostname = optarg; break;
+        case 'P': o->pidfile = optarg; break;
+        case 'v': printf("orchester %s\n", PACKAGE_VERSION); exit(0);
+        case 'h': s_usage(stdout); exit(0);
+        default: s_usage(stderr); return -1;
+        }
+        if (num && s_num(optarg, min, max, num) != 0) {
+            fprintf(stderr, "orchester: -%c: bad number '%s'\n", c, optarg);
+            return -1;
+        }
+    }
+    if (o->config == NULL || optind != argc) {
+        s_usage(stderr);
+        return -1;
+    }
+    return 0;
+}
+
+typedef struct {
+    ingest_t *ig;
+    hub_t *hub;
+    sender_t *snd;
+} threads_t;
+
+static void *s_ingest_main(void *p) { ingest_run(p); return NULL; }
+static void *s_hub_main(void *p) { hub_run(p); return NULL; }
+static void *s_sender_main(void *p) { sender_run(p); return NULL; }
+
+static void *s_pair(void *zctx, const char *ep)
+{
+    void *s = zmq_socket(zctx, ZMQ_PAIR);
+    int linger = 0;
+    if (s == NULL)
+        return NULL;
+    zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
+    if (zmq_bind(s, ep) != 0) {
+        zmq_close(s);
+        return NULL;
+    }
+    return s;
+}
+
+int main(int argc, char **argv)
+{
+    opts_t o = {.queue = 100000, .maxline = 16384, .drain = 10, .stall = 250};
+    char err[1024];
+    if (s_parse(argc, argv, &o) != 0)
+        return 2;
+    config_t *cfg = config_load(o.config, err, sizeof err);
+    if (cfg == NULL) {
+        fprintf(stderr, "orchester: %s\n", err);
+        return 1;
+    }
+    router_t *r = router_new(cfg, err, sizeof err);
+    if (r == NULL) {
+        fprintf(stderr, "orchester: %s\n", err);
+        config_destroy(&cfg);
+        return 1;
+    }
+    if (o.test) {
+        int rc = 0;
+        if (o.test == 1)
+            rc = testmode_run(r, stdin, stdout, (size_t)o.maxline);
+        else
+            printf("%s: configuration ok\n", o.config);
+        router_destroy(&r);
+        config_destroy(&cfg);
+        return rc == 0 ? 0 : 1;
+    }
+
+    int rc = 1;
+    daemon_block_signals();
+    char host[256];
+    if (o.hostname)
+        snprintf(host, sizeof host, "%s", o.hostname);
+    else
+        daemon_hostname(host, sizeof host);
+    void *zctx = zmq_ctx_new();
+    void *ctl_ingest = s_pair(zctx, EP_CTL_INGEST);
+    void *ctl_hub = s_pair(zctx, EP_CTL_HUB);
+    void *ctl_sender = s_pair(zctx, EP_CTL_SENDER);
+    threads_t t = {0};
+    pthread_t th_ig, th_hub, th_snd;
+    int started_ig = 0, started_hub = 0, started_snd = 0;
+    if (!ctl_ingest || !ctl_hub || !ctl_sender) {
+        log_err("orchester: zmq: %s", zmq_strerror(zmq_errno()));
+        goto out;
+    }
+
+    sender_opts_t so;
+    sender_opts_default(&so);
+    so.dest.queue_cap = (uint64_t)o.queue;
+    so.stall_ms = (int)o.stall;
+    so.drain_ms = (int)o.drain * 1000;
+    so.in_endpoint = EP_SENDER;
+    so.ctl_endpoint = EP_CTL_SENDER;
+    so.stats_endpoint = EP_STATS;
+    t.snd = sender_new(zctx, r, &so, err, sizeof err);
+    if (t.snd == NULL) {
+        log_err("orchester: %s", err);
+        goto out;
+    }
+    hub_opts_t ho = {.batches_endpoint = EP_BATCHES,
+                     .sender_endpoint = EP_SENDER,
+                     .stats_endpoint = EP_STATS,
+                     .ctl_endpoint = EP_CTL_HUB,
+                     .hostname = host,
+                     .stats_interval = (int)o.stats};
+    t.hub = hub_new(zctx, cfg, r, &ho, err, sizeof err);
+    if (t.hub == NULL) {
+        log_err("orchester: %s", err);
+        goto out;
+    }
+    if (cfg->nlistens > 0) {
+        ingest_opts_t io;
+        ingest_opts_default(&io);
+        io.maxline = (size_t)o.maxline;
+        io.orchester = EP_BATCHES;
+        io.ctl_endpoint = EP_CTL_INGEST;
+        io.stats_endpoint = EP_STATS;
+        if (getrandom(&io.sat_id, sizeof io.sat_id, 0) != sizeof io.sat_id)
+            io.sat_id = (uint64_t)getpid();
+        t.ig = ingest_new(zctx, cfg->listens, cfg->nlistens, &io, err,
+                          sizeof err);
+        if (t.ig == NULL) {
+            log_err("orchester: %s", err);
+            goto out;
+        }
+    }
+    if (o.pidfile && daemon_pidfile(o.pidfile) != 0)
+        log_warn("orchester: pid file %s: %s", o.pidfile, strerror(errno));
+
+    started_snd = pthread_create(&th_snd, NULL, s_sender_main, t.snd) == 0;
+    started_hub = pthread_create(&th_hub, NULL, s_hub_main, t.hub) == 0;
+    if (t.ig)
+        started_ig = pthread_create(&th_ig, NULL, s_ingest_main, t.ig) == 0;
+    if (!started_snd || !started_hub || (t.ig && !started_ig)) {
+        log_err("orchester: cannot start threads");
+        goto stop;
+    }
+    log_info("orchester: started: %zu listeners, %zu destinations, %zu rules",
+             cfg->nlistens, router_ndests(r), cfg->nrules);
+    for (;;) {
+        int sig = daemon_wait_signal(1000);
+        if (sig == SIGTERM || sig == SIGINT)
+            break;
+        if (sig == SIGHUP)
+            log_warn("orchester: SIGHUP: reloading is not supported yet; "
+                     "the running configuration stays");
+    }
+    log_info("orchester: stopping: draining for at most %ld s", o.drain);
+    rc = 0;
+stop:
+    if (started_ig) {
+        zmq_send(ctl_ingest, "STOP", 4, 0);
+        pthread_join(th_ig, NULL);
+    }
+    if (started_hub) {
+        zmq_send(ctl_hub, "STOP", 4, 0);
+        pthread_join(th_hub, NULL);
+    } else if (started_snd) {
+        zmq_send(ctl_sender, "STOP", 4, 0);
+    }
+    if (started_snd)
+        pthread_join(th_snd, NULL);
+out:
+    ingest_destroy(&t.ig);
+    hub_destroy(&t.hub);
+    sender_destroy(&t.snd);
+    if (ctl_ingest)
+        zmq_close(ctl_ingest);
+    if (ctl_hub)
+        zmq_close(ctl_hub);
+    if (ctl_sender)
+        zmq_close(ctl_sender);
+    zmq_ctx_term(zctx);
+    router_destroy(&r);
+    config_destroy(&cfg);
+    if (o.pidfile)
+        unlink(o.pidfile);
+    log_info("orchester: stopped");
+    return rc;
+}

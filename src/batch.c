@@ -1,0 +1,100 @@
+/*
+ * batch.c -- header encoding and the payload codecs of the batch protocol.
+ * See batch.h for the layout.
+ */
+#include "batch.h"
+
+#include <string.h>
+
+static const unsigned char s_magic[4] = {'O', 'R', 'C', 'B'};
+
+static void s_put64(unsigned char *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--) {
+        p[i] = (unsigned char)(v & 0xff);
+        v >>= 8;
+    }
+}
+
+static uint64_t s_get64(const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+void batch_hdr_encode(const batch_hdr_t *h, unsigned char *out)
+{
+    memcpy(out, s_magic, 4);
+    out[4] = BATCH_VERSION;
+    out[5] = h->type;
+    out[6] = h->codec;
+    out[7] = h->flags;
+    s_put64(out + 8, h->sat_id);
+    s_put64(out + 16, h->seq);
+    out[24] = (unsigned char)(h->count >> 24);
+    out[25] = (unsigned char)(h->count >> 16);
+    out[26] = (unsigned char)(h->count >> 8);
+    out[27] = (unsigned char)h->count;
+}
+
+int batch_hdr_decode(const void *buf, size_t len, batch_hdr_t *h)
+{
+    const unsigned char *p = buf;
+    if (len != BATCH_HDR_LEN || memcmp(p, s_magic, 4) != 0 ||
+        p[4] != BATCH_VERSION)
+        return -1;
+    if (p[5] != BATCH_DATA && p[5] != BATCH_ACK)
+        return -1;
+    h->type = p[5];
+    h->codec = p[6];
+    h->flags = p[7];
+    h->sat_id = s_get64(p + 8);
+    h->seq = s_get64(p + 16);
+    h->count = ((uint32_t)p[24] << 24) | ((uint32_t)p[25] << 16) |
+               ((uint32_t)p[26] << 8) | p[27];
+    return 0;
+}
+
+size_t batch_name_len(const char *line, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (line[i] == ' ' || line[i] == ';')
+            return i;
+    return len;
+}
+
+/* The lines codec: canonical "name value timestamp\n" lines back to back.
+ * A payload that does not end in '\n' is malformed; the complete lines
+ * before the fault are still delivered. */
+static long s_lines_decode(const void *payload, size_t len, codec_point_fn fn,
+                           void *arg)
+{
+    const char *p = payload;
+    const char *end = p + len;
+    long n = 0;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        if (nl == NULL)
+            return -1;
+        size_t l = (size_t)(nl - p) + 1;
+        n++;
+        if (fn(arg, p, l, batch_name_len(p, l - 1)) != 0)
+            return n;
+        p = nl + 1;
+    }
+    return n;
+}
+
+static const codec_t s_codecs[] = {
+    {CODEC_LINES, "lines", s_lines_decode},
+};
+
+const codec_t *codec_find(uint8_t id)
+{
+    for (size_t i = 0; i < sizeof s_codecs / sizeof s_codecs[0]; i++)
+        if (s_codecs[i].id == id)
+            return &s_codecs[i];
+    return NULL;
+}

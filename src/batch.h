@@ -1,0 +1,71 @@
+/*
+ * batch.h -- the satellite to orchester batch protocol (docs/protocol.rst).
+ *
+ * Pure core.  A batch is a zmq multipart message: a fixed 28-byte header
+ * frame, then one payload frame encoded by a codec.  The orchester answers
+ * each batch with an acknowledgement: a header frame alone, type BATCH_ACK,
+ * carrying the sequence number it acknowledges and a credit.
+ *
+ * Header layout (all integers big-endian):
+ *   0  magic "ORCB"      4 bytes
+ *   4  version           1 byte  (BATCH_VERSION)
+ *   5  type              1 byte  (BATCH_DATA or BATCH_ACK)
+ *   6  codec             1 byte  (CODEC_LINES; 0 in an ack)
+ *   7  flags             1 byte  (0; reserved)
+ *   8  satellite id      8 bytes
+ *  16  sequence number   8 bytes
+ *  24  count             4 bytes (datapoints in a batch; credit in an ack)
+ */
+#ifndef ORCHESTER_BATCH_H
+#define ORCHESTER_BATCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define BATCH_HDR_LEN 28
+#define BATCH_VERSION 1
+
+enum { BATCH_DATA = 1, BATCH_ACK = 2 };
+enum { CODEC_LINES = 1 };
+
+typedef struct {
+    uint8_t type;     /* BATCH_DATA or BATCH_ACK */
+    uint8_t codec;    /* codec of the payload frame */
+    uint8_t flags;    /* reserved, 0 */
+    uint64_t sat_id;  /* the sending satellite's id */
+    uint64_t seq;     /* sequence number, per satellite, from 1 */
+    uint32_t count;   /* datapoints (data) or credit in batches (ack) */
+} batch_hdr_t;
+
+/* batch_hdr_encode: write h into out (BATCH_HDR_LEN bytes). */
+void batch_hdr_encode(const batch_hdr_t *h, unsigned char *out);
+
+/* batch_hdr_decode: parse a header frame.  Returns 0, or -1 when the frame
+ * has the wrong length, magic, version or type. */
+int batch_hdr_decode(const void *buf, size_t len, batch_hdr_t *h);
+
+/* One datapoint of a decoded payload: the canonical line (with its '\n')
+ * and the length of its routing name (up to the first ' ' or ';'). */
+typedef int (*codec_point_fn)(void *arg, const char *line, size_t len,
+                              size_t namelen);
+
+/* A payload codec.  Adding a codec means adding an entry to the table in
+ * batch.c; the router and the sender never look inside a payload. */
+typedef struct {
+    uint8_t id;        /* CODEC_* */
+    const char *name;  /* for logs */
+    /* decode: call fn for each datapoint; stop early if fn returns
+     * non-zero.  Returns the number of datapoints seen, or -1 when the
+     * payload is malformed (points before the fault were delivered). */
+    long (*decode)(const void *payload, size_t len, codec_point_fn fn,
+                   void *arg);
+} codec_t;
+
+/* codec_find: the codec with this id, or NULL.  Static table; borrowed. */
+const codec_t *codec_find(uint8_t id);
+
+/* batch_name_len: length of the routing name at the start of a canonical
+ * line: up to the first ' ' or ';'. */
+size_t batch_name_len(const char *line, size_t len);
+
+#endif

@@ -1,0 +1,1147 @@
+/*
+ * config.c -- the configuration parser: statements, includes and checks.
+ *
+ * Pure core: it reads the config file and the files it includes, and
+ * nothing else.  src/config_lex.c turns each file into tokens and reads
+ * typed values from them; this file cuts the tokens into statements at ';',
+ * parses each statement into the config_t tree of config.h and, once
+ * everything is read, checks what needs the whole tree (the clusters that
+ * match and statistics name exist).  relay/ calls config_load() at start
+ * and on SIGHUP, then hands the tree to the router, the ingest threads and
+ * the sender.
+ *
+ * Every object is attached to the tree as soon as it is allocated, so an
+ * error anywhere frees everything with one config_destroy().  Errors read
+ * "FILE:LINE: message"; only the first one is kept.
+ */
+#ifndef _POSIX_C_SOURCE
+#define _POSIX_C_SOURCE 200809L
+#endif
+
+#include "config.h"
+#include "config_lex.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CONFIG_MAX_DEPTH 16 /* include nesting limit */
+
+/* State of one config_load() or config_parse_string() call. */
+typedef struct {
+    config_t *cfg;              /* the tree being built */
+    config_lex_err_t err;       /* the caller's message buffer */
+    int flags;                  /* CONFIG_* flags */
+    const char *dir;            /* base of relative includes of the file
+                                   being read; NULL: the cwd */
+    int depth;                  /* include depth of that file (main: 0) */
+    config_pos_t orchester_pos; /* first "orchester" (file NULL: none) */
+    config_pos_t control_pos;   /* first "control" (file NULL: none) */
+} parser_t;
+
+/* Parses one statement; st->i is past the keyword.  Returns 0 or -1. */
+typedef int (*stmt_parse_fn)(config_lex_stmt_t *st);
+
+static int s_parse_file(parser_t *p, const char *path, int depth,
+                        const config_lex_stmt_t *from);
+
+/* ------------------------------------------------------------------ */
+/* Helpers                                                             */
+/* ------------------------------------------------------------------ */
+
+/* s_parser: the parser a statement belongs to. */
+static parser_t *s_parser(const config_lex_stmt_t *st)
+{
+    return st->ctx;
+}
+
+/* s_pos: the position of the statement. */
+static config_pos_t s_pos(const config_lex_stmt_t *st)
+{
+    config_pos_t pos = {st->file, st->tok[0].line};
+    return pos;
+}
+
+/* s_once: for statements allowed once: -1 with an error when one was given
+ * already at *first, else record this one there. */
+static int s_once(config_lex_stmt_t *st, config_pos_t *first)
+{
+    if (first->file)
+        return config_lex_fail(st->err, st->file, st->tok[0].line,
+                               "'%s' given twice (first at %s:%d)", st->name,
+                               first->file, first->line);
+    *first = s_pos(st);
+    return 0;
+}
+
+/* s_index: the index of t among the unquoted words of the NULL-terminated
+ * words, or -1. */
+static int s_index(const config_lex_tok_t *t, const char *const *words)
+{
+    for (int k = 0; words[k]; k++)
+        if (config_lex_tok_is(t, words[k]))
+            return k;
+    return -1;
+}
+
+/* s_clause: consume the next token, which must be one of the clause words
+ * and not seen before (bit k of *seen); returns its index k, or -1 with an
+ * error. */
+static int s_clause(config_lex_stmt_t *st, const char *const *words,
+                    unsigned *seen)
+{
+    const config_lex_tok_t *t = config_lex_peek(st);
+    int k = s_index(t, words);
+
+    if (k < 0)
+        return config_lex_end(st); /* "unexpected 'x'" */
+    if (*seen & (1u << k))
+        return config_lex_twice(st, t);
+    *seen |= 1u << k;
+    st->i++;
+    return k;
+}
+
+/* s_grow: arr (n elements of size bytes) with room for one more, zeroed;
+ * NULL with an error when out of memory (arr is then untouched). */
+static void *s_grow(config_lex_stmt_t *st, void *arr, size_t n, size_t size)
+{
+    char *grown = NULL;
+
+    if (n < ((size_t)-1) / size - 1)
+        grown = realloc(arr, (n + 1) * size);
+    if (!grown) {
+        config_lex_oom(st);
+        return NULL;
+    }
+    memset(grown + n * size, 0, size);
+    return grown;
+}
+
+/* s_strv_add: append a copy of s to the string array *v of *n. */
+static int s_strv_add(config_lex_stmt_t *st, char ***v, size_t *n,
+                      const char *s)
+{
+    char **grown = s_grow(st, *v, *n, sizeof **v);
+
+    if (!grown)
+        return -1;
+    *v = grown;
+    if (!(grown[*n] = strdup(s)))
+        return config_lex_oom(st);
+    (*n)++;
+    return 0;
+}
+
+/* s_set: *dst = a copy of s, freeing what was there. */
+static int s_set(config_lex_stmt_t *st, char **dst, const char *s)
+{
+    char *copy = strdup(s);
+
+    if (!copy)
+        return config_lex_oom(st);
+    free(*dst);
+    *dst = copy;
+    return 0;
+}
+
+/* s_take_set: take the next token (what names it in errors) into *dst. */
+static int s_take_set(config_lex_stmt_t *st, const char *what, char **dst)
+{
+    const config_lex_tok_t *t = config_lex_take(st, what);
+
+    return t ? s_set(st, dst, t->text) : -1;
+}
+
+/* s_take_endpoint: take the next token as a zmq endpoint into *dst. */
+static int s_take_endpoint(config_lex_stmt_t *st, const char *what,
+                           char **dst)
+{
+    const config_lex_tok_t *t = config_lex_take(st, what);
+
+    if (!t || config_lex_endpoint(st, t) != 0)
+        return -1;
+    return s_set(st, dst, t->text);
+}
+
+/* s_take_int: take "N UNIT" with N in min..INT_MAX into *out. */
+static int s_take_int(config_lex_stmt_t *st, const char *what, long long min,
+                      const char *unit, int *out)
+{
+    long long v;
+
+    if (config_lex_take_num(st, what, min, INT_MAX, &v) != 0 ||
+        config_lex_expect(st, unit) != 0)
+        return -1;
+    *out = (int)v;
+    return 0;
+}
+
+/* s_strv_free: free n strings of v and v. */
+static void s_strv_free(char **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+/* s_strerror: the text for errno value e, in buf. */
+static const char *s_strerror(int e, char *buf, size_t len)
+{
+#if defined(__GLIBC__) && defined(_GNU_SOURCE)
+    return strerror_r(e, buf, len);
+#else
+    if (strerror_r(e, buf, len) != 0)
+        snprintf(buf, len, "error %d", e);
+    return buf;
+#endif
+}
+
+/* s_transport: accept "transport plain"; refuse other transports and ssl,
+ * which orchester does not do (yet). */
+static int s_transport(config_lex_stmt_t *st)
+{
+    const config_lex_tok_t *t;
+
+    if (config_lex_accept(st, "transport")) {
+        if (!(t = config_lex_take(st, "a transport after 'transport'")))
+            return -1;
+        if (!config_lex_tok_is(t, "plain"))
+            return config_lex_error(st, t,
+                                    "transport '%s' is not supported by "
+                                    "orchester (only plain)",
+                                    t->text);
+    }
+    t = config_lex_peek(st);
+    if (config_lex_tok_is(t, "ssl") || config_lex_tok_is(t, "mtls"))
+        return config_lex_error(st, t, "'%s' is not supported by orchester",
+                                t->text);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* cluster                                                             */
+/* ------------------------------------------------------------------ */
+
+/* Cluster types, in config_cluster_type_t order. */
+static const char *const s_cluster_types[] = {
+    "forward",  "any_of",        "failover", "carbon_ch",
+    "fnv1a_ch", "jump_fnv1a_ch", "file",     NULL};
+
+/* Protocols and wire formats, in config_proto_t and config_wire_t order. */
+static const char *const s_protos[] = {"tcp", "udp", "unix", NULL};
+static const char *const s_wires[] = {"linemode", "pickle", NULL};
+
+/* Words that cannot be a member: a missing ';' or a misplaced option. */
+static const char *const s_member_words[] = {
+    "proto",  "type",        "transport", "ssl", "mtls",
+    "useall", "replication", "dynamic",   NULL};
+
+/* s_new_member: a zeroed member written at token t appended to c. */
+static config_member_t *s_new_member(config_lex_stmt_t *st,
+                                     config_cluster_t *c,
+                                     const config_lex_tok_t *t)
+{
+    config_member_t *m;
+
+    if (config_lex_refuse(st, t, s_member_words) != 0 ||
+        !(m = s_grow(st, c->members, c->nmembers, sizeof *m)))
+        return NULL;
+    c->members = m;
+    m = &c->members[c->nmembers++];
+    m->pos.file = st->file;
+    m->pos.line = t->line;
+    return m;
+}
+
+/* s_member: "host[:port][=instance] [proto P] [type T] [transport plain]"
+ * into a new member of c. */
+static int s_member(config_lex_stmt_t *st, config_cluster_t *c)
+{
+    static const char *const opts[] = {"proto", "type", "transport", "ssl",
+                                       "mtls", NULL};
+    const config_lex_tok_t *spec = config_lex_take(st, "a member");
+    config_member_t *m;
+    unsigned seen = 0;
+    int k, port;
+
+    if (!spec || !(m = s_new_member(st, c, spec)) ||
+        config_lex_hostport(st, spec, false, &m->host, &port, &m->instance))
+        return -1;
+    while ((k = s_index(config_lex_peek(st), opts)) >= 0) {
+        if (k >= 2) {
+            if (s_transport(st) != 0)
+                return -1;
+            continue;
+        }
+        if (s_clause(st, opts, &seen) < 0)
+            return -1;
+        if (k == 0) {
+            if ((k = config_lex_choose(st, "tcp or udp after 'proto'",
+                                       s_protos)) < 0)
+                return -1;
+            if (k == PROTO_UNIX)
+                return config_lex_error(st, &st->tok[st->i - 1],
+                                        "member '%s': proto must be tcp or "
+                                        "udp",
+                                        spec->text);
+            m->proto = (config_proto_t)k;
+        } else {
+            if ((k = config_lex_choose(st, "linemode or pickle after 'type'",
+                                       s_wires)) < 0)
+                return -1;
+            m->type = (config_wire_t)k;
+        }
+    }
+    if (m->type == WIRE_PICKLE && m->proto == PROTO_UDP)
+        return config_lex_error(st, spec,
+                                "member '%s': pickle is sent over tcp only",
+                                spec->text);
+    m->port = port ? port : m->type == WIRE_PICKLE ? 2004 : 2003;
+    return 0;
+}
+
+/* s_cluster_opts: "[useall]" for forward, any_of and failover, or
+ * "[replication N] [dynamic]" for the hashes; *rep gets the token of
+ * "replication" for the later bound check. */
+static int s_cluster_opts(config_lex_stmt_t *st, config_cluster_t *c,
+                          const config_lex_tok_t **rep)
+{
+    static const char *const opts[] = {"useall", "replication", "dynamic",
+                                       NULL};
+    bool hashed = c->type == CLUSTER_CARBON_CH ||
+                  c->type == CLUSTER_FNV1A_CH ||
+                  c->type == CLUSTER_JUMP_FNV1A_CH;
+    const config_lex_tok_t *t;
+    unsigned seen = 0;
+    long long v;
+    int k;
+
+    while ((k = s_index(t = config_lex_peek(st), opts)) >= 0) {
+        if ((k == 0) == hashed)
+            return config_lex_error(st, t,
+                                    "%s applies to %s clusters only",
+                                    t->text,
+                                    k == 0 ? "forward, any_of and failover"
+                                           : "carbon_ch, fnv1a_ch and "
+                                             "jump_fnv1a_ch");
+        if (s_clause(st, opts, &seen) < 0)
+            return -1;
+        if (k == 0) {
+            c->useall = true;
+        } else if (k == 2) {
+            c->dynamic = true;
+        } else {
+            *rep = t;
+            if (config_lex_take_num(st, "replication", 1, INT_MAX, &v) != 0)
+                return -1;
+            c->replication = (int)v;
+        }
+    }
+    return 0;
+}
+
+/* cluster NAME TYPE [options] MEMBERS ; */
+static int s_stmt_cluster(config_lex_stmt_t *st)
+{
+    config_t *cfg = s_parser(st)->cfg;
+    const config_lex_tok_t *name, *t, *rep = NULL;
+    const config_cluster_t *old;
+    config_cluster_t *c;
+    config_member_t *m;
+    int type;
+
+    if (!(name = config_lex_take(st, "a cluster name")))
+        return -1;
+    if (!name->text[0] || strcmp(name->text, "blackhole") == 0)
+        return config_lex_error(st, name, "'%s' cannot be a cluster name%s",
+                                name->text,
+                                name->text[0] ? " (it is built in)" : "");
+    if ((old = config_find_cluster(cfg, name->text)))
+        return config_lex_error(st, name, "'%s' is already defined at %s:%d",
+                                name->text, old->pos.file, old->pos.line);
+    if ((type = config_lex_choose(st,
+                                  "a cluster type (forward, any_of, "
+                                  "failover, carbon_ch, fnv1a_ch, "
+                                  "jump_fnv1a_ch, file)",
+                                  s_cluster_types)) < 0)
+        return -1;
+    if (!(c = s_grow(st, cfg->clusters, cfg->nclusters, sizeof *c)))
+        return -1;
+    cfg->clusters = c;
+    c = &cfg->clusters[cfg->nclusters++];
+    c->type = (config_cluster_type_t)type;
+    c->replication = 1;
+    c->pos = s_pos(st);
+    if (!(c->name = strdup(name->text)))
+        return config_lex_oom(st);
+
+    if (c->type == CLUSTER_FILE) {
+        if (config_lex_accept(st, "ip"))
+            c->type = CLUSTER_FILE_IP;
+        while ((t = config_lex_peek(st))) {
+            st->i++;
+            if (!t->text[0])
+                return config_lex_error(st, t, "empty file name");
+            if (!(m = s_new_member(st, c, t)) || s_set(st, &m->host, t->text))
+                return -1;
+        }
+    } else if (s_cluster_opts(st, c, &rep) != 0) {
+        return -1;
+    }
+    while (config_lex_peek(st))
+        if (s_member(st, c) != 0)
+            return -1;
+    if (c->nmembers == 0)
+        return config_lex_error(st, NULL, "'%s' has no members", c->name);
+    if ((size_t)c->replication > c->nmembers)
+        return config_lex_error(st, rep,
+                                "'%s': replication %d is more than its %zu "
+                                "member%s",
+                                c->name, c->replication, c->nmembers,
+                                c->nmembers == 1 ? "" : "s");
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* match, rewrite                                                      */
+/* ------------------------------------------------------------------ */
+
+/* s_new_rule: a zeroed rule of kind appended to the tree, or NULL. */
+static config_rule_t *s_new_rule(config_lex_stmt_t *st,
+                                 config_rule_kind_t kind)
+{
+    config_t *cfg = s_parser(st)->cfg;
+    config_rule_t *r = s_grow(st, cfg->rules, cfg->nrules, sizeof *r);
+
+    if (!r)
+        return NULL;
+    cfg->rules = r;
+    r = &cfg->rules[cfg->nrules++];
+    r->kind = kind;
+    r->pos = s_pos(st);
+    return r;
+}
+
+/* s_dests: after "send to": cluster names up to "stop" or the end, at least
+ * one.  "critical" there is refused: it belongs before "send to". */
+static int s_dests(config_lex_stmt_t *st, char ***v, size_t *n)
+{
+    const config_lex_tok_t *t;
+
+    if (config_lex_expect(st, "to") != 0)
+        return -1;
+    while ((t = config_lex_peek(st)) && !config_lex_tok_is(t, "stop")) {
+        st->i++;
+        if (config_lex_tok_is(t, "critical"))
+            return config_lex_error(st, t,
+                                    "'critical' must come before 'send to'");
+        if (s_strv_add(st, v, n, t->text) != 0)
+            return -1;
+    }
+    if (*n == 0)
+        return config_lex_error(st, t, "'send to' names no cluster");
+    return 0;
+}
+
+/* s_match_clauses: "[validate E else log|drop] [route using T] [critical]"
+ * in any order, each once. */
+static int s_match_clauses(config_lex_stmt_t *st, config_rule_t *r)
+{
+    static const char *const opts[] = {"validate", "route", "critical", NULL};
+    static const char *const actions[] = {"log", "drop", NULL};
+    const config_lex_tok_t *t;
+    unsigned seen = 0;
+    int k;
+
+    while (s_index(config_lex_peek(st), opts) >= 0) {
+        if ((k = s_clause(st, opts, &seen)) < 0)
+            return -1;
+        if (k == 0) {
+            if (!(t = config_lex_take(st, "an expression after 'validate'")) ||
+                config_lex_regex(st, t, NULL) != 0 ||
+                s_set(st, &r->validate, t->text) != 0 ||
+                config_lex_expect(st, "else") != 0 ||
+                (k = config_lex_choose(st, "log or drop after 'else'",
+                                       actions)) < 0)
+                return -1;
+            r->validate_action = k == 0 ? VALIDATE_LOG : VALIDATE_DROP;
+        } else if (k == 1) {
+            if (config_lex_expect(st, "using") != 0 ||
+                s_take_set(st, "a template after 'route using'",
+                           &r->route_using) != 0)
+                return -1;
+        } else {
+            r->critical = true;
+        }
+    }
+    return 0;
+}
+
+/* match <*|EXPR...> [clauses] send to DEST... [stop] ; */
+static int s_stmt_match(config_lex_stmt_t *st)
+{
+    static const char *const ends[] = {"validate", "route", "critical",
+                                       "send", NULL};
+    config_rule_t *r = s_new_rule(st, RULE_MATCH);
+    const config_lex_tok_t *t;
+    bool all;
+
+    if (!r)
+        return -1;
+    while ((t = config_lex_peek(st)) && s_index(t, ends) < 0) {
+        st->i++;
+        all = strcmp(t->text, "*") == 0;
+        if (r->match_all || (all && r->nexprs > 0))
+            return config_lex_error(st, t, "'*' must be the only expression");
+        if (all)
+            r->match_all = true;
+        else if (config_lex_regex(st, t, NULL) != 0 ||
+                 s_strv_add(st, &r->exprs, &r->nexprs, t->text) != 0)
+            return -1;
+    }
+    if (!r->match_all && r->nexprs == 0)
+        return config_lex_error(st, t, "expected an expression or '*'");
+    if (s_match_clauses(st, r) != 0)
+        return -1;
+    t = config_lex_peek(st);
+    if (config_lex_accept(st, "send")) {
+        if (s_dests(st, &r->dests, &r->ndests) != 0)
+            return -1;
+    } else if (!r->validate || r->critical) {
+        /* only a validating rule may go without destinations */
+        return config_lex_expect(st, "send");
+    }
+    r->stop = config_lex_accept(st, "stop");
+    return config_lex_end(st);
+}
+
+/* rewrite EXPR into REPLACEMENT ; */
+static int s_stmt_rewrite(config_lex_stmt_t *st)
+{
+    config_rule_t *r = s_new_rule(st, RULE_REWRITE);
+    const config_lex_tok_t *t, *rep;
+    size_t nsub = 0;
+
+    if (!r || !(t = config_lex_take(st, "an expression")))
+        return -1;
+    if (config_lex_tok_is(t, "into"))
+        return config_lex_error(st, t, "expected an expression before 'into'");
+    if (config_lex_regex(st, t, &nsub) != 0 ||
+        s_strv_add(st, &r->exprs, &r->nexprs, t->text) != 0 ||
+        config_lex_expect(st, "into") != 0 ||
+        !(rep = config_lex_take(st, "a replacement after 'into'")) ||
+        s_set(st, &r->replacement, rep->text) != 0 || config_lex_end(st) != 0)
+        return -1;
+    /* Back references: \N, with any of _ ^ . between (case and dot
+     * conversions); "\\" is a backslash. */
+    for (const char *s = rep->text; *s; s++) {
+        const char *q = s + 1;
+        if (*s != '\\')
+            continue;
+        if (*q == '\\') {
+            s++;
+            continue;
+        }
+        while (*q == '_' || *q == '^' || *q == '.')
+            q++;
+        if (*q >= '1' && *q <= '9' && (size_t)(*q - '0') > nsub)
+            return config_lex_error(st, rep,
+                                    "replacement uses \\%c but the "
+                                    "expression has %zu group%s",
+                                    *q, nsub, nsub == 1 ? "" : "s");
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* listen                                                              */
+/* ------------------------------------------------------------------ */
+
+/* s_listen_addr: "ADDR [proto tcp|udp|unix]" into a new listen entry. */
+static int s_listen_addr(config_lex_stmt_t *st, config_wire_t type)
+{
+    static const char *const opts[] = {"proto", "type", "transport", "ssl",
+                                       "mtls", NULL};
+    config_t *cfg = s_parser(st)->cfg;
+    const config_lex_tok_t *addr = config_lex_take(st, "an address");
+    const char *s;
+    config_listen_t *l;
+    int k, port = 0;
+
+    if (!addr || config_lex_refuse(st, addr, opts) != 0 ||
+        !(l = s_grow(st, cfg->listens, cfg->nlistens, sizeof *l)))
+        return -1;
+    cfg->listens = l;
+    l = &cfg->listens[cfg->nlistens++];
+    l->type = type;
+    l->pos.file = st->file;
+    l->pos.line = addr->line;
+    if (config_lex_accept(st, "proto")) {
+        if ((k = config_lex_choose(st, "tcp, udp or unix after 'proto'",
+                                   s_protos)) < 0)
+            return -1;
+        l->proto = (config_proto_t)k;
+    }
+    if (l->proto == PROTO_UNIX) {
+        if (!addr->text[0])
+            return config_lex_error(st, addr, "empty socket path");
+        return s_set(st, &l->path, addr->text);
+    }
+    if (addr->text[0] == '/')
+        return config_lex_error(st, addr,
+                                "'%s' looks like a socket path: add "
+                                "'proto unix'",
+                                addr->text);
+    for (s = addr->text; *s >= '0' && *s <= '9'; s++)
+        ;
+    if (s > addr->text && !*s) { /* a port alone */
+        if (config_lex_port(st, addr, addr->text, (size_t)(s - addr->text),
+                            &port) != 0)
+            return -1;
+    } else if (config_lex_hostport(st, addr, true, &l->host, &port, NULL)) {
+        return -1;
+    }
+    if (type == WIRE_PICKLE && l->proto == PROTO_UDP)
+        return config_lex_error(st, addr, "pickle is received over tcp only");
+    l->port = port ? port : type == WIRE_PICKLE ? 2004 : 2003;
+    return 0;
+}
+
+/* listen type linemode|pickle [transport plain] ADDR [proto P] ... ; */
+static int s_stmt_listen(config_lex_stmt_t *st)
+{
+    int type;
+
+    if (config_lex_expect(st, "type") != 0 ||
+        (type = config_lex_choose(st, "linemode or pickle after 'type'",
+                                  s_wires)) < 0 ||
+        s_transport(st) != 0)
+        return -1;
+    if (!config_lex_peek(st))
+        return config_lex_error(st, NULL, "no address given");
+    while (config_lex_peek(st))
+        if (s_listen_addr(st, (config_wire_t)type) != 0)
+            return -1;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* statistics, include                                                 */
+/* ------------------------------------------------------------------ */
+
+/* statistics [submit every N seconds] [reset counters after interval]
+ * [prefix with P] [send to CLUSTER...] [stop] ; */
+static int s_stmt_statistics(config_lex_stmt_t *st)
+{
+    static const char *const opts[] = {"submit", "reset", "prefix", "send",
+                                       "stop", NULL};
+    config_stats_t *s = &s_parser(st)->cfg->stats;
+    unsigned seen = 0;
+    int k, rc = 0;
+
+    if (s_once(st, &s->pos) != 0)
+        return -1;
+    s->given = true;
+    while (rc == 0 && config_lex_peek(st)) {
+        if ((k = s_clause(st, opts, &seen)) < 0)
+            return -1;
+        if (k == 0)
+            rc = config_lex_expect(st, "every") ||
+                 s_take_int(st, "interval", 1, "seconds", &s->interval);
+        else if (k == 1)
+            rc = config_lex_expect(st, "counters") ||
+                 config_lex_expect(st, "after") ||
+                 config_lex_expect(st, "interval");
+        else if (k == 2)
+            rc = config_lex_expect(st, "with") ||
+                 s_take_set(st, "a prefix after 'prefix with'", &s->prefix);
+        else if (k == 3)
+            rc = s_dests(st, &s->dests, &s->ndests);
+        s->reset = s->reset || k == 1;
+        s->stop = s->stop || k == 4;
+    }
+    return rc ? -1 : 0;
+}
+
+/* include PATH_OR_GLOB ; */
+static int s_stmt_include(config_lex_stmt_t *st)
+{
+    parser_t *p = s_parser(st);
+    const config_lex_tok_t *t = config_lex_take(st, "a file or pattern");
+    char **paths = NULL;
+    size_t n = 0;
+    int e, rc = 0;
+
+    if (!t || config_lex_end(st) != 0)
+        return -1;
+    if (p->flags & CONFIG_NO_INCLUDE)
+        return config_lex_error(st, t, "include is disabled here");
+    if (!t->text[0])
+        return config_lex_error(st, t, "empty file name");
+    if (p->depth >= CONFIG_MAX_DEPTH)
+        return config_lex_error(st, t,
+                                "'%s': includes nested deeper than %d files "
+                                "(an include loop?)",
+                                t->text, CONFIG_MAX_DEPTH);
+    if ((e = config_lex_paths(p->dir, t->text, &paths, &n)) != 0)
+        return e == ENOMEM ? config_lex_oom(st)
+                           : config_lex_error(st, t,
+                                              "'%s': cannot read a directory",
+                                              t->text);
+    for (size_t k = 0; k < n && rc == 0; k++)
+        rc = s_parse_file(p, paths[k], p->depth + 1, st);
+    s_strv_free(paths, n);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* orchester extensions                                                */
+/* ------------------------------------------------------------------ */
+
+/* satellites bind EP [EP...] ; */
+static int s_stmt_satellites(config_lex_stmt_t *st)
+{
+    config_t *cfg = s_parser(st)->cfg;
+    const config_lex_tok_t *t;
+
+    if (config_lex_expect(st, "bind") != 0)
+        return -1;
+    if (!config_lex_peek(st))
+        return config_lex_error(st, NULL, "expected an endpoint after 'bind'");
+    do {
+        if (!(t = config_lex_take(st, "an endpoint")) ||
+            config_lex_endpoint(st, t) != 0 ||
+            s_strv_add(st, &cfg->satellites_bind, &cfg->nsatellites_bind,
+                       t->text) != 0)
+            return -1;
+    } while (config_lex_peek(st));
+    return 0;
+}
+
+/* orchester EP [EP] [timeout N ms] ; */
+static int s_stmt_orchester(config_lex_stmt_t *st)
+{
+    config_t *cfg = s_parser(st)->cfg;
+    const config_lex_tok_t *t;
+
+    if (s_once(st, &s_parser(st)->orchester_pos) != 0)
+        return -1;
+    while ((t = config_lex_peek(st)) && !config_lex_tok_is(t, "timeout")) {
+        if (cfg->norchesters == 2)
+            return config_lex_error(st, t,
+                                    "at most two endpoints (the primary, "
+                                    "then the backup)%s",
+                                    config_lex_hint(t));
+        st->i++;
+        if (config_lex_endpoint(st, t) != 0 ||
+            s_strv_add(st, &cfg->orchesters, &cfg->norchesters, t->text))
+            return -1;
+    }
+    if (cfg->norchesters == 0)
+        return config_lex_error(st, t, "expected an endpoint");
+    if (config_lex_accept(st, "timeout") &&
+        s_take_int(st, "timeout", 1, "ms", &cfg->orchester_timeout_ms) != 0)
+        return -1;
+    return config_lex_end(st);
+}
+
+/* control EP ; */
+static int s_stmt_control(config_lex_stmt_t *st)
+{
+    if (s_once(st, &s_parser(st)->control_pos) != 0 ||
+        s_take_endpoint(st, "an endpoint", &s_parser(st)->cfg->control) != 0)
+        return -1;
+    return config_lex_end(st);
+}
+
+/* buffer redis TARGET [prefix P] [max N datapoints] [replay N per second] ; */
+static int s_stmt_buffer(config_lex_stmt_t *st)
+{
+    static const char *const kinds[] = {"redis", NULL};
+    static const char *const opts[] = {"prefix", "max", "replay", NULL};
+    config_buffer_t *b = &s_parser(st)->cfg->buffer;
+    const config_lex_tok_t *t;
+    unsigned seen = 0;
+    int k, rc = 0, port = 0;
+
+    if (s_once(st, &b->pos) != 0 ||
+        config_lex_choose(st, "'redis'", kinds) < 0 ||
+        !(t = config_lex_take(st, "a target (unix:PATH or HOST:PORT)")))
+        return -1;
+    if (strncmp(t->text, "unix:", 5) == 0 ? !t->text[5]
+        : config_lex_hostport(st, t, false, NULL, &port, NULL) || !port)
+        return config_lex_error(st, t,
+                                "target '%s' must be unix:PATH or HOST:PORT",
+                                t->text);
+    if (s_set(st, &b->target, t->text) != 0)
+        return -1;
+    while (rc == 0 && config_lex_peek(st)) {
+        if ((k = s_clause(st, opts, &seen)) < 0)
+            return -1;
+        if (k == 0) {
+            if (!(t = config_lex_take(st, "a prefix after 'prefix'")))
+                return -1;
+            rc = !t->text[0] ? config_lex_error(st, t, "empty prefix")
+                             : s_set(st, &b->prefix, t->text);
+        } else if (k == 1) {
+            rc = config_lex_take_num(st, "max", 1, LLONG_MAX, &b->max) ||
+                 config_lex_expect(st, "datapoints");
+        } else {
+            rc = config_lex_take_num(st, "replay", 1, LLONG_MAX,
+                                     &b->replay) ||
+                 config_lex_expect(st, "per") ||
+                 config_lex_expect(st, "second");
+        }
+    }
+    return rc ? -1 : 0;
+}
+
+/* ha primary|backup publish EP peer PUB_EP SAT_EP [heartbeat N ms] ; */
+static int s_stmt_ha(config_lex_stmt_t *st)
+{
+    static const char *const roles[] = {"primary", "backup", NULL};
+    static const char *const opts[] = {"publish", "peer", "heartbeat", NULL};
+    config_ha_t *ha = &s_parser(st)->cfg->ha;
+    unsigned seen = 0;
+    int k, rc = 0;
+
+    if (s_once(st, &ha->pos) != 0 ||
+        (k = config_lex_choose(st, "primary or backup", roles)) < 0)
+        return -1;
+    ha->role = k == 0 ? HA_PRIMARY : HA_BACKUP;
+    while (rc == 0 && config_lex_peek(st)) {
+        if ((k = s_clause(st, opts, &seen)) < 0)
+            return -1;
+        if (k == 0)
+            rc = s_take_endpoint(st, "an endpoint after 'publish'",
+                                 &ha->publish);
+        else if (k == 1)
+            rc = s_take_endpoint(st, "the peer's publish endpoint",
+                                 &ha->peer_publish) ||
+                 s_take_endpoint(st, "the peer's satellites endpoint",
+                                 &ha->peer_satellites);
+        else
+            rc = s_take_int(st, "heartbeat", 1, "ms", &ha->heartbeat_ms);
+    }
+    if (rc)
+        return -1;
+    if (!ha->publish)
+        return config_lex_error(st, NULL, "missing 'publish ENDPOINT'");
+    if (!ha->peer_publish)
+        return config_lex_error(st, NULL,
+                                "missing 'peer PUBLISH_ENDPOINT "
+                                "SATELLITES_ENDPOINT'");
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Files and statements                                                */
+/* ------------------------------------------------------------------ */
+
+/* Statement keywords and their parsers. */
+static const struct {
+    const char *word; /* the keyword */
+    stmt_parse_fn fn; /* its parser */
+} s_statements[] = {
+    {"cluster", s_stmt_cluster},       {"match", s_stmt_match},
+    {"rewrite", s_stmt_rewrite},       {"listen", s_stmt_listen},
+    {"statistics", s_stmt_statistics}, {"include", s_stmt_include},
+    {"satellites", s_stmt_satellites}, {"orchester", s_stmt_orchester},
+    {"control", s_stmt_control},       {"buffer", s_stmt_buffer},
+    {"ha", s_stmt_ha},
+};
+
+/* s_statement: dispatch on the statement's first word. */
+static int s_statement(config_lex_stmt_t *st)
+{
+    const config_lex_tok_t *t = &st->tok[0];
+    size_t n = sizeof s_statements / sizeof s_statements[0];
+
+    for (size_t k = 0; k < n; k++) {
+        if (config_lex_tok_is(t, s_statements[k].word)) {
+            st->name = s_statements[k].word;
+            st->i = 1;
+            return s_statements[k].fn(st);
+        }
+    }
+    if (config_lex_tok_is(t, "aggregate"))
+        return config_lex_fail(st->err, st->file, t->line,
+                               "'aggregate' is not supported by orchester "
+                               "yet");
+    if (config_lex_tok_is(t, "send") && st->n > 1 &&
+        config_lex_tok_is(&st->tok[1], "statistics"))
+        return config_lex_fail(st->err, st->file, t->line,
+                               "'send statistics to' is not supported by "
+                               "orchester yet (use 'statistics send to')");
+    return config_lex_fail(st->err, st->file, t->line,
+                           "unknown statement '%s'", t->text);
+}
+
+/* s_parse_text: parse len bytes of text, read from file (borrowed from
+ * cfg->files), into the tree.  dir is the base of relative includes in it
+ * and depth its include depth. */
+static int s_parse_text(parser_t *p, const char *text, size_t len,
+                        const char *file, const char *dir, int depth)
+{
+    const char *outer_dir = p->dir;
+    int outer_depth = p->depth;
+    config_lex_t lex;
+    config_lex_stmt_t st;
+    char msg[128];
+    int errline = 0, rc = -1;
+    size_t start = 0;
+
+    if (config_lex_run(text, len, &lex, &errline, msg, sizeof msg) != 0)
+        return config_lex_fail(&p->err, file, errline, "%s", msg);
+    p->dir = dir;
+    p->depth = depth;
+    for (size_t i = 0; i < lex.ntoks; i++) {
+        if (!lex.toks[i].semi)
+            continue;
+        if (i > start) { /* a lone ';' is an empty statement */
+            memset(&st, 0, sizeof st);
+            st.tok = &lex.toks[start];
+            st.n = i - start;
+            st.file = file;
+            st.endline = lex.toks[i].line;
+            st.err = &p->err;
+            st.ctx = p;
+            if (s_statement(&st) != 0)
+                goto done;
+        }
+        start = i + 1;
+    }
+    if (start < lex.ntoks) {
+        config_lex_fail(&p->err, file, lex.toks[lex.ntoks - 1].line,
+                        "missing ';' at end of file (the '%.40s' statement "
+                        "of line %d is not terminated)",
+                        lex.toks[start].text, lex.toks[start].line);
+        goto done;
+    }
+    rc = 0;
+
+done:
+    p->dir = outer_dir;
+    p->depth = outer_depth;
+    config_lex_free(&lex);
+    return rc;
+}
+
+/* s_add_file: a copy of path appended to cfg->files, or NULL. */
+static const char *s_add_file(config_t *cfg, const char *path)
+{
+    char **grown = NULL;
+    char *copy = strdup(path);
+
+    if (copy && cfg->nfiles < ((size_t)-1) / sizeof *grown - 1)
+        grown = realloc(cfg->files, (cfg->nfiles + 1) * sizeof *grown);
+    if (!grown) {
+        free(copy);
+        return NULL;
+    }
+    cfg->files = grown;
+    grown[cfg->nfiles++] = copy;
+    return copy;
+}
+
+/* s_parse_file: read path and parse it into the tree at include depth.
+ * from is the include statement, or NULL for the main file (errors then
+ * name path without a line). */
+static int s_parse_file(parser_t *p, const char *path, int depth,
+                        const config_lex_stmt_t *from)
+{
+    char *text = NULL, *dir = NULL;
+    const char *file, *slash;
+    char ebuf[128];
+    size_t len = 0;
+    int e, rc = -1;
+
+    if ((e = config_lex_read(path, &text, &len)) != 0) {
+        if (from)
+            return config_lex_fail(&p->err, from->file,
+                                   from->tok[from->i - 1].line,
+                                   "include: cannot read '%s': %s", path,
+                                   s_strerror(e, ebuf, sizeof ebuf));
+        return config_lex_fail(&p->err, path, 0, "cannot read: %s",
+                               s_strerror(e, ebuf, sizeof ebuf));
+    }
+    if (!(file = s_add_file(p->cfg, path)) ||
+        ((slash = strrchr(file, '/')) &&
+         !(dir = strndup(file, slash == file ? 1 : (size_t)(slash - file))))) {
+        config_lex_fail(&p->err, path, 0, "out of memory");
+        goto done;
+    }
+    rc = s_parse_text(p, text, len, file, dir, depth);
+
+done:
+    free(dir);
+    free(text);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Whole-tree checks, construction, destruction                        */
+/* ------------------------------------------------------------------ */
+
+/* s_check_dests: every name in dests is a cluster or "blackhole". */
+static int s_check_dests(parser_t *p, const char *what, char **dests,
+                         size_t n, config_pos_t pos)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(dests[i], "blackhole") != 0 &&
+            !config_find_cluster(p->cfg, dests[i]))
+            return config_lex_fail(&p->err, pos.file, pos.line,
+                                   "%s: unknown cluster '%s'%s", what,
+                                   dests[i],
+                                   config_lex_keyword(dests[i])
+                                       ? " (missing ';' before it?)"
+                                       : "");
+    return 0;
+}
+
+/* s_check: the checks that need the whole tree. */
+static int s_check(parser_t *p)
+{
+    const config_t *cfg = p->cfg;
+
+    for (size_t i = 0; i < cfg->nrules; i++)
+        if (s_check_dests(p, "match", cfg->rules[i].dests,
+                          cfg->rules[i].ndests, cfg->rules[i].pos) != 0)
+            return -1;
+    return s_check_dests(p, "statistics", cfg->stats.dests,
+                         cfg->stats.ndests, cfg->stats.pos);
+}
+
+/* s_begin: set up p with a new tree holding the defaults.  Returns 0, or
+ * -1 with "name: out of memory" in err. */
+static int s_begin(parser_t *p, const char *name, int flags, char *err,
+                   size_t errlen)
+{
+    memset(p, 0, sizeof *p);
+    p->err.buf = err;
+    p->err.len = errlen;
+    p->flags = flags;
+    if (err && errlen)
+        err[0] = '\0';
+    if (!(p->cfg = calloc(1, sizeof *p->cfg)) ||
+        !(p->cfg->buffer.prefix = strdup("orchester"))) {
+        free(p->cfg);
+        p->cfg = NULL;
+        return config_lex_fail(&p->err, name, 0, "out of memory");
+    }
+    p->cfg->orchester_timeout_ms = 3000;
+    p->cfg->stats.interval = 60;
+    p->cfg->buffer.max = 50000000;
+    p->cfg->buffer.replay = 200000;
+    p->cfg->ha.heartbeat_ms = 1000;
+    return 0;
+}
+
+config_t *config_load(const char *file, char *err, size_t errlen)
+{
+    parser_t p;
+
+    if (!file)
+        file = "(null)";
+    if (s_begin(&p, file, 0, err, errlen) != 0)
+        return NULL;
+    if (s_parse_file(&p, file, 0, NULL) != 0 || s_check(&p) != 0)
+        goto err;
+    return p.cfg;
+
+err:
+    config_destroy(&p.cfg);
+    return NULL;
+}
+
+config_t *config_parse_string_flags(const char *text, const char *name,
+                                    int flags, char *err, size_t errlen)
+{
+    parser_t p;
+    const char *file;
+
+    if (!name)
+        name = "(string)";
+    if (!text)
+        text = "";
+    if (s_begin(&p, name, flags, err, errlen) != 0)
+        return NULL;
+    if (!(file = s_add_file(p.cfg, name))) {
+        config_lex_fail(&p.err, name, 0, "out of memory");
+        goto err;
+    }
+    if (s_parse_text(&p, text, strlen(text), file, NULL, 0) != 0 ||
+        s_check(&p) != 0)
+        goto err;
+    return p.cfg;
+
+err:
+    config_destroy(&p.cfg);
+    return NULL;
+}
+
+config_t *config_parse_string(const char *text, const char *name, char *err,
+                              size_t errlen)
+{
+    return config_parse_string_flags(text, name, 0, err, errlen);
+}
+
+void config_destroy(config_t **cfgp)
+{
+    config_t *cfg;
+
+    if (!cfgp || !*cfgp)
+        return;
+    cfg = *cfgp;
+    for (size_t i = 0; i < cfg->nlistens; i++) {
+        free(cfg->listens[i].host);
+        free(cfg->listens[i].path);
+    }
+    free(cfg->listens);
+    for (size_t i = 0; i < cfg->nclusters; i++) {
+        config_cluster_t *c = &cfg->clusters[i];
+        for (size_t j = 0; j < c->nmembers; j++) {
+            free(c->members[j].host);
+            free(c->members[j].instance);
+        }
+        free(c->members);
+        free(c->name);
+    }
+    free(cfg->clusters);
+    for (size_t i = 0; i < cfg->nrules; i++) {
+        config_rule_t *r = &cfg->rules[i];
+        s_strv_free(r->exprs, r->nexprs);
+        s_strv_free(r->dests, r->ndests);
+        free(r->validate);
+        free(r->route_using);
+        free(r->replacement);
+    }
+    free(cfg->rules);
+    s_strv_free(cfg->satellites_bind, cfg->nsatellites_bind);
+    s_strv_free(cfg->orchesters, cfg->norchesters);
+    free(cfg->control);
+    free(cfg->stats.prefix);
+    s_strv_free(cfg->stats.dests, cfg->stats.ndests);
+    free(cfg->buffer.target);
+    free(cfg->buffer.prefix);
+    free(cfg->ha.publish);
+    free(cfg->ha.peer_publish);
+    free(cfg->ha.peer_satellites);
+    s_strv_free(cfg->files, cfg->nfiles);
+    free(cfg);
+    *cfgp = NULL;
+}
+
+const config_cluster_t *config_find_cluster(const config_t *cfg,
+                                            const char *name)
+{
+    if (!cfg || !name)
+        return NULL;
+    for (size_t i = 0; i < cfg->nclusters; i++)
+        if (cfg->clusters[i].name && strcmp(cfg->clusters[i].name, name) == 0)
+            return &cfg->clusters[i];
+    return NULL;
+}

@@ -1,0 +1,186 @@
+/*
+ * config.h -- the configuration language: tokenizer, parser, and the tree it
+ * builds.
+ *
+ * Pure core: it reads files (the config and its includes) but opens no
+ * sockets and starts nothing.  relay/ parses a file with config_load(), checks
+ * it, and hands the tree to the router (src/router.c), the ingest threads
+ * (src/ingest.c) and the sender (src/sender.c), which only read it.
+ *
+ * The language is a superset of carbon-c-relay's: cluster, match, rewrite,
+ * listen, statistics, include, blackhole, plus orchester's extensions
+ * (buffer, critical, satellites, orchester, ha, control, "type pickle").
+ * Statements carbon-c-relay has and orchester does not (aggregate,
+ * "send statistics to") are refused with an error naming them and their line.
+ */
+#ifndef ORCHESTER_CONFIG_H
+#define ORCHESTER_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Where a statement came from, for error messages. */
+typedef struct {
+    const char *file;  /* borrowed from config_t.files */
+    int line;          /* 1-based */
+} config_pos_t;
+
+typedef enum { PROTO_TCP = 0, PROTO_UDP, PROTO_UNIX } config_proto_t;
+typedef enum { WIRE_LINEMODE = 0, WIRE_PICKLE } config_wire_t;
+
+/* One address of a listen statement. */
+typedef struct {
+    config_wire_t type;   /* linemode or pickle (from "type") */
+    config_proto_t proto; /* tcp, udp or unix */
+    char *host;           /* interface, NULL for any; NULL for unix */
+    int port;             /* port (default 2003 linemode, 2004 pickle) */
+    char *path;           /* unix socket path, else NULL */
+    config_pos_t pos;
+} config_listen_t;
+
+typedef enum {
+    CLUSTER_FORWARD = 0,
+    CLUSTER_ANY_OF,
+    CLUSTER_FAILOVER,
+    CLUSTER_CARBON_CH,
+    CLUSTER_FNV1A_CH,
+    CLUSTER_JUMP_FNV1A_CH,
+    CLUSTER_FILE,
+    CLUSTER_FILE_IP
+} config_cluster_type_t;
+
+/* One member of a cluster: host[:port][=instance], or a file path. */
+typedef struct {
+    char *host;           /* host as written (IPv6 without brackets); file path for file clusters */
+    int port;             /* default 2003 (2004 for type pickle); 0 for files */
+    char *instance;       /* NULL when none */
+    config_proto_t proto; /* tcp (default) or udp */
+    config_wire_t type;   /* linemode (default) or pickle */
+    config_pos_t pos;
+} config_member_t;
+
+typedef struct {
+    char *name;
+    config_cluster_type_t type;
+    int replication;      /* 1 unless given */
+    bool dynamic;         /* "dynamic" given */
+    bool useall;          /* "useall" given */
+    config_member_t *members;
+    size_t nmembers;
+    config_pos_t pos;
+} config_cluster_t;
+
+typedef enum { RULE_MATCH = 0, RULE_REWRITE } config_rule_kind_t;
+typedef enum { VALIDATE_NONE = 0, VALIDATE_LOG, VALIDATE_DROP } config_validate_t;
+
+/* A match or rewrite rule, in file order. */
+typedef struct {
+    config_rule_kind_t kind;
+    bool match_all;       /* match: the expression was "*" */
+    char **exprs;         /* match: the expressions (nexprs, 0 when match_all); rewrite: exprs[0] */
+    size_t nexprs;
+    char *validate;       /* match: validate expression, or NULL */
+    config_validate_t validate_action;
+    char *route_using;    /* match: "route using" template, or NULL */
+    bool critical;        /* match: "critical" given (orchester extension) */
+    char **dests;         /* match: cluster names, in order; "blackhole" for the blackhole */
+    size_t ndests;
+    bool stop;            /* match: "stop" given */
+    char *replacement;    /* rewrite: the "into" text */
+    config_pos_t pos;
+} config_rule_t;
+
+/* statistics statement (defaults when absent: 60 s, cumulative, no prefix
+ * override, routed like any metric). */
+typedef struct {
+    int interval;         /* seconds, default 60 */
+    bool reset;           /* reset counters after interval */
+    char *prefix;         /* NULL: carbon.relays.<hostname> */
+    char **dests;         /* send to clusters, or NULL/0 to route normally */
+    size_t ndests;
+    bool stop;
+    bool given;           /* the statement was present */
+    config_pos_t pos;
+} config_stats_t;
+
+/* buffer redis TARGET [prefix P] [max N datapoints] [replay N per second] ; */
+typedef struct {
+    char *target;         /* unix:/path or host:port; NULL when absent */
+    char *prefix;         /* default "orchester" */
+    long long max;        /* datapoints, default 50000000 */
+    long long replay;     /* datapoints per second, default 200000 */
+    config_pos_t pos;
+} config_buffer_t;
+
+typedef enum { HA_NONE = 0, HA_PRIMARY, HA_BACKUP } config_ha_role_t;
+
+/* ha primary|backup publish EP peer PUB_EP SAT_EP [heartbeat N ms] ; */
+typedef struct {
+    config_ha_role_t role;
+    char *publish;
+    char *peer_publish;
+    char *peer_satellites;
+    int heartbeat_ms;     /* default 1000 */
+    config_pos_t pos;
+} config_ha_t;
+
+/* The whole configuration.  Owns every string and array in it. */
+typedef struct {
+    char **files;                /* every file read, main file first */
+    size_t nfiles;
+    config_listen_t *listens;    /* in order of appearance */
+    size_t nlistens;
+    config_cluster_t *clusters;
+    size_t nclusters;
+    config_rule_t *rules;
+    size_t nrules;
+    char **satellites_bind;      /* "satellites bind EP [EP...] ;" endpoints */
+    size_t nsatellites_bind;
+    char **orchesters;           /* satellite config: "orchester EP [EP] [timeout N ms] ;" */
+    size_t norchesters;
+    int orchester_timeout_ms;    /* default 3000 */
+    char *control;               /* "control EP ;" or NULL */
+    config_stats_t stats;
+    config_buffer_t buffer;
+    config_ha_t ha;
+} config_t;
+
+/*
+ * config_load: parse FILE (and what it includes) into a new config_t.
+ * Returns the tree, or NULL with a message "FILE:LINE: what is wrong" in
+ * err (errlen bytes, always NUL-terminated).  The caller owns the result and
+ * frees it with config_destroy().  Checks done here: syntax, unknown or
+ * unsupported statements (named in the message), clusters referenced by
+ * match/statistics exist, duplicate cluster names, ports in 1..65535,
+ * replication >= 1 and <= the member count, regular expressions compile
+ * (POSIX extended).  When FILE itself cannot be read the message has no
+ * line: "FILE: cannot read: reason".  Relative includes are resolved
+ * against the directory of the including file.  Any thread may call it.
+ */
+config_t *config_load(const char *file, char *err, size_t errlen);
+
+/* config_parse_string: as config_load, for text held in memory; name is used
+ * in messages and to resolve relative includes (against the cwd). */
+config_t *config_parse_string(const char *text, const char *name, char *err,
+                              size_t errlen);
+
+/* Flags for config_parse_string_flags(). */
+enum {
+    CONFIG_NO_INCLUDE = 1 << 0 /* refuse "include": read no file at all */
+};
+
+/* config_parse_string_flags: as config_parse_string, with flags (an OR of
+ * CONFIG_* values; 0 behaves as config_parse_string).  With
+ * CONFIG_NO_INCLUDE an include statement is an error, so untrusted text
+ * (the fuzzer, a config sent over the control socket) opens no file. */
+config_t *config_parse_string_flags(const char *text, const char *name,
+                                    int flags, char *err, size_t errlen);
+
+/* config_destroy: free *cfg and set it to NULL.  Safe on NULL and twice. */
+void config_destroy(config_t **cfg);
+
+/* config_find_cluster: the cluster called name, or NULL.  Borrowed. */
+const config_cluster_t *config_find_cluster(const config_t *cfg,
+                                            const char *name);
+
+#endif

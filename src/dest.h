@@ -1,0 +1,67 @@
+/*
+ * dest.h -- one destination writer: a carbon backend over TCP, or a file.
+ *
+ * I/O shell around a queue (src/queue.c).  Runs on the sender thread's loop.
+ * A TCP destination connects without blocking, writes its queue with
+ * writev, notices a closed peer at once (it watches the socket for EOF),
+ * and reconnects with exponential backoff and jitter.  A file destination
+ * appends to its file (opened with O_APPEND, re-opened after an error).
+ * It never blocks the loop; a dead or slow destination only fills its own
+ * queue, which drops its oldest data when full.
+ */
+#ifndef ORCHESTER_DEST_H
+#define ORCHESTER_DEST_H
+
+#include <ev.h>
+#include <stdint.h>
+
+#include "queue.h"
+#include "router.h"
+#include "stats.h"
+
+typedef struct {
+    uint64_t queue_cap;      /* datapoints (100000) */
+    int backoff_min_ms;      /* first reconnect delay (100) */
+    int backoff_max_ms;      /* longest reconnect delay (5000) */
+    int connect_timeout_ms;  /* give up a connect after (3000) */
+    size_t write_bytes;      /* most bytes per writev (1 MiB) */
+} dest_opts_t;
+
+typedef struct dest dest_t;
+
+/* Called after the destination wrote something (its queue has room again)
+ * or changed state.  Runs on the loop; must not destroy the dest. */
+typedef void(dest_event_fn)(void *arg, dest_t *d);
+
+/* dest_opts_default: fill o with the defaults above. */
+void dest_opts_default(dest_opts_t *o);
+
+/* dest_new: a writer for rd (borrowed; the router outlives it).  Starts
+ * connecting at once.  Returns NULL on allocation failure. */
+dest_t *dest_new(struct ev_loop *loop, const router_dest_t *rd,
+                 const dest_opts_t *o, dest_event_fn *fn, void *arg);
+
+/* dest_destroy: close, release the queue, free *d, set it to NULL. */
+void dest_destroy(dest_t **d);
+
+/* dest_push: queue a chunk (see queue_push for ownership).  Returns the
+ * datapoints dropped to make room. */
+uint64_t dest_push(dest_t *d, const char *data, size_t len, uint32_t lines,
+                   queue_release_fn *release, void *owner);
+
+/* dest_room: whether lines more datapoints fit without dropping. */
+int dest_room(const dest_t *d, uint64_t lines);
+
+/* dest_up: connected (TCP) or open (file). */
+int dest_up(const dest_t *d);
+
+/* dest_queued: datapoints waiting. */
+uint64_t dest_queued(const dest_t *d);
+
+/* dest_stats: a snapshot of the counters. */
+void dest_stats(const dest_t *d, stats_dest_t *out);
+
+/* dest_info: the router's description (borrowed). */
+const router_dest_t *dest_info(const dest_t *d);
+
+#endif

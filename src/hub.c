@@ -1,0 +1,646 @@
+/*
+ * hub.c -- see hub.h.
+ *
+ * Ownership: the hub owns its sockets, the per-destination chunk buffers it
+ * is filling, and the routed message it may be holding while the sender's
+ * pipe is full.  A chunk buffer passes to zmq (zmq_msg_init_data) when the
+ * message is built, and zmq frees it.
+ */
+#include "hub.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <ev.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "batch.h"
+#include "clock.h"
+#include "log.h"
+#include "net.h"
+#include "stats.h"
+#include "zwatch.h"
+
+#define ROUTE_MAX 1024  /* destinations one datapoint may go to */
+
+typedef struct {
+    uint32_t id;     /* destination id */
+    uint32_t lines;  /* datapoints in the frame */
+} part_hdr_t;
+
+typedef struct {
+    uint64_t received;    /* datapoints in batches */
+    uint64_t batches;     /* batches routed */
+    uint64_t bad;         /* malformed batches */
+    uint64_t blackholed;  /* datapoints sent to the blackhole only */
+    uint64_t unrouted;    /* datapoints no rule matched */
+} hub_counters_t;
+
+struct hub {
+    struct ev_loop *loop;     /* owned */
+    const config_t *cfg;      /* borrowed */
+    const router_t *r;        /* borrowed */
+    hub_opts_t o;             /* options; strings owned below */
+    char *hostname;
+    void *router;             /* ROUTER: batches in, acks out */
+    void *out;                /* PUSH to the sender */
+    void *stats;              /* PULL of snapshots */
+    void *ctl;                /* PAIR from main */
+    void *control;            /* REP for orchester-ctl, or NULL */
+    zwatch_t *router_w, *stats_w, *ctl_w, *control_w;
+    size_t ndests;
+    char **obuf;              /* chunk being filled, per destination */
+    size_t *olen, *ocap;
+    uint32_t *ocount;         /* datapoints in it */
+    uint32_t *touched;        /* destinations with data, in first-use order */
+    size_t ntouched;
+    /* the routed message held while the sender's pipe is full */
+    zmq_msg_t held[1 + 4096];
+    size_t nheld;
+    zmq_msg_t ack_to;         /* identity to acknowledge once sent */
+    int ack_pending;
+    uint64_t ack_seq;
+    ev_timer retry;           /* retries the held message */
+    ev_timer statstimer;      /* self metrics */
+    int stopping;
+    uint32_t ids[ROUTE_MAX];  /* scratch for router_route */
+    hub_counters_t c;
+    stats_ingest_t ingest;    /* latest snapshot (summed over threads: one now) */
+    stats_dest_t *dsnap;      /* latest sender snapshot, ndests */
+    char *reply;              /* control reply buffer */
+    size_t replycap;
+};
+
+/* ---- building routed messages ------------------------------------------- */
+
+static int s_append(hub_t *h, uint32_t id, const char *line, size_t len)
+{
+    if (h->olen[id] + len > h->ocap[id]) {
+        size_t cap = h->ocap[id] ? h->ocap[id] * 2 : 16384;
+        while (cap < h->olen[id] + len)
+            cap *= 2;
+        char *p = realloc(h->obuf[id], cap);
+        if (p == NULL)
+            return -1;
+        h->obuf[id] = p;
+        h->ocap[id] = cap;
+    }
+    if (h->ocount[id] == 0)
+        h->touched[h->ntouched++] = id;
+    memcpy(h->obuf[id] + h->olen[id], line, len);
+    h->olen[id] += len;
+    h->ocount[id]++;
+    return 0;
+}
+
+static int s_route_line(void *arg, const char *line, size_t len,
+                        size_t namelen)
+{
+    hub_t *h = arg;
+    int how = 0;
+    size_t n = router_route(h->r, line, namelen, h->ids, ROUTE_MAX, &how,
+                            NULL, NULL);
+    for (size_t i = 0; i < n; i++)
+        if (s_append(h, h->ids[i], line, len) != 0)
+            log_err("hub: out of memory: datapoint dropped");
+    if (n == 0) {
+        if (how & ROUTE_BLACKHOLE)
+            h->c.blackholed++;
+        else
+            h->c.unrouted++;
+    }
+    return 0;
+}
+
+static void s_free_fn(void *data, void *hint)
+{
+    (void)hint;
+    free(data);
+}
+
+/* Turn the filled chunks into the held message. */
+static void s_build(hub_t *h)
+{
+    part_hdr_t ph[4096];
+    size_t n = h->ntouched;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t id = h->touched[i];
+        ph[i].id = id;
+        ph[i].lines = h->ocount[id];
+        zmq_msg_init_data(&h->held[1 + i], h->obuf[id], h->olen[id],
+                          s_free_fn, NULL);
+        h->obuf[id] = NULL;
+        h->olen[id] = h->ocap[id] = 0;
+        h->ocount[id] = 0;
+    }
+    zmq_msg_init_size(&h->held[0], n * sizeof ph[0]);
+    memcpy(zmq_msg_data(&h->held[0]), ph, n * sizeof ph[0]);
+    h->nheld = 1 + n;
+    h->ntouched = 0;
+}
+
+static void s_send_ack(hub_t *h)
+{
+    if (!h->ack_pending)
+        return;
+    unsigned char buf[BATCH_HDR_LEN];
+    batch_hdr_t a = {.type = BATCH_ACK, .seq = h->ack_seq, .count = 64};
+    batch_hdr_encode(&a, buf);
+    /* EHOSTUNREACH: the satellite is gone; it resends elsewhere */
+    if (zmq_msg_send(&h->ack_to, h->router, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0)
+        zmq_send(h->router, buf, sizeof buf, ZMQ_DONTWAIT);
+    zmq_msg_close(&h->ack_to);
+    h->ack_pending = 0;
+}
+
+/* Send the held message; returns 0 when sent (or nothing held). */
+static int s_flush_held(hub_t *h, int flags)
+{
+    if (h->nheld == 0)
+        return 0;
+    if (h->nheld == 1) { /* nothing routed anywhere */
+        zmq_msg_close(&h->held[0]);
+        h->nheld = 0;
+        s_send_ack(h);
+        return 0;
+    }
+    for (size_t i = 0; i < h->nheld; i++) {
+        int more = i + 1 < h->nheld ? ZMQ_SNDMORE : 0;
+        if (zmq_msg_send(&h->held[i], h->out, more | flags) < 0) {
+            if (i == 0 && errno == EAGAIN)
+                return -1;
+            log_err("hub: sender pipe: %s", zmq_strerror(errno));
+        }
+    }
+    for (size_t i = 0; i < h->nheld; i++)
+        zmq_msg_close(&h->held[i]);
+    h->nheld = 0;
+    s_send_ack(h);
+    return 0;
+}
+
+static void s_retry_fn(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)revents;
+    hub_t *h = t->data;
+    if (s_flush_held(h, ZMQ_DONTWAIT) == 0) {
+        ev_timer_stop(loop, t);
+        if (!h->stopping)
+            zwatch_start(h->router_w);
+    }
+}
+
+/* ---- batches ------------------------------------------------------------- */
+
+static void s_recv_rest(void *sock, zmq_msg_t *parts, int max, int *n)
+{
+    int more = 1;
+    size_t sz = sizeof more;
+    while (more) {
+        zmq_msg_t tmp;
+        zmq_msg_t *m = *n < max ? &parts[*n] : &tmp;
+        zmq_msg_init(m);
+        if (zmq_msg_recv(m, sock, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(m);
+            return;
+        }
+        zmq_getsockopt(sock, ZMQ_RCVMORE, &more, &sz);
+        if (m == &tmp)
+            zmq_msg_close(m);
+        (*n)++;
+    }
+}
+
+static void s_router_fn(zwatch_t *w, void *sock, void *arg)
+{
+    hub_t *h = arg;
+    zmq_msg_t parts[3];
+    int n = 0;
+    s_recv_rest(sock, parts, 3, &n);
+    if (n == 0)
+        return;
+    batch_hdr_t bh;
+    const codec_t *codec = NULL;
+    if (n != 3 ||
+        batch_hdr_decode(zmq_msg_data(&parts[1]), zmq_msg_size(&parts[1]),
+                         &bh) != 0 ||
+        bh.type != BATCH_DATA || (codec = codec_find(bh.codec)) == NULL) {
+        h->c.bad++;
+        for (int i = 0; i < n && i < 3; i++)
+            zmq_msg_close(&parts[i]);
+        return;
+    }
+    long k = codec->decode(zmq_msg_data(&parts[2]), zmq_msg_size(&parts[2]),
+                           s_route_line, h);
+    if (k < 0)
+        h->c.bad++;
+    else
+        h->c.received += (uint64_t)k;
+    h->c.batches++;
+    s_build(h);
+    zmq_msg_init(&h->ack_to);
+    zmq_msg_move(&h->ack_to, &parts[0]);
+    h->ack_pending = 1;
+    h->ack_seq = bh.seq;
+    for (int i = 0; i < 3; i++)
+        zmq_msg_close(&parts[i]);
+    if (s_flush_held(h, ZMQ_DONTWAIT) != 0) {
+        zwatch_stop(w);
+        ev_timer_set(&h->retry, 0.001, 0.001);
+        ev_timer_start(h->loop, &h->retry);
+    }
+}
+
+/* ---- counters ------------------------------------------------------------ */
+
+static void s_stats_fn(zwatch_t *w, void *sock, void *arg)
+{
+    (void)w;
+    hub_t *h = arg;
+    zmq_msg_t parts[2];
+    int n = 0;
+    s_recv_rest(sock, parts, 2, &n);
+    if (n != 2) {
+        for (int i = 0; i < n && i < 2; i++)
+            zmq_msg_close(&parts[i]);
+        return;
+    }
+    const char *tag = zmq_msg_data(&parts[0]);
+    size_t tl = zmq_msg_size(&parts[0]);
+    size_t bl = zmq_msg_size(&parts[1]);
+    if (tl == strlen(STATS_TAG_INGEST) &&
+        memcmp(tag, STATS_TAG_INGEST, tl) == 0 && bl == sizeof h->ingest)
+        memcpy(&h->ingest, zmq_msg_data(&parts[1]), bl);
+    else if (tl == strlen(STATS_TAG_SENDER) &&
+             memcmp(tag, STATS_TAG_SENDER, tl) == 0 &&
+             bl == h->ndests * sizeof *h->dsnap)
+        memcpy(h->dsnap, zmq_msg_data(&parts[1]), bl);
+    zmq_msg_close(&parts[0]);
+    zmq_msg_close(&parts[1]);
+}
+
+typedef struct {
+    const char *name;
+    uint64_t value;
+} counter_t;
+
+/* The appliance's counters, named as the self metrics name them. */
+static size_t s_counters(const hub_t *h, counter_t *c, size_t max)
+{
+    uint64_t sent = 0, queued = 0, dropped = 0;
+    for (size_t i = 0; i < h->ndests; i++) {
+        sent += h->dsnap[i].sent;
+        queued += h->dsnap[i].queued;
+        dropped += h->dsnap[i].dropped;
+    }
+    size_t k = 0;
+#define C(n, v)                                                               \
+    do {                                                                      \
+        if (k < max)                                                          \
+            c[k++] = (counter_t){n, v};                                       \
+    } while (0)
+    C("metricsReceived", h->c.received);
+    C("metricsSent", sent);
+    C("metricsQueued", queued);
+    C("metricsDropped", dropped);
+    C("metricsBlackholed", h->c.blackholed);
+    C("metricsUnrouted", h->c.unrouted);
+    C("parseErrors", stats_parse_errors(&h->ingest));
+    C("parseErrors.fields", h->ingest.errors[LINE_FIELDS]);
+    C("parseErrors.name", h->ingest.errors[LINE_NAME]);
+    C("parseErrors.value", h->ingest.errors[LINE_VALUE]);
+    C("parseErrors.nan", h->ingest.errors[LINE_NAN]);
+    C("parseErrors.timestamp", h->ingest.errors[LINE_TIMESTAMP]);
+    C("parseErrors.toolong", h->ingest.errors[LINE_TOOLONG]);
+    C("satellites.batches", h->c.batches);
+    C("satellites.badBatches", h->c.bad);
+    C("satellites.resent", h->ingest.resent);
+    C("connections", h->ingest.connections);
+#undef C
+    return k;
+}
+
+static void s_statstimer_fn(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)loop;
+    (void)revents;
+    hub_t *h = t->data;
+    if (h->nheld > 0 || h->stopping)
+        return; /* the pipe is full: skip this round */
+    char prefix[512];
+    if (h->cfg->stats.prefix)
+        snprintf(prefix, sizeof prefix, "%s", h->cfg->stats.prefix);
+    else
+        snprintf(prefix, sizeof prefix, "carbon.relays.%s", h->hostname);
+    long long now = (long long)clock_wall_s();
+    counter_t c[32];
+    size_t n = s_counters(h, c, 32);
+    size_t cap = (n + 3 * h->ndests) * 700 + 1;
+    char *buf = malloc(cap);
+    if (buf == NULL)
+        return;
+    size_t len = 0;
+    for (size_t i = 0; i < n; i++)
+        len += (size_t)snprintf(buf + len, cap - len, "%s.%s %llu %lld\n",
+                                prefix, c[i].name,
+                                (unsigned long long)c[i].value, now);
+    for (size_t i = 0; i < h->ndests; i++) {
+        const router_dest_t *d = router_dest(h->r, i);
+        len += (size_t)snprintf(
+            buf + len, cap - len,
+            "%s.destinations.%s.sent %llu %lld\n"
+            "%s.destinations.%s.queued %llu %lld\n"
+            "%s.destinations.%s.dropped %llu %lld\n",
+            prefix, d->key, (unsigned long long)h->dsnap[i].sent, now, prefix,
+            d->key, (unsigned long long)h->dsnap[i].queued, now, prefix,
+            d->key, (unsigned long long)h->dsnap[i].dropped, now);
+    }
+    const config_stats_t *st = &h->cfg->stats;
+    const char *p = buf, *end = buf + len;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t l = (size_t)(nl - p) + 1;
+        if (st->ndests > 0) {
+            size_t k = router_to_clusters(h->r, st->dests, st->ndests, h->ids,
+                                          ROUTE_MAX);
+            for (size_t i = 0; i < k; i++)
+                s_append(h, h->ids[i], p, l);
+        } else {
+            s_route_line(h, p, l, batch_name_len(p, l - 1));
+        }
+        p = nl + 1;
+    }
+    free(buf);
+    s_build(h);
+    if (s_flush_held(h, ZMQ_DONTWAIT) != 0) {
+        for (size_t i = 0; i < h->nheld; i++)
+            zmq_msg_close(&h->held[i]);
+        h->nheld = 0;
+    }
+}
+
+/* ---- control ------------------------------------------------------------- */
+
+static void s_reply_add(hub_t *h, size_t *len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void s_reply_add(hub_t *h, size_t *len, const char *fmt, ...)
+{
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(h->reply + *len, h->replycap - *len, fmt, ap);
+        va_end(ap);
+        if (n < 0)
+            return;
+        if ((size_t)n < h->replycap - *len) {
+            *len += (size_t)n;
+            return;
+        }
+        char *p = realloc(h->reply, h->replycap * 2 + (size_t)n);
+        if (p == NULL)
+            return;
+        h->reply = p;
+        h->replycap = h->replycap * 2 + (size_t)n;
+    }
+}
+
+static size_t s_status(hub_t *h)
+{
+    size_t len = 0;
+    h->reply[0] = '\0';
+    for (size_t i = 0; i < h->cfg->nlistens; i++) {
+        const config_listen_t *l = &h->cfg->listens[i];
+        const char *type = l->type == WIRE_PICKLE ? "pickle" : "linemode";
+        if (l->proto == PROTO_UNIX) {
+            s_reply_add(h, &len, "listener %s unix %s\n", type, l->path);
+        } else {
+            char a[300];
+            net_addr_str(a, sizeof a, l->host, l->port);
+            s_reply_add(h, &len, "listener %s %s %s\n", type,
+                        l->proto == PROTO_UDP ? "udp" : "tcp", a);
+        }
+    }
+    for (size_t i = 0; i < h->cfg->nsatellites_bind; i++)
+        s_reply_add(h, &len, "satellites %s\n", h->cfg->satellites_bind[i]);
+    for (size_t i = 0; i < h->ndests; i++) {
+        const router_dest_t *d = router_dest(h->r, i);
+        const stats_dest_t *s = &h->dsnap[i];
+        s_reply_add(h, &len,
+                    "destination %s %s state=%s queued=%llu sent=%llu "
+                    "dropped=%llu\n",
+                    d->cluster->name, d->addr, s->up ? "up" : "down",
+                    (unsigned long long)s->queued,
+                    (unsigned long long)s->sent,
+                    (unsigned long long)s->dropped);
+    }
+    counter_t c[32];
+    size_t n = s_counters(h, c, 32);
+    for (size_t i = 0; i < n; i++)
+        s_reply_add(h, &len, "counter %s %llu\n", c[i].name,
+                    (unsigned long long)c[i].value);
+    return len;
+}
+
+static void s_control_fn(zwatch_t *w, void *sock, void *arg)
+{
+    (void)w;
+    hub_t *h = arg;
+    zmq_msg_t parts[1];
+    int n = 0;
+    s_recv_rest(sock, parts, 1, &n);
+    if (n == 0)
+        return;
+    char cmd[64] = "";
+    size_t l = zmq_msg_size(&parts[0]);
+    if (l < sizeof cmd) {
+        memcpy(cmd, zmq_msg_data(&parts[0]), l);
+        cmd[l] = '\0';
+    }
+    zmq_msg_close(&parts[0]);
+    size_t len;
+    if (strcmp(cmd, "status") == 0)
+        len = s_status(h);
+    else
+        len = (size_t)snprintf(h->reply, h->replycap,
+                               "error unknown command '%.40s'\n", cmd);
+    zmq_send(sock, h->reply, len, ZMQ_DONTWAIT);
+}
+
+static void s_ctl_fn(zwatch_t *w, void *sock, void *arg)
+{
+    (void)w;
+    hub_t *h = arg;
+    char cmd[16];
+    int n = zmq_recv(sock, cmd, sizeof cmd, ZMQ_DONTWAIT);
+    if (n != 4 || memcmp(cmd, "STOP", 4) != 0)
+        return;
+    h->stopping = 1;
+    zwatch_stop(h->router_w);
+    ev_timer_stop(h->loop, &h->retry);
+    /* what was taken is acknowledged only once the sender has it */
+    s_flush_held(h, 0);
+    zmq_send(h->out, "DRAIN", 5, 0);
+    ev_break(h->loop, EVBREAK_ALL);
+}
+
+/* ---- life ---------------------------------------------------------------- */
+
+static void *s_sock(void *zctx, int type, int hwm)
+{
+    void *s = zmq_socket(zctx, type);
+    if (s == NULL)
+        return NULL;
+    int linger = 0;
+    zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
+    if (hwm > 0) {
+        zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof hwm);
+        zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    }
+    return s;
+}
+
+hub_t *hub_new(void *zctx, const config_t *cfg, const router_t *r,
+               const hub_opts_t *o, char *err, size_t errlen)
+{
+    const char *failed = "";
+    hub_t *h = calloc(1, sizeof *h);
+    if (h == NULL)
+        goto nomem;
+    h->cfg = cfg;
+    h->r = r;
+    h->o = *o;
+    h->hostname = strdup(o->hostname);
+    h->ndests = router_ndests(r);
+    size_t nd = h->ndests ? h->ndests : 1;
+    h->obuf = calloc(nd, sizeof *h->obuf);
+    h->olen = calloc(nd, sizeof *h->olen);
+    h->ocap = calloc(nd, sizeof *h->ocap);
+    h->ocount = calloc(nd, sizeof *h->ocount);
+    h->touched = calloc(nd, sizeof *h->touched);
+    h->dsnap = calloc(nd, sizeof *h->dsnap);
+    h->replycap = 65536;
+    h->reply = malloc(h->replycap);
+    h->loop = ev_loop_new(EVFLAG_AUTO);
+    if (!h->hostname || !h->obuf || !h->olen || !h->ocap || !h->ocount ||
+        !h->touched || !h->dsnap || !h->reply || !h->loop)
+        goto nomem;
+    if (h->ndests > 4096) {
+        snprintf(err, errlen, "hub: more than 4096 destinations");
+        goto err;
+    }
+    int one = 1;
+    h->router = s_sock(zctx, ZMQ_ROUTER, 1000);
+    h->out = s_sock(zctx, ZMQ_PUSH, 64);
+    h->stats = s_sock(zctx, ZMQ_PULL, 0);
+    h->ctl = s_sock(zctx, ZMQ_PAIR, 0);
+    if (!h->router || !h->out || !h->stats || !h->ctl)
+        goto zerr;
+    zmq_setsockopt(h->router, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
+    failed = o->batches_endpoint;
+    if (zmq_bind(h->router, o->batches_endpoint) != 0)
+        goto zerr;
+    for (size_t i = 0; i < cfg->nsatellites_bind; i++) {
+        failed = cfg->satellites_bind[i];
+        if (zmq_bind(h->router, cfg->satellites_bind[i]) != 0)
+            goto zerr;
+    }
+    failed = o->sender_endpoint;
+    if (zmq_connect(h->out, o->sender_endpoint) != 0)
+        goto zerr;
+    failed = o->stats_endpoint;
+    if (zmq_bind(h->stats, o->stats_endpoint) != 0)
+        goto zerr;
+    failed = o->ctl_endpoint;
+    if (zmq_connect(h->ctl, o->ctl_endpoint) != 0)
+        goto zerr;
+    if (cfg->control) {
+        failed = cfg->control;
+        h->control = s_sock(zctx, ZMQ_REP, 0);
+        if (!h->control || zmq_bind(h->control, cfg->control) != 0)
+            goto zerr;
+    }
+    failed = "";
+    h->router_w = zwatch_new(h->loop, h->router, 64, s_router_fn, h);
+    h->stats_w = zwatch_new(h->loop, h->stats, 64, s_stats_fn, h);
+    h->ctl_w = zwatch_new(h->loop, h->ctl, 1, s_ctl_fn, h);
+    if (!h->router_w || !h->stats_w || !h->ctl_w)
+        goto zerr;
+    if (h->control) {
+        h->control_w = zwatch_new(h->loop, h->control, 8, s_control_fn, h);
+        if (!h->control_w)
+            goto zerr;
+    }
+    ev_init(&h->retry, s_retry_fn);
+    h->retry.data = h;
+    int interval = o->stats_interval > 0 ? o->stats_interval
+                                         : cfg->stats.interval;
+    if (interval <= 0)
+        interval = 60;
+    ev_timer_init(&h->statstimer, s_statstimer_fn, interval, interval);
+    h->statstimer.data = h;
+    return h;
+zerr:
+    snprintf(err, errlen, "hub: %s%s%s", failed, *failed ? ": " : "",
+             zmq_strerror(zmq_errno()));
+    goto err;
+nomem:
+    snprintf(err, errlen, "hub: out of memory");
+err:
+    hub_destroy(&h);
+    return NULL;
+}
+
+int hub_run(hub_t *h)
+{
+    zwatch_start(h->router_w);
+    zwatch_start(h->stats_w);
+    zwatch_start(h->ctl_w);
+    if (h->control_w)
+        zwatch_start(h->control_w);
+    ev_timer_start(h->loop, &h->statstimer);
+    ev_run(h->loop, 0);
+    zwatch_stop(h->router_w);
+    zwatch_stop(h->stats_w);
+    zwatch_stop(h->ctl_w);
+    if (h->control_w)
+        zwatch_stop(h->control_w);
+    ev_timer_stop(h->loop, &h->statstimer);
+    ev_timer_stop(h->loop, &h->retry);
+    return 0;
+}
+
+void hub_destroy(hub_t **ph)
+{
+    if (ph == NULL || *ph == NULL)
+        return;
+    hub_t *h = *ph;
+    for (size_t i = 0; i < h->nheld; i++)
+        zmq_msg_close(&h->held[i]);
+    if (h->ack_pending)
+        zmq_msg_close(&h->ack_to);
+    zwatch_destroy(&h->router_w);
+    zwatch_destroy(&h->stats_w);
+    zwatch_destroy(&h->ctl_w);
+    zwatch_destroy(&h->control_w);
+    void *socks[] = {h->router, h->out, h->stats, h->ctl, h->control};
+    for (size_t i = 0; i < sizeof socks / sizeof socks[0]; i++)
+        if (socks[i])
+            zmq_close(socks[i]);
+    for (size_t i = 0; h->obuf && i < h->ndests; i++)
+        free(h->obuf[i]);
+    free(h->obuf);
+    free(h->olen);
+    free(h->ocap);
+    free(h->ocount);
+    free(h->touched);
+    free(h->dsnap);
+    free(h->reply);
+    free(h->hostname);
+    if (h->loop)
+        ev_loop_destroy(h->loop);
+    free(h);
+    *ph = NULL;
+}

@@ -1,0 +1,51 @@
+/*
+ * hub.h -- the router thread: batches in, acknowledgements out, routed
+ * chunks to the sender, the control socket, and the self metrics.
+ *
+ * I/O shell around the pure router (src/router.c).  It binds a zmq ROUTER
+ * (ZMQ_ROUTER_MANDATORY) on the inproc endpoint the embedded satellites use
+ * and on every `satellites bind` endpoint, decodes each batch with its codec,
+ * routes every datapoint, hands the chunks to the sender thread (PUSH), and
+ * acknowledges the batch's sequence number once the sender's pipe took it.
+ * When the sender's pipe is full it stops reading batches: that is the
+ * backpressure satellites feel as a full window.
+ *
+ * It also keeps the latest counter snapshots of the other threads (stats
+ * pipe), answers orchester-ctl on the `control` endpoint (REP), and every
+ * statistics interval routes the appliance's own counters as metrics.
+ *
+ * Life: hub_new() on the main thread, hub_run() on the router thread until
+ * "STOP" arrives on the control pipe; it then sends "DRAIN" to the sender and
+ * returns.  hub_destroy() after the join.
+ */
+#ifndef ORCHESTER_HUB_H
+#define ORCHESTER_HUB_H
+
+#include <stddef.h>
+
+#include "config.h"
+#include "router.h"
+
+typedef struct {
+    const char *batches_endpoint;  /* inproc endpoint for embedded satellites */
+    const char *sender_endpoint;   /* the sender's PULL */
+    const char *stats_endpoint;    /* PULL bound here for snapshots */
+    const char *ctl_endpoint;      /* PAIR connects here (commands) */
+    const char *hostname;          /* for carbon.relays.<hostname> */
+    int stats_interval;            /* seconds; 0: from the config */
+} hub_opts_t;
+
+typedef struct hub hub_t;
+
+/* hub_new: bind the sockets.  cfg and r are borrowed and outlive the hub.
+ * NULL with err on failure (e.g. a satellites endpoint that cannot bind). */
+hub_t *hub_new(void *zctx, const config_t *cfg, const router_t *r,
+               const hub_opts_t *o, char *err, size_t errlen);
+
+/* hub_run: the thread body. */
+int hub_run(hub_t *h);
+
+/* hub_destroy: free *h and set it NULL. */
+void hub_destroy(hub_t **h);
+
+#endif

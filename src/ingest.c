@@ -1,0 +1,656 @@
+/*
+ * ingest.c -- see ingest.h.
+ *
+ * Ownership: the ingest_t owns its listeners, client connections, the
+ * batch being filled, the window of sent batches, and its zmq sockets.
+ * Every callback runs on the ingest thread.
+ */
+#include "ingest.h"
+
+#include <errno.h>
+#include <ev.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "batch.h"
+#include "clock.h"
+#include "line.h"
+#include "log.h"
+#include "net.h"
+#include "stats.h"
+#include "zwatch.h"
+
+#define READ_CHUNK 65536
+#define ACCEPT_BURST 64
+#define UDP_BURST 64
+
+typedef struct ingest ingest_t;
+
+typedef struct {
+    ingest_t *ig;                  /* back pointer */
+    config_proto_t proto;          /* tcp, udp or unix */
+    int fd;                        /* listening or bound socket */
+    ev_io io;                      /* readable: accept or recv */
+    ev_timer retry;                /* re-enables accept after EMFILE */
+    char name[320];                /* "tcp 127.0.0.1:2003" for logs */
+} listener_t;
+
+typedef struct conn {
+    ingest_t *ig;                  /* back pointer */
+    listener_t *l;                 /* the listener it came from */
+    int fd;                        /* client socket */
+    ev_io io;                      /* readable */
+    char *part;                    /* the unfinished line, or NULL */
+    size_t partlen;                /* its length */
+    int discarding;                /* skipping an over-long line to '\n' */
+    struct conn *prev, *next;      /* in ig->conns */
+} conn_t;
+
+typedef struct pending {
+    uint64_t seq;                  /* its sequence number */
+    uint32_t count;                /* datapoints */
+    char *payload;                 /* owned */
+    size_t len;                    /* payload bytes */
+    int64_t sent_ms;               /* last send, 0 when not sent yet */
+    struct pending *next;          /* next newer batch */
+} pending_t;
+
+struct ingest {
+    struct ev_loop *loop;          /* owned */
+    ingest_opts_t o;               /* options (endpoint strings owned below) */
+    char *orchester;               /* owned copy of o.orchester */
+    char *ctl_endpoint;            /* owned copy */
+    char *stats_endpoint;          /* owned copy or NULL */
+    void *dealer;                  /* zmq DEALER to the orchester */
+    void *ctl;                     /* zmq PAIR from the owner */
+    void *stats;                   /* zmq PUSH of snapshots, or NULL */
+    zwatch_t *dealer_w;            /* acks */
+    zwatch_t *ctl_w;               /* commands */
+    listener_t *ls;                /* nls listeners */
+    size_t nls;
+    conn_t *conns;                 /* open client connections */
+    char *scratch;                 /* read buffer: maxline + READ_CHUNK */
+    size_t scratchcap;
+    char *batch;                   /* payload being filled */
+    size_t batchlen;
+    size_t batchcap;
+    uint32_t batchcount;           /* datapoints in it */
+    pending_t *head, *tail;        /* window, oldest first */
+    size_t window;                 /* payload bytes in the window */
+    uint64_t nextseq;              /* next sequence number */
+    int paused;                    /* client reads stopped (window full) */
+    int stopping;                  /* STOP received */
+    int64_t stop_deadline;         /* give up waiting for acks then */
+    stats_ingest_t st;             /* counters */
+    ev_prepare flush;              /* sends the partial batch before blocking */
+    ev_timer tick;                 /* resend check, stats, stop check */
+    int64_t last_stats_ms;         /* when stats were last sent */
+};
+
+void ingest_opts_default(ingest_opts_t *o)
+{
+    memset(o, 0, sizeof *o);
+    o->maxline = 16384;
+    o->window_bytes = 8u << 20;
+    o->timeout_ms = 3000;
+    o->batch_bytes = 65536;
+    o->stop_wait_ms = 3000;
+}
+
+/* ---- the window ---------------------------------------------------------- */
+
+static int s_send_pending(ingest_t *ig, pending_t *p)
+{
+    unsigned char hdr[BATCH_HDR_LEN];
+    batch_hdr_t h = {.type = BATCH_DATA, .codec = CODEC_LINES,
+                     .sat_id = ig->o.sat_id, .seq = p->seq, .count = p->count};
+    batch_hdr_encode(&h, hdr);
+    if (zmq_send(ig->dealer, hdr, sizeof hdr, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
+        return -1;
+    if (zmq_send(ig->dealer, p->payload, p->len, ZMQ_DONTWAIT) < 0)
+        return -1;
+    p->sent_ms = clock_mono_ms();
+    return 0;
+}
+
+static void s_pause(ingest_t *ig, int pause)
+{
+    if (ig->paused == pause)
+        return;
+    ig->paused = pause;
+    for (conn_t *c = ig->conns; c; c = c->next) {
+        if (pause)
+            ev_io_stop(ig->loop, &c->io);
+        else
+            ev_io_start(ig->loop, &c->io);
+    }
+    for (size_t i = 0; i < ig->nls; i++) {
+        listener_t *l = &ig->ls[i];
+        if (l->proto != PROTO_UDP || l->fd < 0)
+            continue;
+        if (pause)
+            ev_io_stop(ig->loop, &l->io);
+        else
+            ev_io_start(ig->loop, &l->io);
+    }
+}
+
+/* Close the batch being filled and put it in the window. */
+static void s_flush_batch(ingest_t *ig)
+{
+    if (ig->batchlen == 0)
+        return;
+    pending_t *p = calloc(1, sizeof *p);
+    char *payload = malloc(ig->batchlen);
+    if (p == NULL || payload == NULL) {
+        free(p);
+        free(payload);
+        log_err("ingest: batch: out of memory: %u datapoints lost",
+                ig->batchcount);
+        ig->batchlen = 0;
+        ig->batchcount = 0;
+        return;
+    }
+    memcpy(payload, ig->batch, ig->batchlen);
+    p->seq = ig->nextseq++;
+    p->count = ig->batchcount;
+    p->payload = payload;
+    p->len = ig->batchlen;
+    ig->batchlen = 0;
+    ig->batchcount = 0;
+    if (ig->tail)
+        ig->tail->next = p;
+    else
+        ig->head = p;
+    ig->tail = p;
+    ig->window += p->len;
+    ig->st.batches++;
+    /* in order: only send when everything older has gone out */
+    int older_unsent = 0;
+    for (pending_t *q = ig->head; q != p; q = q->next)
+        if (q->sent_ms == 0) {
+            older_unsent = 1;
+            break;
+        }
+    if (!older_unsent)
+        s_send_pending(ig, p);
+    if (ig->window >= ig->o.window_bytes)
+        s_pause(ig, 1);
+}
+
+static void s_ack(ingest_t *ig, uint64_t seq)
+{
+    pending_t *prev = NULL;
+    for (pending_t *p = ig->head; p; prev = p, p = p->next) {
+        if (p->seq != seq)
+            continue;
+        if (prev)
+            prev->next = p->next;
+        else
+            ig->head = p->next;
+        if (ig->tail == p)
+            ig->tail = prev;
+        ig->window -= p->len;
+        free(p->payload);
+        free(p);
+        break;
+    }
+    if (ig->paused && !ig->stopping && ig->window < ig->o.window_bytes)
+        s_pause(ig, 0);
+}
+
+static void s_dealer_fn(zwatch_t *w, void *sock, void *arg)
+{
+    (void)w;
+    ingest_t *ig = arg;
+    unsigned char buf[64];
+    int more = 0;
+    size_t sz = sizeof more;
+    int n = zmq_recv(sock, buf, sizeof buf, ZMQ_DONTWAIT);
+    if (n < 0)
+        return;
+    zmq_getsockopt(sock, ZMQ_RCVMORE, &more, &sz);
+    while (more) { /* no multipart acks in this version: discard */
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        zmq_msg_recv(&m, sock, 0);
+        zmq_msg_close(&m);
+        zmq_getsockopt(sock, ZMQ_RCVMORE, &more, &sz);
+    }
+    batch_hdr_t h;
+    if (n > (int)sizeof buf || batch_hdr_decode(buf, (size_t)n, &h) != 0 ||
+        h.type != BATCH_ACK)
+        return;
+    s_ack(ig, h.seq);
+}
+
+/* Resend what is overdue, and send what could not be sent before. */
+static void s_resend(ingest_t *ig, int64_t now)
+{
+    if (ig->head == NULL)
+        return;
+    int overdue = ig->head->sent_ms != 0 &&
+                  now - ig->head->sent_ms >= ig->o.timeout_ms;
+    int k = 0;
+    for (pending_t *p = ig->head; p; p = p->next) {
+        if (p->sent_ms != 0 && !overdue)
+            continue;
+        if (s_send_pending(ig, p) != 0)
+            break;
+        if (overdue)
+            ig->st.resent++;
+        k++;
+    }
+    if (overdue && k > 0)
+        log_warn("ingest: %s: no acknowledgement for %d ms: resent %d batches",
+                 ig->orchester, ig->o.timeout_ms, k);
+}
+
+/* ---- lines --------------------------------------------------------------- */
+
+static void s_line(ingest_t *ig, const char *s, size_t len, long long now)
+{
+    if (len > ig->o.maxline) {
+        ig->st.errors[LINE_TOOLONG]++;
+        return;
+    }
+    if (ig->batchcap - ig->batchlen < ig->o.maxline + 64)
+        s_flush_batch(ig);
+    line_result_t res;
+    line_status_t st = line_parse(s, len, now, ig->batch + ig->batchlen,
+                                  ig->batchcap - ig->batchlen, &res);
+    if (st == LINE_OK) {
+        ig->batchlen += res.len;
+        ig->batchcount++;
+        ig->st.received++;
+        if (ig->batchlen >= ig->o.batch_bytes)
+            s_flush_batch(ig);
+    } else if (st != LINE_EMPTY) {
+        ig->st.errors[st]++;
+    }
+}
+
+/* Split buf on '\n'; returns the offset of the unfinished tail. */
+static size_t s_lines(ingest_t *ig, const char *buf, size_t len)
+{
+    long long now = (long long)ev_now(ig->loop);
+    size_t start = 0;
+    while (start < len) {
+        const char *nl = memchr(buf + start, '\n', len - start);
+        if (nl == NULL)
+            break;
+        size_t end = (size_t)(nl - buf);
+        s_line(ig, buf + start, end - start, now);
+        start = end + 1;
+    }
+    return start;
+}
+
+/* ---- connections --------------------------------------------------------- */
+
+static void s_conn_close(conn_t *c)
+{
+    ingest_t *ig = c->ig;
+    ev_io_stop(ig->loop, &c->io);
+    close(c->fd);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        ig->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    ig->st.connections--;
+    free(c->part);
+    free(c);
+}
+
+static void s_conn_fn(struct ev_loop *loop, ev_io *io, int revents)
+{
+    (void)loop;
+    (void)revents;
+    conn_t *c = io->data;
+    ingest_t *ig = c->ig;
+    char *buf = ig->scratch;
+    size_t have = c->partlen;
+    if (have)
+        memcpy(buf, c->part, have);
+    ssize_t n = read(c->fd, buf + have, READ_CHUNK);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    if (n <= 0) {
+        /* EOF or error: a final line without '\n' still counts */
+        if (have && !c->discarding)
+            s_line(ig, buf, have, (long long)ev_now(ig->loop));
+        s_conn_close(c);
+        return;
+    }
+    size_t len = have + (size_t)n;
+    size_t start = 0;
+    if (c->discarding) {
+        const char *nl = memchr(buf, '\n', len);
+        if (nl == NULL) {
+            c->partlen = 0;
+            return;
+        }
+        c->discarding = 0;
+        start = (size_t)(nl - buf) + 1;
+    }
+    start += s_lines(ig, buf + start, len - start);
+    size_t rest = len - start;
+    if (rest > ig->o.maxline) {
+        /* an over-long line: count it once, skip to its end */
+        ig->st.errors[LINE_TOOLONG]++;
+        c->discarding = 1;
+        rest = 0;
+    }
+    if (rest > 0) {
+        char *p = realloc(c->part, rest);
+        if (p == NULL) {
+            s_conn_close(c);
+            return;
+        }
+        memcpy(p, buf + start, rest);
+        c->part = p;
+    }
+    c->partlen = rest;
+}
+
+static void s_accept_retry_fn(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)revents;
+    listener_t *l = t->data;
+    ev_io_start(loop, &l->io);
+}
+
+static void s_accept_fn(struct ev_loop *loop, ev_io *io, int revents)
+{
+    (void)revents;
+    listener_t *l = io->data;
+    ingest_t *ig = l->ig;
+    for (int i = 0; i < ACCEPT_BURST; i++) {
+        int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+                errno == ENOMEM) {
+                log_warn("ingest: %s: accept: %s: pausing 1 s", l->name,
+                         strerror(errno));
+                ev_io_stop(loop, &l->io);
+                ev_timer_set(&l->retry, 1.0, 0.0);
+                ev_timer_start(loop, &l->retry);
+            }
+            return;
+        }
+        conn_t *c = calloc(1, sizeof *c);
+        if (c == NULL) {
+            close(fd);
+            return;
+        }
+        c->ig = ig;
+        c->l = l;
+        c->fd = fd;
+        ev_io_init(&c->io, s_conn_fn, fd, EV_READ);
+        c->io.data = c;
+        c->next = ig->conns;
+        if (ig->conns)
+            ig->conns->prev = c;
+        ig->conns = c;
+        ig->st.connections++;
+        if (!ig->paused)
+            ev_io_start(loop, &c->io);
+    }
+}
+
+static void s_udp_fn(struct ev_loop *loop, ev_io *io, int revents)
+{
+    (void)loop;
+    (void)revents;
+    listener_t *l = io->data;
+    ingest_t *ig = l->ig;
+    for (int i = 0; i < UDP_BURST && !ig->paused; i++) {
+        ssize_t n = recv(l->fd, ig->scratch, ig->scratchcap, 0);
+        if (n <= 0)
+            return;
+        size_t start = s_lines(ig, ig->scratch, (size_t)n);
+        /* a datagram ends its last line */
+        if (start < (size_t)n)
+            s_line(ig, ig->scratch + start, (size_t)n - start,
+                   (long long)ev_now(ig->loop));
+    }
+}
+
+/* ---- loop plumbing ------------------------------------------------------- */
+
+static void s_send_stats(ingest_t *ig)
+{
+    if (ig->stats == NULL)
+        return;
+    ig->st.window_bytes = ig->window;
+    if (zmq_send(ig->stats, STATS_TAG_INGEST, strlen(STATS_TAG_INGEST),
+                 ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0)
+        zmq_send(ig->stats, &ig->st, sizeof ig->st, ZMQ_DONTWAIT);
+}
+
+static void s_close_clients(ingest_t *ig)
+{
+    while (ig->conns) {
+        conn_t *c = ig->conns;
+        if (c->partlen && !c->discarding)
+            s_line(ig, c->part, c->partlen, (long long)ev_now(ig->loop));
+        s_conn_close(c);
+    }
+    for (size_t i = 0; i < ig->nls; i++) {
+        listener_t *l = &ig->ls[i];
+        ev_io_stop(ig->loop, &l->io);
+        ev_timer_stop(ig->loop, &l->retry);
+        if (l->fd >= 0)
+            close(l->fd);
+        l->fd = -1;
+    }
+}
+
+static void s_ctl_fn(zwatch_t *w, void *sock, void *arg)
+{
+    (void)w;
+    ingest_t *ig = arg;
+    char cmd[32];
+    int n = zmq_recv(sock, cmd, sizeof cmd - 1, ZMQ_DONTWAIT);
+    if (n < 0)
+        return;
+    cmd[n < (int)sizeof cmd ? n : (int)sizeof cmd - 1] = '\0';
+    if (strcmp(cmd, "STOP") == 0 && !ig->stopping) {
+        ig->stopping = 1;
+        ig->stop_deadline = clock_mono_ms() + ig->o.stop_wait_ms;
+        s_close_clients(ig);
+        s_flush_batch(ig);
+        ev_feed_event(ig->loop, &ig->tick, EV_TIMER);
+    }
+}
+
+static void s_flush_fn(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    s_flush_batch(w->data);
+}
+
+static void s_tick_fn(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)revents;
+    ingest_t *ig = t->data;
+    int64_t now = clock_mono_ms();
+    s_resend(ig, now);
+    if (now - ig->last_stats_ms >= 1000) {
+        ig->last_stats_ms = now;
+        s_send_stats(ig);
+    }
+    if (ig->stopping && (ig->head == NULL || now >= ig->stop_deadline)) {
+        if (ig->head != NULL)
+            log_warn("ingest: %s: stopping with %zu bytes unacknowledged",
+                     ig->orchester, ig->window);
+        s_send_stats(ig);
+        ev_break(loop, EVBREAK_ALL);
+    }
+}
+
+/* ---- life ---------------------------------------------------------------- */
+
+static int s_listener(ingest_t *ig, listener_t *l, const config_listen_t *cl,
+                      char *err, size_t errlen)
+{
+    char addr[300];
+    l->ig = ig;
+    l->proto = cl->proto;
+    l->fd = -1;
+    switch (cl->proto) {
+    case PROTO_TCP:
+        net_addr_str(addr, sizeof addr, cl->host, cl->port);
+        snprintf(l->name, sizeof l->name, "tcp %s", addr);
+        l->fd = net_listen_tcp(cl->host, cl->port, 512, err, errlen);
+        break;
+    case PROTO_UDP:
+        net_addr_str(addr, sizeof addr, cl->host, cl->port);
+        snprintf(l->name, sizeof l->name, "udp %s", addr);
+        l->fd = net_bind_udp(cl->host, cl->port, 4 << 20, err, errlen);
+        break;
+    case PROTO_UNIX:
+        snprintf(l->name, sizeof l->name, "unix %s", cl->path);
+        l->fd = net_listen_unix(cl->path, 512, err, errlen);
+        break;
+    }
+    if (l->fd < 0)
+        return -1;
+    ev_io_init(&l->io, cl->proto == PROTO_UDP ? s_udp_fn : s_accept_fn, l->fd,
+               EV_READ);
+    l->io.data = l;
+    ev_timer_init(&l->retry, s_accept_retry_fn, 1.0, 0.0);
+    l->retry.data = l;
+    return 0;
+}
+
+static char *s_strdup0(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+ingest_t *ingest_new(void *zctx, const config_listen_t *listens, size_t n,
+                     const ingest_opts_t *o, char *err, size_t errlen)
+{
+    ingest_t *ig = calloc(1, sizeof *ig);
+    if (ig == NULL)
+        goto nomem;
+    ig->o = *o;
+    ig->nextseq = 1;
+    ig->orchester = s_strdup0(o->orchester);
+    ig->ctl_endpoint = s_strdup0(o->ctl_endpoint);
+    ig->stats_endpoint = s_strdup0(o->stats_endpoint);
+    ig->o.orchester = ig->orchester;
+    ig->o.ctl_endpoint = ig->ctl_endpoint;
+    ig->o.stats_endpoint = ig->stats_endpoint;
+    ig->loop = ev_loop_new(EVFLAG_AUTO);
+    ig->scratchcap = o->maxline + READ_CHUNK;
+    ig->scratch = malloc(ig->scratchcap);
+    ig->batchcap = o->batch_bytes + o->maxline + 128;
+    ig->batch = malloc(ig->batchcap);
+    ig->ls = calloc(n ? n : 1, sizeof *ig->ls);
+    if (ig->loop == NULL || ig->scratch == NULL || ig->batch == NULL ||
+        ig->ls == NULL || ig->orchester == NULL || ig->ctl_endpoint == NULL)
+        goto nomem;
+    for (size_t i = 0; i < n; i++) {
+        if (s_listener(ig, &ig->ls[i], &listens[i], err, errlen) != 0) {
+            ig->nls = i;
+            goto err;
+        }
+        ig->nls = i + 1;
+    }
+    int linger = 0, hwm = 100000, one = 1;
+    ig->dealer = zmq_socket(zctx, ZMQ_DEALER);
+    ig->ctl = zmq_socket(zctx, ZMQ_PAIR);
+    if (ig->dealer == NULL || ig->ctl == NULL)
+        goto zerr;
+    zmq_setsockopt(ig->dealer, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(ig->dealer, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(ig->dealer, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(ig->dealer, ZMQ_IMMEDIATE, &one, sizeof one);
+    zmq_setsockopt(ig->ctl, ZMQ_LINGER, &linger, sizeof linger);
+    if (zmq_connect(ig->dealer, ig->orchester) != 0 ||
+        zmq_connect(ig->ctl, ig->ctl_endpoint) != 0)
+        goto zerr;
+    if (ig->stats_endpoint) {
+        ig->stats = zmq_socket(zctx, ZMQ_PUSH);
+        if (ig->stats == NULL)
+            goto zerr;
+        zmq_setsockopt(ig->stats, ZMQ_LINGER, &linger, sizeof linger);
+        if (zmq_connect(ig->stats, ig->stats_endpoint) != 0)
+            goto zerr;
+    }
+    ig->dealer_w = zwatch_new(ig->loop, ig->dealer, 256, s_dealer_fn, ig);
+    ig->ctl_w = zwatch_new(ig->loop, ig->ctl, 1, s_ctl_fn, ig);
+    if (ig->dealer_w == NULL || ig->ctl_w == NULL)
+        goto zerr;
+    ev_prepare_init(&ig->flush, s_flush_fn);
+    ig->flush.data = ig;
+    ev_timer_init(&ig->tick, s_tick_fn, 0.1, 0.1);
+    ig->tick.data = ig;
+    return ig;
+zerr:
+    snprintf(err, errlen, "ingest: zmq: %s", zmq_strerror(zmq_errno()));
+    goto err;
+nomem:
+    snprintf(err, errlen, "ingest: out of memory");
+err:
+    ingest_destroy(&ig);
+    return NULL;
+}
+
+int ingest_run(ingest_t *ig)
+{
+    for (size_t i = 0; i < ig->nls; i++)
+        ev_io_start(ig->loop, &ig->ls[i].io);
+    zwatch_start(ig->dealer_w);
+    zwatch_start(ig->ctl_w);
+    ev_prepare_start(ig->loop, &ig->flush);
+    ev_timer_start(ig->loop, &ig->tick);
+    ev_run(ig->loop, 0);
+    zwatch_stop(ig->dealer_w);
+    zwatch_stop(ig->ctl_w);
+    ev_prepare_stop(ig->loop, &ig->flush);
+    ev_timer_stop(ig->loop, &ig->tick);
+    return 0;
+}
+
+void ingest_destroy(ingest_t **pig)
+{
+    if (pig == NULL || *pig == NULL)
+        return;
+    ingest_t *ig = *pig;
+    if (ig->loop)
+        s_close_clients(ig);
+    zwatch_destroy(&ig->dealer_w);
+    zwatch_destroy(&ig->ctl_w);
+    if (ig->dealer)
+        zmq_close(ig->dealer);
+    if (ig->ctl)
+        zmq_close(ig->ctl);
+    if (ig->stats)
+        zmq_close(ig->stats);
+    while (ig->head) {
+        pending_t *p = ig->head;
+        ig->head = p->next;
+        free(p->payload);
+        free(p);
+    }
+    if (ig->loop)
+        ev_loop_destroy(ig->loop);
+    free(ig->ls);
+    free(ig->scratch);
+    free(ig->batch);
+    free(ig->orchester);
+    free(ig->ctl_endpoint);
+    free(ig->stats_endpoint);
+    free(ig);
+    *pig = NULL;
+}

@@ -1,0 +1,55 @@
+/*
+ * ingest.h -- a satellite: listeners, line parsing, batching, and the link
+ * to the orchester with its window of unacknowledged batches.
+ *
+ * I/O shell around the pure line parser (src/line.c) and the batch protocol
+ * (src/batch.c).  One ingest_t is one thread with its own libev loop.  It
+ * accepts carbon plaintext over TCP, UDP and unix sockets, validates and
+ * cleanses each line, packs the canonical lines into batches, and sends them
+ * over a zmq DEALER to the orchester (inproc inside `orchester`, tcp from a
+ * standalone `satellite`).  It keeps every batch until the orchester
+ * acknowledges it, resends the unacknowledged ones after a timeout, and stops
+ * reading its clients while the window is full.
+ *
+ * Life: ingest_new() (any thread; binds the listeners, so errors show before
+ * threads start), ingest_run() on the ingest thread until a "STOP" arrives
+ * on the control pipe, ingest_destroy() after the thread is joined.
+ */
+#ifndef ORCHESTER_INGEST_H
+#define ORCHESTER_INGEST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+
+typedef struct {
+    size_t maxline;             /* longest accepted line, bytes (16384) */
+    size_t window_bytes;        /* unacknowledged payload bound (8 MiB) */
+    int timeout_ms;             /* resend after this long without ack (3000) */
+    size_t batch_bytes;         /* payload size that closes a batch (64 KiB) */
+    int stop_wait_ms;           /* on STOP, wait this long for acks (3000) */
+    uint64_t sat_id;            /* this satellite's id in batch headers */
+    const char *orchester;      /* zmq endpoint to connect the DEALER to */
+    const char *ctl_endpoint;   /* PAIR endpoint the owner bound (commands) */
+    const char *stats_endpoint; /* PUSH stats here every second, or NULL */
+} ingest_opts_t;
+
+typedef struct ingest ingest_t;
+
+/* ingest_opts_default: fill o with the defaults above (endpoints NULL). */
+void ingest_opts_default(ingest_opts_t *o);
+
+/* ingest_new: bind every listen address of listens[0..n), create the zmq
+ * sockets in zctx.  o's strings are copied.  Returns NULL with a message
+ * in err on failure. */
+ingest_t *ingest_new(void *zctx, const config_listen_t *listens, size_t n,
+                     const ingest_opts_t *o, char *err, size_t errlen);
+
+/* ingest_run: the thread body: run the loop until stopped.  Returns 0. */
+int ingest_run(ingest_t *ig);
+
+/* ingest_destroy: close everything, free *ig, set it to NULL. */
+void ingest_destroy(ingest_t **ig);
+
+#endif

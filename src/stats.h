@@ -1,0 +1,48 @@
+/*
+ * stats.h -- counter snapshots that threads send to the router thread.
+ *
+ * Threads share no counters.  Every second the ingest and sender threads
+ * send a snapshot of their own counters as a two-frame zmq message
+ * [tag][struct bytes] on the stats pipe (inproc, same process, so the
+ * structs travel as raw bytes).  The router thread keeps the latest of each
+ * and serves them to orchester-ctl and the self metrics.
+ */
+#ifndef ORCHESTER_STATS_H
+#define ORCHESTER_STATS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "line.h"
+
+#define STATS_TAG_INGEST "ingest"
+#define STATS_TAG_SENDER "sender"
+
+/* Counters of one ingest thread (cumulative since start). */
+typedef struct {
+    uint64_t received;                /* lines/datapoints accepted */
+    uint64_t errors[LINE_NSTATUS];    /* refused, by reason (LINE_OK unused) */
+    uint64_t batches;                 /* batches sent */
+    uint64_t resent;                  /* batches sent again after a timeout */
+    uint64_t window_bytes;            /* unacknowledged bytes now */
+    uint64_t connections;             /* client connections open now */
+} stats_ingest_t;
+
+/* Counters of one destination (cumulative since start). */
+typedef struct {
+    uint64_t sent;     /* datapoints written to the socket or file */
+    uint64_t queued;   /* datapoints in the queue now */
+    uint64_t dropped;  /* datapoints dropped (queue full) */
+    uint32_t up;       /* 1 when connected (files: open) */
+    uint32_t pad;      /* explicit padding */
+} stats_dest_t;
+
+/* stats_parse_errors: sum of the refusal counters, LINE_EMPTY excluded. */
+uint64_t stats_parse_errors(const stats_ingest_t *s);
+
+/* stats_metric_part: copy s into out, replacing every byte outside
+ * [A-Za-z0-9_-] with '_' (so "127.0.0.1:2003" becomes "127_0_0_1_2003").
+ * out is always NUL-terminated. */
+void stats_metric_part(char *out, size_t outlen, const char *s);
+
+#endif

@@ -1,0 +1,94 @@
+/*
+ * testmode.c -- see testmode.h.
+ */
+#include "testmode.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "line.h"
+
+static const char *s_type(config_cluster_type_t t)
+{
+    switch (t) {
+    case CLUSTER_FORWARD: return "forward";
+    case CLUSTER_ANY_OF: return "any_of";
+    case CLUSTER_FAILOVER: return "failover";
+    case CLUSTER_CARBON_CH: return "carbon_ch";
+    case CLUSTER_FNV1A_CH: return "fnv1a_ch";
+    case CLUSTER_JUMP_FNV1A_CH: return "jump_fnv1a_ch";
+    case CLUSTER_FILE: return "file";
+    case CLUSTER_FILE_IP: return "file ip";
+    }
+    return "?";
+}
+
+static void s_trace_fn(void *arg, router_trace_t ev, const config_rule_t *rule,
+                       const config_cluster_t *cluster,
+                       const router_dest_t *dest)
+{
+    FILE *out = arg;
+    switch (ev) {
+    case TRACE_RULE:
+        fprintf(out, "    match");
+        if (rule->match_all)
+            fprintf(out, " *");
+        for (size_t i = 0; i < rule->nexprs; i++)
+            fprintf(out, " %s", rule->exprs[i]);
+        fprintf(out, " (%s:%d)\n", rule->pos.file, rule->pos.line);
+        break;
+    case TRACE_CLUSTER:
+        fprintf(out, "        %s (%s)\n", cluster->name, s_type(cluster->type));
+        break;
+    case TRACE_DEST:
+        fprintf(out, "            %s\n", dest->addr);
+        break;
+    case TRACE_BLACKHOLE:
+        fprintf(out, "        blackhole\n");
+        break;
+    case TRACE_STOP:
+        fprintf(out, "    stop\n");
+        break;
+    }
+}
+
+int testmode_run(const router_t *r, FILE *in, FILE *out, size_t maxline)
+{
+    char *buf = NULL;
+    size_t cap = 0;
+    size_t outcap = maxline + 64;
+    char *canon = malloc(outcap);
+    uint32_t ids[1024];
+    ssize_t n;
+    if (canon == NULL)
+        return -1;
+    while ((n = getline(&buf, &cap, in)) >= 0) {
+        size_t len = (size_t)n;
+        if (len && buf[len - 1] == '\n')
+            len--;
+        if ((size_t)n > maxline) {
+            fprintf(out, "%.*s\n    invalid: toolong\n\n", 60, buf);
+            continue;
+        }
+        line_result_t res;
+        line_status_t st = line_parse(buf, len, (long long)time(NULL), canon,
+                                      outcap, &res);
+        if (st == LINE_EMPTY)
+            continue;
+        if (st != LINE_OK) {
+            fprintf(out, "%.*s\n    invalid: %s\n\n", (int)len, buf,
+                    line_status_str(st));
+            continue;
+        }
+        fprintf(out, "%.*s\n", (int)res.fulllen, canon);
+        int how = 0;
+        router_route(r, canon, res.namelen, ids, 1024, &how, s_trace_fn, out);
+        if (how & ROUTE_NOMATCH)
+            fprintf(out, "    no rule matched\n");
+        fprintf(out, "\n");
+    }
+    free(buf);
+    free(canon);
+    return 0;
+}

@@ -1,0 +1,111 @@
+/*
+ * test_queue.c -- unit tests of the destination queue (src/queue.c).
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <string.h>
+
+#include "queue.h"
+
+static int s_released;
+
+static void s_rel(void *owner)
+{
+    (void)owner;
+    s_released++;
+}
+
+static void test_push_consume(void **state)
+{
+    (void)state;
+    s_released = 0;
+    queue_t *q = queue_new(10);
+    assert_non_null(q);
+    const char *a = "a 1 1\nb 2 2\n", *b = "c 3 3\n";
+    assert_int_equal(queue_push(q, a, strlen(a), 2, s_rel, NULL), 0);
+    assert_int_equal(queue_push(q, b, strlen(b), 1, s_rel, NULL), 0);
+    assert_int_equal(queue_lines(q), 3);
+    assert_int_equal(queue_bytes(q), strlen(a) + strlen(b));
+    struct iovec iov[4];
+    assert_int_equal(queue_iov(q, iov, 4, 1 << 20), 2);
+    /* a partial write completes nothing */
+    assert_int_equal(queue_consume(q, 3), 0);
+    assert_int_equal(queue_iov(q, iov, 4, 1 << 20), 2);
+    assert_int_equal(iov[0].iov_len, strlen(a) - 3);
+    /* the rest of the first chunk and all of the second */
+    assert_int_equal(queue_consume(q, strlen(a) - 3 + strlen(b)), 3);
+    assert_int_equal(queue_lines(q), 0);
+    assert_int_equal(s_released, 2);
+    queue_destroy(&q);
+    assert_null(q);
+    queue_destroy(&q);
+}
+
+static void test_drop_oldest(void **state)
+{
+    (void)state;
+    s_released = 0;
+    queue_t *q = queue_new(4);
+    const char *c = "x 1 1\ny 1 1\n";
+    assert_int_equal(queue_push(q, c, 12, 2, s_rel, NULL), 0);
+    assert_int_equal(queue_push(q, c, 12, 2, s_rel, NULL), 0);
+    assert_false(queue_room(q, 1));
+    /* a third chunk pushes out the oldest */
+    assert_int_equal(queue_push(q, c, 12, 2, s_rel, NULL), 2);
+    assert_int_equal(queue_lines(q), 4);
+    assert_int_equal(s_released, 1);
+    /* a half-written head is never dropped: the next one goes */
+    queue_consume(q, 3);
+    assert_int_equal(queue_push(q, c, 12, 2, s_rel, NULL), 2);
+    struct iovec iov[4];
+    assert_int_equal(queue_iov(q, iov, 4, 1 << 20), 2);
+    assert_int_equal(iov[0].iov_len, 9);
+    assert_int_equal(queue_clear(q), 4);
+    assert_int_equal(s_released, 4);
+    queue_destroy(&q);
+}
+
+static void test_rewind(void **state)
+{
+    (void)state;
+    queue_t *q = queue_new(100);
+    const char *c = "aa 1 1\nbb 2 2\n";
+    queue_push(q, c, strlen(c), 2, NULL, NULL);
+    queue_consume(q, 9); /* into the second line */
+    queue_rewind(q);
+    struct iovec iov[2];
+    assert_int_equal(queue_iov(q, iov, 2, 1 << 20), 1);
+    assert_int_equal(iov[0].iov_len, 7);
+    assert_memory_equal(iov[0].iov_base, "bb 2 2\n", 7);
+    queue_destroy(&q);
+}
+
+static void test_many_chunks_grow(void **state)
+{
+    (void)state;
+    queue_t *q = queue_new(100000);
+    const char *c = "m 1 1\n";
+    for (int i = 0; i < 1000; i++)
+        queue_push(q, c, 6, 1, NULL, NULL);
+    assert_int_equal(queue_lines(q), 1000);
+    struct iovec iov[64];
+    assert_int_equal(queue_iov(q, iov, 64, 1 << 20), 64);
+    assert_int_equal(queue_iov(q, iov, 64, 60), 10);
+    assert_int_equal(queue_consume(q, 6000), 1000);
+    queue_destroy(&q);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_push_consume),
+        cmocka_unit_test(test_drop_oldest),
+        cmocka_unit_test(test_rewind),
+        cmocka_unit_test(test_many_chunks_grow),
+    };
+    return cmocka_run_group_tests_name("queue", tests, NULL, NULL);
+}
