@@ -21,6 +21,8 @@
 #include <string.h>
 
 #define CONFIG_LEX_MAX_FILE (16 * 1024 * 1024) /* bytes read from one file */
+#define CONFIG_LEX_REGEX_COST 100000 /* regcomp() nodes one regex may take */
+#define CONFIG_LEX_REGEX_DEPTH 64    /* groups one regex may nest */
 
 /* Words that begin a statement, for the "missing ';'?" hint. */
 static const char *const s_keywords[] = {
@@ -178,8 +180,13 @@ int config_lex_run(const char *text, size_t len, config_lex_t *out,
         } else {
             size_t j = i;
             while (j < len && !s_space(text[j]) && text[j] != ';' &&
-                   text[j] != '\0')
+                   text[j] != '\0') {
+                /* a backslash keeps the next character in the word */
+                if (text[j] == '\\' && j + 1 < len && text[j + 1] != '\n' &&
+                    text[j + 1] != '\r' && text[j + 1] != '\0')
+                    j++;
                 j++;
+            }
             tok = s_dup(text + i, j - i);
             i = j;
             if (!tok)
@@ -529,17 +536,129 @@ int config_lex_take_num(config_lex_stmt_t *st, const char *what, long long min,
     return t ? config_lex_num(st, t, what, min, max, out) : -1;
 }
 
+/* s_sat: a + b * c, saturating at CONFIG_LEX_REGEX_COST + 1. */
+static size_t s_sat(size_t a, size_t b, size_t c)
+{
+    size_t cap = CONFIG_LEX_REGEX_COST + 1;
+
+    if (b > cap)
+        b = cap;
+    if (c > cap)
+        c = cap;
+    return a + b * c > cap ? cap : a + b * c;
+}
+
+/* s_interval: read "{m}", "{m,}" or "{m,n}" at s; returns the length read
+ * and the copies it makes in *copies, or 0 when s holds no interval. */
+static size_t s_interval(const char *s, size_t *copies)
+{
+    size_t i = 1, m = 0, n = 0;
+    bool comma = false, digits = false;
+
+    for (; s[i] >= '0' && s[i] <= '9'; i++, digits = true)
+        m = s_sat(0, m, 10) + (size_t)(s[i] - '0');
+    if (s[i] == ',') {
+        comma = true;
+        for (i++; s[i] >= '0' && s[i] <= '9'; i++)
+            n = s_sat(0, n, 10) + (size_t)(s[i] - '0');
+    }
+    if (!digits || s[i] != '}')
+        return 0;
+    *copies = n > m ? n : comma ? m + 1 : m;
+    return i + 1;
+}
+
+/*
+ * s_regex_cost: a rough count of the nodes regcomp() builds for the ERE s,
+ * saturating past CONFIG_LEX_REGEX_COST.  Repetition copies its operand
+ * (x+ once more, x{m,n} n times), so nested or stacked repetitions
+ * multiply: "((a+)+)+" or "a{99}{99}{99}" would take regcomp() gigabytes.
+ */
+static size_t s_regex_cost(const char *s)
+{
+    struct {
+        size_t total; /* cost of this group's content so far */
+        size_t last;  /* cost of its last atom, which a repetition copies */
+    } lv[CONFIG_LEX_REGEX_DEPTH];
+    size_t d = 0, copies, n;
+
+    memset(lv, 0, sizeof lv[0]);
+    for (; *s; s++) {
+        size_t atom = 1;
+        switch (*s) {
+        case '(':
+            if (++d == CONFIG_LEX_REGEX_DEPTH)
+                return CONFIG_LEX_REGEX_COST + 1;
+            memset(&lv[d], 0, sizeof lv[d]);
+            continue;
+        case ')':
+            if (d == 0)
+                break; /* a plain character */
+            atom = s_sat(1, lv[d].total, 1);
+            d--;
+            break;
+        case '|':
+            lv[d].total = s_sat(lv[d].total, 1, 1);
+            lv[d].last = 0;
+            continue;
+        case '*':
+        case '?':
+        case '+':
+            copies = *s == '+' ? 2 : 1;
+            goto repeat;
+        case '{':
+            if ((n = s_interval(s, &copies)) == 0)
+                break; /* a plain character */
+            s += n - 1;
+            goto repeat;
+        case '[': /* a bracket expression: "]" first is a member */
+            s += s[1] == '^';
+            s += s[1] == ']';
+            while (s[1] && s[1] != ']') {
+                if (s[1] == '[' && (s[2] == ':' || s[2] == '.' ||
+                                    s[2] == '=')) {
+                    const char *end = strchr(s + 3, ']');
+                    s = end ? end - 1 : s + strlen(s) - 1;
+                }
+                s++;
+            }
+            s += s[1] != '\0';
+            break;
+        case '\\':
+            s += s[1] != '\0';
+            break;
+        default:
+            break;
+        }
+        lv[d].total = s_sat(lv[d].total, 1, atom);
+        lv[d].last = atom;
+        continue;
+    repeat:
+        /* copies - 1 more of the last atom, and a node for the loop */
+        lv[d].total = s_sat(s_sat(lv[d].total, lv[d].last,
+                                  copies ? copies - 1 : 0),
+                            1, 1);
+        lv[d].last = s_sat(1, lv[d].last, copies ? copies : 1);
+    }
+    return lv[d].total;
+}
+
 /* config_lex_regex: check that t compiles as a POSIX extended regular
- * expression; its group count goes to *nsub when nsub is not NULL.  Returns 0
- * or -1. */
+ * expression of bounded size; its group count goes to *nsub when nsub is
+ * not NULL.  Returns 0 or -1. */
 int config_lex_regex(config_lex_stmt_t *st, const config_lex_tok_t *t,
                      size_t *nsub)
 {
     regex_t re;
     char buf[256];
-    int rc = regcomp(&re, t->text, REG_EXTENDED);
+    int rc;
 
-    if (rc != 0) {
+    if (s_regex_cost(t->text) > CONFIG_LEX_REGEX_COST)
+        return config_lex_error(st, t,
+                                "regular expression '%.60s' is too complex "
+                                "(repetitions nest too deep or too wide)",
+                                t->text);
+    if ((rc = regcomp(&re, t->text, REG_EXTENDED)) != 0) {
         regerror(rc, &re, buf, sizeof buf);
         return config_lex_error(st, t, "bad regular expression '%s': %s",
                                 t->text, buf);

@@ -7,7 +7,9 @@
  *
  * Tokens:
  *   - words: runs of characters up to white space or ';' (so "stop;" is the
- *     word "stop" and a terminator);
+ *     word "stop" and a terminator).  A backslash keeps the character after
+ *     it in the word, and both stay as written: "^[0-9]+\ [0-9]+$" is one
+ *     word;
  *   - quoted strings: '...' or "...", for expressions and replacements that
  *     hold spaces, ';' or '#'.  Inside, a backslash before the quote that
  *     opened the string stands for that quote, and "\\" stays two

@@ -168,6 +168,7 @@ uint64_t queue_consume(queue_t *q, size_t n)
             return done;
         }
         n -= l;
+        q->bytes -= l;
         c->off = c->len;
         done += s_remove(q, 0);
     }

@@ -25,6 +25,7 @@ where ring entries collide, where carbon-c-relay and Python carbon differ.
 import hashlib
 import os
 import random
+import re
 import sys
 import time
 import types
@@ -57,9 +58,10 @@ def plain8():
 
 
 def inst8():
-    """Four hosts, two carbon-cache instances each."""
+    """Four hosts, two carbon-cache instances each, written in descending
+    order: colliding entries sort by host and instance, not config order."""
     return [member("127.0.0.%d" % h, 2100 + 2 * h + i, "cache-%d" % (2 * h + i))
-            for h in range(1, 5) for i in range(2)]
+            for h in range(4, 0, -1) for i in range(1, -1, -1)]
 
 
 def shared8():
@@ -70,7 +72,7 @@ def shared8():
 
 def fnvinst8():
     return [member("127.0.0.%d" % k, 2200 + k,
-                   hashlib.md5(b"inst%d" % k).hexdigest()) for k in range(1, 9)]
+                   hashlib.md5(b"inst%d" % k).hexdigest()) for k in range(8, 0, -1)]
 
 
 def jumpinst8():
@@ -168,15 +170,12 @@ def random_names(rnd, n):
 # running the two sides
 
 def ringplace(t, kind, rep, members, names, opts=()):
-    """{name: [member, ...]} from ringplace, members as "host:port"."""
+    """ringplace's lines "name host:port ...", one per name."""
     tool = os.path.join(t.build, "tests", "ringplace")
     argv = [tool] + list(opts) + [kind, str(rep)] + [member_arg(m) for m in members]
     rc, out, err, _ = run(argv, RUN_TIMEOUT, b"".join(n + b"\n" for n in names))
     require(rc == 0, "ringplace exit %s: %s" % (rc, err.strip()[-300:]))
-    got = []
-    for line in out.split("\n")[:-1]:
-        f = line.split(" ")
-        got.append((f[0], f[1:]))
+    got = out.split("\n")[:-1]
     require(len(got) == len(names), "ringplace printed %d lines for %d names"
             % (len(got), len(names)))
     return got
@@ -189,37 +188,30 @@ def crelay_conf(t, kind, rep, members):
     return t.tmp.write("%s-%d.conf" % (kind, rep), conf)
 
 
+# one result of carbon-c-relay -t: the name, the cluster, its members
+RESULT = re.compile(r"^match\n    \* -> (.*)\n    \S+\(c\)\n((?:        .*\n)*)",
+                    re.M)
+
+
 def crelay_test(t, conf, names):
-    """[(name, [member, ...])] from carbon-c-relay -t, in input order."""
+    """carbon-c-relay -t's placements as lines "name host:port ...", in
+    input order."""
     data = b"".join(n + b" 1 1\n" for n in names)
     rc, out, err, _ = run([CRELAY, "-t", "-f", conf], RUN_TIMEOUT, data)
     require(rc == 0, "carbon-c-relay -t exit %s: %s" % (rc, err.strip()[-300:]))
-    got = []
-    cur = None
-    started = False
-    for line in out.split("\n"):
-        if line == "match":
-            started = True
-            cur = [None, []]
-            got.append(cur)
-        elif not started:
-            continue
-        elif line.startswith("    * -> "):
-            cur[0] = line[len("    * -> "):]
-        elif line.startswith("        "):
-            cur[1].append(line.strip())
+    got = [" ".join([n] + ms.split()) for n, ms in RESULT.findall(out)]
     require(len(got) == len(names), "carbon-c-relay printed %d results for %d "
             "names" % (len(got), len(names)))
-    return [(n, m) for n, m in got]
+    return got
 
 
 def compare(got, exp, what):
-    """Fail naming the differences between two [(name, members)] lists."""
+    """Fail naming the differences between two lists of placement lines."""
     bad = [(g, e) for g, e in zip(got, exp) if g != e]
     if bad:
-        (gn, gm), (en, em) = bad[0]
-        require(False, "%d of %d names differ from %s; first: %r: orchester %s, "
-                "%s %s" % (len(bad), len(exp), what, en, gm, what, em))
+        g, e = bad[0]
+        require(False, "%d of %d names differ from %s; first: orchester %r, "
+                "%s %r" % (len(bad), len(exp), what, g, what, e))
 
 
 # ---------------------------------------------------------------------------
@@ -253,8 +245,7 @@ def body(t):
             targets_md5 |= collisions(md5pos(k) for k in carbon_keys(members()))
         elif kind == "fnv1a_ch":
             targets_fnv |= collisions(fnvpos(k) for k in fnv_keys(members()))
-    py_nodes = [("127.0.0.%d" % h, "cache-%d" % (2 * h + i))
-                for h in range(1, 5) for i in range(2)]
+    py_nodes = [(h, i) for h, _, i in inst8()]
     py_raw = [md5pos(("%s:%d" % (n, i)).encode())
               for n in py_nodes for i in range(100)]
     for p in collisions(py_raw):
@@ -299,12 +290,12 @@ def python_carbon(t, names):
         ring = ConsistentHashRing([(h, i) for h, _, i in members])
         exp = []
         for s in strs:
-            nodes = []
+            nodes = [s]
             for node in ring.get_nodes(s):
                 nodes.append(arg[node])
-                if len(nodes) == 3:
+                if len(nodes) == 4:
                     break
-            exp.append((s, nodes))
+            exp.append(" ".join(nodes))
         got = ringplace(t, "carbon_ch_graphite", 3, members, names)
         compare(got, exp, "Python carbon")
 
@@ -316,7 +307,8 @@ def python_carbon(t, names):
         router = ConsistentHashingRouter(settings)
         for h, p, i in members:
             router.addDestination((h, p, i))
-        exp = [(s, ["%s:%d" % (h, p) for h, p, _ in router.getDestinations(s)])
+        exp = [" ".join([s] + ["%s:%d" % (h, p)
+                               for h, p, _ in router.getDestinations(s)])
                for s in strs]
         got = ringplace(t, "carbon_ch_graphite", 2, members, names, ["-d"])
         compare(got, exp, "Python carbon")
@@ -383,7 +375,8 @@ def tagged(t, rnd):
         for kind, rep, members in clusters:
             got = ringplace(t, kind, rep, members, names)
             addrs = {"%s:%d" % (h, p) for h, p, _ in members}
-            for (n, ms) in got:
+            for line in got:
+                n, *ms = line.split(" ")
                 exp = where.get(n.encode(), set()) & addrs
                 if set(ms) != exp:
                     bad.append("%s %s: orchester %s, carbon-c-relay %s"
