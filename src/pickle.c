@@ -1115,27 +1115,118 @@ s_fmt_i64(char *out, int64_t v)
     return 1 + s_fmt_u64(out + 1, (uint64_t)0 - (uint64_t)v);
 }
 
-/* Powers of ten that doubles hold exactly. */
-static const double s_pow10[] = {
-    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
-    1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22
+#ifdef __SIZEOF_INT128__
+typedef unsigned __int128 s_u128;
+
+/* 10^0 .. 10^19: the powers of ten that fit 64 bits. */
+static const uint64_t s_p10[20] = {
+    1ull, 10ull, 100ull, 1000ull, 10000ull, 100000ull, 1000000ull,
+    10000000ull, 100000000ull, 1000000000ull, 10000000000ull,
+    100000000000ull, 1000000000000ull, 10000000000000ull,
+    100000000000000ull, 1000000000000000ull, 10000000000000000ull,
+    100000000000000000ull, 1000000000000000000ull,
+    10000000000000000000ull
 };
 
+/* 10^k for 0 <= k <= 22. */
+static inline s_u128
+s_pow10(int k)
+{
+    return k <= 19 ? (s_u128)s_p10[k] : (s_u128)s_p10[19] * s_p10[k - 19];
+}
+
 /*
- * Format v as the shortest decimal that reads back to v.  The fast path
- * finds the fewest decimals k for which r = round(v * 10^k) is below 2^53
- * and r / 10^k == v: both are exact doubles, so the division is correctly
- * rounded, exactly as strtod rounds "r e-k", and the text reads back to v.
- * Other values take %.15g, %.16g, then %.17g, whichever reads back first
- * (for a normal double whose shortest text has at most 15 digits, %.15g is
- * that text, as the rounding error is far below the 15th digit).
- * out has NUMBUF bytes; returns the length.
+ * For v = m * 2^-s (m a normal double's 53-bit significand): *q = v * 10^k
+ * rounded to the nearest integer (ties to even), computed exactly.  Returns
+ * whether the decimal q * 10^-k reads back to v: whether it lies inside v's
+ * rounding interval (half an ulp either side, a quarter ulp below a power
+ * of two), or on its edge when m is even, since strtod rounds ties to even.
+ * Needs 0 <= k <= 22 and 1 <= s <= 125, so that m * 10^k fits 128 bits.
+ */
+static bool
+s_round_trip(uint64_t m, int s, int k, uint64_t *q)
+{
+    s_u128 ten = s_pow10(k), x = (s_u128)m * ten;
+    s_u128 r = x >> s, rem = x - (r << s), half = (s_u128)1 << (s - 1), d;
+    bool below;
+
+    if (rem > half || (rem == half && (r & 1)))
+        r++;
+    *q = (uint64_t)r;
+    below = (r << s) < x;
+    d = below ? x - (r << s) : (r << s) - x;
+    d *= below && m == (1ull << 52) ? 4 : 2;
+    return d < ten || (d == ten && !(m & 1));
+}
+
+/*
+ * The shortest decimal for 1e-5 <= v < 1e15: the 15-digit rounding of v if
+ * it reads back (for a normal double whose shortest text has at most 15
+ * digits it is that text, trailing zeros aside: any other 15-digit decimal
+ * is farther from v than half an ulp), else the 16-digit one, else the
+ * 17-digit one, which always does.  Writes positional text ("0.000123",
+ * "123.5") to o; returns its length.
+ */
+static size_t
+s_fmt_exact(char *o, double v)
+{
+    uint64_t bits, m, q = 0;
+    int s, e2, t, d, p, k = 0;
+    char dig[24];
+    size_t nd, w = 0;
+
+    memcpy(&bits, &v, sizeof bits);
+    m = (bits & ((1ull << 52) - 1)) | (1ull << 52);
+    s = 1075 - (int)(bits >> 52);       /* v = m * 2^-s, 3 <= s <= 69 */
+    e2 = 52 - s;                        /* 2^e2 <= v < 2^(e2 + 1) */
+    t = e2 * 78913;                     /* floor(e2 * log10(2)) */
+    d = t >= 0 ? t >> 18 : -((-t + 262143) >> 18);
+    /* d is now floor(log10(v)) or one less: is v >= 10^(d + 1)? */
+    if (d + 1 >= 0 ? (s_u128)m >= s_pow10(d + 1) << s
+                   : (s_u128)m * s_pow10(-d - 1) >= (s_u128)1 << s)
+        d++;
+    for (p = 15; p <= 17; p++) {
+        k = p - 1 - d;                  /* 0 <= k <= 21: q has p digits */
+        if (s_round_trip(m, s, k, &q))
+            break;
+    }
+    /* q * 10^-k, without trailing zeros, point placed */
+    for (; q % 10 == 0; q /= 10)
+        k--;
+    nd = s_fmt_u64(dig, q);
+    if (k <= 0) {
+        memcpy(o, dig, nd);
+        memset(o + nd, '0', (size_t)-k);
+        return nd + (size_t)-k;
+    }
+    if ((size_t)k < nd) {
+        memcpy(o, dig, nd - (size_t)k);
+        o[nd - (size_t)k] = '.';
+        memcpy(o + nd - (size_t)k + 1, dig + nd - (size_t)k, (size_t)k);
+        return nd + 1;
+    }
+    o[w++] = '0';
+    o[w++] = '.';
+    memset(o + w, '0', (size_t)k - nd);
+    w += (size_t)k - nd;
+    memcpy(o + w, dig, nd);
+    return w + nd;
+}
+#endif
+
+/*
+ * Format v as the shortest decimal that reads back to v: "nan", "inf",
+ * "-inf", "-0"; between 1e-5 and 1e15 by exact integer arithmetic
+ * (s_fmt_exact); otherwise, or without 128-bit integers, %.15g, %.16g, then
+ * %.17g, whichever reads back first (from %.1g for subnormals, where fewer
+ * than 15 digits may be the shortest).  out has NUMBUF bytes; returns the
+ * length.
  */
 static size_t
 s_fmt_double(char *out, double v)
 {
     char *o = out;
-    int k, prec;
+    int prec;
 
     if (isnan(v)) {
         memcpy(out, "nan", 3);
@@ -1153,44 +1244,10 @@ s_fmt_double(char *out, double v)
         *o++ = '0';
         return (size_t)(o - out);
     }
-    if (v < 1e15 && v >= 1e-5) {
-        for (k = 0; k <= 17; k++) {
-            double t = v * s_pow10[k], r;
-
-            if (t >= 9007199254740992.0)
-                break;
-            r = floor(t + 0.5);
-            if (r / s_pow10[k] == v) {
-                char dig[24];
-                size_t nd = s_fmt_u64(dig, (uint64_t)r), ip;
-
-                /* drop trailing zeros of the fraction */
-                while (k > 0 && dig[nd - 1] == '0') {
-                    nd--;
-                    k--;
-                }
-                if (k == 0) {
-                    memcpy(o, dig, nd);
-                    return (size_t)(o - out) + nd;
-                }
-                if (nd > (size_t)k) {
-                    ip = nd - (size_t)k;
-                    memcpy(o, dig, ip);
-                    o += ip;
-                    *o++ = '.';
-                    memcpy(o, dig + ip, (size_t)k);
-                    return (size_t)(o - out) + (size_t)k;
-                }
-                *o++ = '0';
-                *o++ = '.';
-                memset(o, '0', (size_t)k - nd);
-                o += (size_t)k - nd;
-                memcpy(o, dig, nd);
-                return (size_t)(o - out) + nd;
-            }
-        }
-    }
-    /* below DBL_MIN (subnormals) fewer than 15 digits may be the shortest */
+#ifdef __SIZEOF_INT128__
+    if (v >= 1e-5 && v < 1e15)
+        return (size_t)(o - out) + s_fmt_exact(o, v);
+#endif
     for (prec = v < 2.2250738585072014e-308 ? 1 : 15; prec <= 17; prec++) {
         int w = snprintf(o, NUMBUF - 1, "%.*g", prec, v);
 
@@ -1282,6 +1339,8 @@ s_emit(const pickle_t *self, uint32_t top, pickle_point_fn fn, void *arg)
     size_t count = 0;
     uint32_t c;
 
+    if (!fn)
+        return list->n;
     for (c = list->v.c.head; c != NIL; c = self->cell[c].next) {
         const s_obj_t *item = &self->obj[self->cell[c].obj], *name, *pair;
         const char *ntxt, *vtxt, *ttxt;
@@ -1295,8 +1354,7 @@ s_emit(const pickle_t *self, uint32_t top, pickle_point_fn fn, void *arg)
         ntxt = s_scalar(self, name, NULL, &nlen);
         ttxt = s_scalar(self, &self->obj[self->cell[c0].obj], tbuf, &tlen);
         vtxt = s_scalar(self, &self->obj[self->cell[c1].obj], vbuf, &vlen);
-        if (fn)
-            fn(arg, ntxt, nlen, vtxt, vlen, ttxt, tlen);
+        fn(arg, ntxt, nlen, vtxt, vlen, ttxt, tlen);
         count++;
     }
     return count;

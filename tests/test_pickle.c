@@ -1502,10 +1502,21 @@ test_float_format(void **state)
         int prec;
         char ref[40];
 
-        if (i % 2)      /* half of them in the range of real metrics */
-            v = (double)(int64_t)(u % 2000000000) / (double)(1 + u % 1000);
-        else
+        switch (i % 4) {
+        case 0:         /* any bit pattern */
             memcpy(&v, &u, 8);
+            break;
+        case 1:         /* ratios, as rates and averages come out */
+            v = (double)(int64_t)(u % 2000000000) / (double)(1 + u % 1000);
+            break;
+        case 2:         /* full precision across 1e-6 .. 1e16 */
+            v = (double)(u >> 11) / 9007199254740992.0 *
+                pow(10, (double)(int)(u % 23) - 6);
+            break;
+        default:        /* powers of two and their neighbours */
+            v = ldexp(1, (int)(u % 120) - 60);
+            v = u & 64 ? nextafter(v, 0) : u & 128 ? nextafter(v, 1e300) : v;
+        }
         if (isnan(v))
             continue;
         memcpy(&u, &v, 8);

@@ -165,8 +165,8 @@ match * send to beta ;
         under(b, r"\^alpha", "127.0.0.1:%d" % pa)
         require(any(re.match(r"alpha \(forward\)$", l.strip()) for l in b),
                 "no 'alpha (forward)' line in %r" % b)
-        require(any(re.search(re.escape(route) + r":5\)", l) for l in b),
-                "the rule's (FILE:LINE) is not %s:5 in %r" % (route, b))
+        require(any(re.search(re.escape(route) + r":6\)", l) for l in b),
+                "the rule's (FILE:LINE) is not %s:6 in %r" % (route, b))
         require(any(l.strip() == "stop" for l in b), "no 'stop' in %r" % b)
         require(not any(str(p) in " ".join(b) for p in (pb1, pb2)), "beta in %r" % b)
 

@@ -7,7 +7,9 @@
  *
  * Connection c sends "PREFIX.c<c>.m<i % 1000> <i> <ts>\n" for i = 0..n-1,
  * so a receiver can check content and order per connection.  Exits 0 when
- * every line was written.
+ * every line was written.  LINEBLAST_RATE=N paces each connection at N
+ * lines per second (in steps of 1000 lines); LINEBLAST_HOLD=S keeps each
+ * connection open after sending until the peer closes it, at most S s.
  */
 #include <arpa/inet.h>
 #include <netdb.h>
@@ -16,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -23,6 +26,9 @@ typedef struct {
     const char *host, *port, *prefix;
     int conn;
     long n;
+    int hold;  /* seconds to wait for the peer to close after sending */
+    long rate; /* lines per second, 0 = as fast as possible */
+    double t0; /* start, monotonic seconds */
     int rc;
 } job_t;
 
@@ -51,12 +57,16 @@ static void *s_run(void *p)
         return NULL;
     }
     size_t cap = 1 << 20, len = 0;
+    struct timespec ts0;
+    clock_gettime(CLOCK_MONOTONIC, &ts0);
+    j->t0 = (double)ts0.tv_sec + ts0.tv_nsec / 1e9;
     char *buf = malloc(cap + 512);
     long ts = (long)time(NULL) - 3600;
     for (long i = 0; i < j->n; i++) {
         len += (size_t)snprintf(buf + len, 512, "%s.c%d.m%ld %ld %ld\n",
                                 j->prefix, j->conn, i % 1000, i, ts + i / 1000);
-        if (len >= cap || i == j->n - 1) {
+        int pace = j->rate > 0 && (i + 1) % 1000 == 0;
+        if (len >= cap || i == j->n - 1 || pace) {
             size_t off = 0;
             while (off < len) {
                 ssize_t w = write(fd, buf + off, len - off);
@@ -70,9 +80,30 @@ static void *s_run(void *p)
                 off += (size_t)w;
             }
             len = 0;
+            if (pace) {
+                /* sleep until line i+1 is due */
+                struct timespec now;
+                clock_gettime(CLOCK_MONOTONIC, &now);
+                double due = j->t0 + (double)(i + 1) / (double)j->rate;
+                double t = (double)now.tv_sec + now.tv_nsec / 1e9;
+                if (due > t) {
+                    struct timespec d = {(time_t)(due - t),
+                                         (long)((due - t - (double)(time_t)(due - t)) * 1e9)};
+                    nanosleep(&d, NULL);
+                }
+            }
         }
     }
     free(buf);
+    if (j->hold > 0) {
+        /* keep the connection open until the peer has read everything */
+        shutdown(fd, SHUT_WR);
+        char c;
+        struct timeval tv = {j->hold, 0};
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        while (read(fd, &c, 1) > 0)
+            ;
+    }
     close(fd);
     return NULL;
 }
@@ -90,7 +121,10 @@ int main(int argc, char **argv)
     job_t *jobs = calloc((size_t)nc, sizeof *jobs);
     pthread_t *th = calloc((size_t)nc, sizeof *th);
     for (int c = 0; c < nc; c++) {
-        jobs[c] = (job_t){argv[1], argv[2], argc > 5 ? argv[5] : "blast", c, n, 0};
+        jobs[c] = (job_t){argv[1], argv[2], argc > 5 ? argv[5] : "blast", c, n,
+                          getenv("LINEBLAST_HOLD") ? atoi(getenv("LINEBLAST_HOLD")) : 0,
+                          getenv("LINEBLAST_RATE") ? atol(getenv("LINEBLAST_RATE")) : 0,
+                          0, 0};
         pthread_create(&th[c], NULL, s_run, &jobs[c]);
     }
     int rc = 0;

@@ -2,11 +2,13 @@
  * linesink.c -- a carbon backend stand-in for benchmarks: accepts TCP
  * connections and counts the lines it receives.
  *
- *   linesink PORT EXPECTED_LINES TIMEOUT_S
+ *   linesink PORT EXPECTED_LINES TIMEOUT_S [IDLE_S]
  *
  * Prints "ready" once listening, then exits 0 printing "lines N seconds S"
  * when EXPECTED_LINES arrived (S from the first byte to the last line), or
- * exits 1 after TIMEOUT_S seconds without reaching it.
+ * exits 1 printing "lines N timeout" after TIMEOUT_S seconds, or after
+ * IDLE_S seconds without data once data has started (a sender that lost
+ * lines never reaches the count).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -28,12 +30,13 @@ static double s_now(void)
 
 int main(int argc, char **argv)
 {
-    if (argc != 4) {
-        fprintf(stderr, "usage: linesink PORT EXPECTED_LINES TIMEOUT_S\n");
+    if (argc != 4 && argc != 5) {
+        fprintf(stderr, "usage: linesink PORT EXPECTED_LINES TIMEOUT_S [IDLE_S]\n");
         return 2;
     }
     long long expect = atoll(argv[2]);
     double deadline = s_now() + atof(argv[3]);
+    double idle = argc == 5 ? atof(argv[4]) : 1e9;
     int lfd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
     setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     struct sockaddr_in a = {.sin_family = AF_INET,
@@ -54,6 +57,12 @@ int main(int argc, char **argv)
     double first = 0, last = 0;
     while (lines < expect) {
         double left = deadline - s_now();
+        if (first > 0 && s_now() - last > idle) {
+            printf("lines %lld seconds %.3f idle\n", lines, last - first);
+            return 1;
+        }
+        if (first > 0 && left > idle)
+            left = idle;
         if (left <= 0) {
             printf("lines %lld timeout\n", lines);
             return 1;
