@@ -222,18 +222,23 @@ static void s_router_fn(zwatch_t *w, void *sock, void *arg)
     if (n == 0)
         return;
     batch_hdr_t bh;
-    const codec_t *codec = NULL;
-    if (n != 3 ||
+    if (n < 2 ||
         batch_hdr_decode(zmq_msg_data(&parts[1]), zmq_msg_size(&parts[1]),
                          &bh) != 0 ||
-        bh.type != BATCH_DATA || (codec = codec_find(bh.codec)) == NULL) {
+        bh.type != BATCH_DATA) {
+        /* no sequence number to acknowledge: count it and drop it */
         h->c.bad++;
         for (int i = 0; i < n && i < 3; i++)
             zmq_msg_close(&parts[i]);
         return;
     }
-    long k = codec->decode(zmq_msg_data(&parts[2]), zmq_msg_size(&parts[2]),
-                           s_route_line, h);
+    const codec_t *codec = codec_find(bh.codec);
+    long k = -1;
+    if (n == 3 && codec != NULL)
+        k = codec->decode(zmq_msg_data(&parts[2]), zmq_msg_size(&parts[2]),
+                          s_route_line, h);
+    /* a malformed batch is acknowledged too: sending it again would not
+     * mend it; what decoded before the fault is routed */
     if (k < 0)
         h->c.bad++;
     else
@@ -244,7 +249,7 @@ static void s_router_fn(zwatch_t *w, void *sock, void *arg)
     zmq_msg_move(&h->ack_to, &parts[0]);
     h->ack_pending = 1;
     h->ack_seq = bh.seq;
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < n && i < 3; i++)
         zmq_msg_close(&parts[i]);
     if (s_flush_held(h, ZMQ_DONTWAIT) != 0) {
         zwatch_stop(w);

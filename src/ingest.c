@@ -85,6 +85,7 @@ struct ingest {
     int paused;                    /* client reads stopped (window full) */
     int stopping;                  /* STOP received */
     int64_t stop_deadline;         /* give up waiting for acks then */
+    int64_t last_ack_ms;           /* when the last acknowledgement came */
     stats_ingest_t st;             /* counters */
     ev_prepare flush;              /* sends the partial batch before blocking */
     ev_timer tick;                 /* resend check, stats, stop check */
@@ -225,16 +226,21 @@ static void s_dealer_fn(zwatch_t *w, void *sock, void *arg)
     if (n > (int)sizeof buf || batch_hdr_decode(buf, (size_t)n, &h) != 0 ||
         h.type != BATCH_ACK)
         return;
+    ig->last_ack_ms = clock_mono_ms();
     s_ack(ig, h.seq);
 }
 
-/* Resend what is overdue, and send what could not be sent before. */
+/* Resend what is overdue, and send what could not be sent before.  The
+ * window is overdue when its oldest batch went out more than the timeout
+ * ago and no acknowledgement at all came in that time: a link that
+ * acknowledges slowly (backpressure) is not resent to, only a silent one. */
 static void s_resend(ingest_t *ig, int64_t now)
 {
     if (ig->head == NULL)
         return;
     int overdue = ig->head->sent_ms != 0 &&
-                  now - ig->head->sent_ms >= ig->o.timeout_ms;
+                  now - ig->head->sent_ms >= ig->o.timeout_ms &&
+                  now - ig->last_ack_ms >= ig->o.timeout_ms;
     int k = 0;
     for (pending_t *p = ig->head; p; p = p->next) {
         if (p->sent_ms != 0 && !overdue)
@@ -505,6 +511,11 @@ static int s_listener(ingest_t *ig, listener_t *l, const config_listen_t *cl,
     l->ig = ig;
     l->proto = cl->proto;
     l->fd = -1;
+    if (cl->type != WIRE_LINEMODE) {
+        snprintf(err, errlen, "%s:%d: 'listen type pickle' is not supported "
+                 "by orchester yet", cl->pos.file, cl->pos.line);
+        return -1;
+    }
     switch (cl->proto) {
     case PROTO_TCP:
         net_addr_str(addr, sizeof addr, cl->host, cl->port);
