@@ -96,7 +96,8 @@ static int s_clause(config_lex_stmt_t *st, const char *const *words,
     int k = s_index(t, words);
 
     if (k < 0)
-        return config_lex_end(st); /* "unexpected 'x'" */
+        return config_lex_error(st, t, "unexpected '%s'%s",
+                                t ? t->text : ";", config_lex_hint(t));
     if (*seen & (1u << k))
         return config_lex_twice(st, t);
     *seen |= 1u << k;
@@ -156,8 +157,7 @@ static int s_take_set(config_lex_stmt_t *st, const char *what, char **dst)
 }
 
 /* s_take_endpoint: take the next token as a zmq endpoint into *dst. */
-static int s_take_endpoint(config_lex_stmt_t *st, const char *what,
-                           char **dst)
+static int s_take_endpoint(config_lex_stmt_t *st, const char *what, char **dst)
 {
     const config_lex_tok_t *t = config_lex_take(st, what);
 
@@ -234,14 +234,16 @@ static const char *const s_cluster_types[] = {
 static const char *const s_protos[] = {"tcp", "udp", "unix", NULL};
 static const char *const s_wires[] = {"linemode", "pickle", NULL};
 
+_Static_assert(CLUSTER_FILE == 6 && PROTO_UNIX == 2 && WIRE_PICKLE == 1,
+               "the word tables above follow the enums of config.h");
+
 /* Words that cannot be a member: a missing ';' or a misplaced option. */
 static const char *const s_member_words[] = {
     "proto",  "type",        "transport", "ssl", "mtls",
     "useall", "replication", "dynamic",   NULL};
 
 /* s_new_member: a zeroed member written at token t appended to c. */
-static config_member_t *s_new_member(config_lex_stmt_t *st,
-                                     config_cluster_t *c,
+static config_member_t *s_new_member(config_lex_stmt_t *st, config_cluster_t *c,
                                      const config_lex_tok_t *t)
 {
     config_member_t *m;
@@ -260,8 +262,8 @@ static config_member_t *s_new_member(config_lex_stmt_t *st,
  * into a new member of c. */
 static int s_member(config_lex_stmt_t *st, config_cluster_t *c)
 {
-    static const char *const opts[] = {"proto", "type", "transport", "ssl",
-                                       "mtls", NULL};
+    static const char *const opts[] = {"proto", "type", "transport",
+                                       "ssl",   "mtls", NULL};
     const config_lex_tok_t *spec = config_lex_take(st, "a member");
     config_member_t *m;
     unsigned seen = 0;
@@ -296,9 +298,8 @@ static int s_member(config_lex_stmt_t *st, config_cluster_t *c)
         }
     }
     if (m->type == WIRE_PICKLE && m->proto == PROTO_UDP)
-        return config_lex_error(st, spec,
-                                "member '%s': pickle is sent over tcp only",
-                                spec->text);
+        return config_lex_error(
+            st, spec, "member '%s': pickle is sent over tcp only", spec->text);
     m->port = port ? port : m->type == WIRE_PICKLE ? 2004 : 2003;
     return 0;
 }
@@ -311,8 +312,7 @@ static int s_cluster_opts(config_lex_stmt_t *st, config_cluster_t *c,
 {
     static const char *const opts[] = {"useall", "replication", "dynamic",
                                        NULL};
-    bool hashed = c->type == CLUSTER_CARBON_CH ||
-                  c->type == CLUSTER_FNV1A_CH ||
+    bool hashed = c->type == CLUSTER_CARBON_CH || c->type == CLUSTER_FNV1A_CH ||
                   c->type == CLUSTER_JUMP_FNV1A_CH;
     const config_lex_tok_t *t;
     unsigned seen = 0;
@@ -321,8 +321,7 @@ static int s_cluster_opts(config_lex_stmt_t *st, config_cluster_t *c,
 
     while ((k = s_index(t = config_lex_peek(st), opts)) >= 0) {
         if ((k == 0) == hashed)
-            return config_lex_error(st, t,
-                                    "%s applies to %s clusters only",
+            return config_lex_error(st, t, "%s applies to %s clusters only",
                                     t->text,
                                     k == 0 ? "forward, any_of and failover"
                                            : "carbon_ch, fnv1a_ch and "
@@ -410,8 +409,7 @@ static int s_stmt_cluster(config_lex_stmt_t *st)
 /* ------------------------------------------------------------------ */
 
 /* s_new_rule: a zeroed rule of kind appended to the tree, or NULL. */
-static config_rule_t *s_new_rule(config_lex_stmt_t *st,
-                                 config_rule_kind_t kind)
+static config_rule_t *s_new_rule(config_lex_stmt_t *st, config_rule_kind_t kind)
 {
     config_t *cfg = s_parser(st)->cfg;
     config_rule_t *r = s_grow(st, cfg->rules, cfg->nrules, sizeof *r);
@@ -483,8 +481,8 @@ static int s_match_clauses(config_lex_stmt_t *st, config_rule_t *r)
 /* match <*|EXPR...> [clauses] send to DEST... [stop] ; */
 static int s_stmt_match(config_lex_stmt_t *st)
 {
-    static const char *const ends[] = {"validate", "route", "critical",
-                                       "send", NULL};
+    static const char *const ends[] = {"validate", "route", "critical", "send",
+                                       NULL};
     config_rule_t *r = s_new_rule(st, RULE_MATCH);
     const config_lex_tok_t *t;
     bool all;
@@ -563,8 +561,8 @@ static int s_stmt_rewrite(config_lex_stmt_t *st)
 /* s_listen_addr: "ADDR [proto tcp|udp|unix]" into a new listen entry. */
 static int s_listen_addr(config_lex_stmt_t *st, config_wire_t type)
 {
-    static const char *const opts[] = {"proto", "type", "transport", "ssl",
-                                       "mtls", NULL};
+    static const char *const opts[] = {"proto", "type", "transport",
+                                       "ssl",   "mtls", NULL};
     config_t *cfg = s_parser(st)->cfg;
     const config_lex_tok_t *addr = config_lex_take(st, "an address");
     const char *s;
@@ -636,8 +634,8 @@ static int s_stmt_listen(config_lex_stmt_t *st)
  * [prefix with P] [send to CLUSTER...] [stop] ; */
 static int s_stmt_statistics(config_lex_stmt_t *st)
 {
-    static const char *const opts[] = {"submit", "reset", "prefix", "send",
-                                       "stop", NULL};
+    static const char *const opts[] = {"submit", "reset", "prefix",
+                                       "send",   "stop",  NULL};
     config_stats_t *s = &s_parser(st)->cfg->stats;
     unsigned seen = 0;
     int k, rc = 0;
@@ -687,10 +685,10 @@ static int s_stmt_include(config_lex_stmt_t *st)
                                 "(an include loop?)",
                                 t->text, CONFIG_MAX_DEPTH);
     if ((e = config_lex_paths(p->dir, t->text, &paths, &n)) != 0)
-        return e == ENOMEM ? config_lex_oom(st)
-                           : config_lex_error(st, t,
-                                              "'%s': cannot read a directory",
-                                              t->text);
+        return e == ENOMEM
+                   ? config_lex_oom(st)
+                   : config_lex_error(st, t, "'%s': cannot read a directory",
+                                      t->text);
     for (size_t k = 0; k < n && rc == 0; k++)
         rc = s_parse_file(p, paths[k], p->depth + 1, st);
     s_strv_free(paths, n);
@@ -771,11 +769,11 @@ static int s_stmt_buffer(config_lex_stmt_t *st)
         config_lex_choose(st, "'redis'", kinds) < 0 ||
         !(t = config_lex_take(st, "a target (unix:PATH or HOST:PORT)")))
         return -1;
-    if (strncmp(t->text, "unix:", 5) == 0 ? !t->text[5]
-        : config_lex_hostport(st, t, false, NULL, &port, NULL) || !port)
-        return config_lex_error(st, t,
-                                "target '%s' must be unix:PATH or HOST:PORT",
-                                t->text);
+    if (strncmp(t->text, "unix:", 5) == 0
+            ? !t->text[5]
+            : config_lex_hostport(st, t, false, NULL, &port, NULL) || !port)
+        return config_lex_error(
+            st, t, "target '%s' must be unix:PATH or HOST:PORT", t->text);
     if (s_set(st, &b->target, t->text) != 0)
         return -1;
     while (rc == 0 && config_lex_peek(st)) {
@@ -790,8 +788,7 @@ static int s_stmt_buffer(config_lex_stmt_t *st)
             rc = config_lex_take_num(st, "max", 1, LLONG_MAX, &b->max) ||
                  config_lex_expect(st, "datapoints");
         } else {
-            rc = config_lex_take_num(st, "replay", 1, LLONG_MAX,
-                                     &b->replay) ||
+            rc = config_lex_take_num(st, "replay", 1, LLONG_MAX, &b->replay) ||
                  config_lex_expect(st, "per") ||
                  config_lex_expect(st, "second");
         }
@@ -846,11 +843,16 @@ static const struct {
     const char *word; /* the keyword */
     stmt_parse_fn fn; /* its parser */
 } s_statements[] = {
-    {"cluster", s_stmt_cluster},       {"match", s_stmt_match},
-    {"rewrite", s_stmt_rewrite},       {"listen", s_stmt_listen},
-    {"statistics", s_stmt_statistics}, {"include", s_stmt_include},
-    {"satellites", s_stmt_satellites}, {"orchester", s_stmt_orchester},
-    {"control", s_stmt_control},       {"buffer", s_stmt_buffer},
+    {"cluster", s_stmt_cluster},
+    {"match", s_stmt_match},
+    {"rewrite", s_stmt_rewrite},
+    {"listen", s_stmt_listen},
+    {"statistics", s_stmt_statistics},
+    {"include", s_stmt_include},
+    {"satellites", s_stmt_satellites},
+    {"orchester", s_stmt_orchester},
+    {"control", s_stmt_control},
+    {"buffer", s_stmt_buffer},
     {"ha", s_stmt_ha},
 };
 
@@ -876,8 +878,8 @@ static int s_statement(config_lex_stmt_t *st)
         return config_lex_fail(st->err, st->file, t->line,
                                "'send statistics to' is not supported by "
                                "orchester yet (use 'statistics send to')");
-    return config_lex_fail(st->err, st->file, t->line,
-                           "unknown statement '%s'", t->text);
+    return config_lex_fail(st->err, st->file, t->line, "unknown statement '%s'",
+                           t->text);
 }
 
 /* s_parse_text: parse len bytes of text, read from file (borrowed from
@@ -987,15 +989,14 @@ done:
 /* ------------------------------------------------------------------ */
 
 /* s_check_dests: every name in dests is a cluster or "blackhole". */
-static int s_check_dests(parser_t *p, const char *what, char **dests,
-                         size_t n, config_pos_t pos)
+static int s_check_dests(parser_t *p, const char *what, char **dests, size_t n,
+                         config_pos_t pos)
 {
     for (size_t i = 0; i < n; i++)
         if (strcmp(dests[i], "blackhole") != 0 &&
             !config_find_cluster(p->cfg, dests[i]))
             return config_lex_fail(&p->err, pos.file, pos.line,
-                                   "%s: unknown cluster '%s'%s", what,
-                                   dests[i],
+                                   "%s: unknown cluster '%s'%s", what, dests[i],
                                    config_lex_keyword(dests[i])
                                        ? " (missing ';' before it?)"
                                        : "");
@@ -1008,11 +1009,11 @@ static int s_check(parser_t *p)
     const config_t *cfg = p->cfg;
 
     for (size_t i = 0; i < cfg->nrules; i++)
-        if (s_check_dests(p, "match", cfg->rules[i].dests,
-                          cfg->rules[i].ndests, cfg->rules[i].pos) != 0)
+        if (s_check_dests(p, "match", cfg->rules[i].dests, cfg->rules[i].ndests,
+                          cfg->rules[i].pos) != 0)
             return -1;
-    return s_check_dests(p, "statistics", cfg->stats.dests,
-                         cfg->stats.ndests, cfg->stats.pos);
+    return s_check_dests(p, "statistics", cfg->stats.dests, cfg->stats.ndests,
+                         cfg->stats.pos);
 }
 
 /* s_begin: set up p with a new tree holding the defaults.  Returns 0, or

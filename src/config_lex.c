@@ -1,9 +1,13 @@
 /*
- * config_lex.c -- the tokenizer of the configuration language.
+ * config_lex.c -- the tokenizer of the configuration language, and the
+ * statement cursor over its tokens.
  *
  * Pure core: turns the bytes of one config file into words, quoted strings
- * and ';' terminators with their line numbers.  src/config.c parses the
- * result.  The rules are written down in config_lex.h.
+ * and ';' terminators with their line numbers, finds the files an include
+ * names, and reads typed values (numbers, ports, host:port, endpoints,
+ * regular expressions) from a statement's tokens with "FILE:LINE: message"
+ * errors.  src/config.c holds the grammar of each statement on top.  The
+ * rules and the contracts are in config_lex.h.
  */
 #ifndef _POSIX_C_SOURCE
 #define _POSIX_C_SOURCE 200809L
@@ -20,17 +24,21 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CONFIG_LEX_MAX_FILE (16 * 1024 * 1024) /* bytes read from one file */
-#define CONFIG_LEX_REGEX_NODES 20000 /* regcomp() nodes one regex may take */
-#define CONFIG_LEX_REGEX_WIDE 1000   /* branches and optional nodes in it */
-#define CONFIG_LEX_REGEX_DEPTH 64    /* groups one regex may nest */
-#define CONFIG_LEX_SAT 1000000       /* where the sums above saturate */
+#define CONFIG_LEX_MAX_FILE    (16 * 1024 * 1024) /* bytes read from one file */
+#define CONFIG_LEX_REGEX_NODES 20000   /* regcomp() nodes one regex may take */
+#define CONFIG_LEX_REGEX_WIDE  1000    /* branches and optional nodes in it */
+#define CONFIG_LEX_REGEX_DEPTH 64      /* groups one regex may nest */
+#define CONFIG_LEX_SAT         1000000 /* where the sums above saturate */
 
 /* Words that begin a statement, for the "missing ';'?" hint. */
 static const char *const s_keywords[] = {
     "cluster", "match",     "rewrite",    "listen",    "statistics",
     "include", "aggregate", "satellites", "orchester", "control",
     "buffer",  "ha",        NULL};
+
+/* ------------------------------------------------------------------ */
+/* Tokenizer                                                          */
+/* ------------------------------------------------------------------ */
 
 /* s_space: true for the white space that separates tokens. */
 static bool s_space(char c)
@@ -219,6 +227,10 @@ void config_lex_free(config_lex_t *lex)
     memset(lex, 0, sizeof *lex);
 }
 
+/* ------------------------------------------------------------------ */
+/* Files                                                              */
+/* ------------------------------------------------------------------ */
+
 int config_lex_read(const char *path, char **out, size_t *outlen)
 {
     FILE *f = fopen(path, "r");
@@ -263,10 +275,6 @@ err:
     free(buf);
     return e;
 }
-
-/* ------------------------------------------------------------------ */
-/* Errors                                                              */
-/* ------------------------------------------------------------------ */
 
 /* s_join: dir "/" rel (a copy of rel when dir is NULL or rel is absolute),
  * with the glob(3) characters of dir escaped when escape.  Caller frees. */
@@ -353,6 +361,10 @@ done:
     return rc;
 }
 
+/* ------------------------------------------------------------------ */
+/* Errors                                                             */
+/* ------------------------------------------------------------------ */
+
 int config_lex_fail(config_lex_err_t *e, const char *file, int line,
                     const char *fmt, ...)
 {
@@ -376,25 +388,6 @@ int config_lex_fail(config_lex_err_t *e, const char *file, int line,
     return -1;
 }
 
-/* config_lex_keyword: true when s begins a statement. */
-bool config_lex_keyword(const char *s)
-{
-    for (size_t k = 0; s_keywords[k]; k++)
-        if (strcmp(s, s_keywords[k]) == 0)
-            return true;
-    return false;
-}
-
-/* config_lex_hint: a hint for a token that may be the next statement. */
-const char *config_lex_hint(const config_lex_tok_t *t)
-{
-    return t && !t->quoted && config_lex_keyword(t->text)
-               ? " (missing ';' before it?)"
-               : "";
-}
-
-/* config_lex_error: record "file:line: STATEMENT: message" at token at (NULL:
- * at the end of the statement).  Returns -1. */
 int config_lex_error(config_lex_stmt_t *st, const config_lex_tok_t *at,
                      const char *fmt, ...)
 {
@@ -408,35 +401,45 @@ int config_lex_error(config_lex_stmt_t *st, const config_lex_tok_t *at,
                            "%s: %s", st->name, msg);
 }
 
-/* config_lex_oom: record "out of memory" at the statement.  Returns -1. */
 int config_lex_oom(config_lex_stmt_t *st)
 {
     return config_lex_error(st, NULL, "out of memory");
 }
 
+bool config_lex_keyword(const char *s)
+{
+    for (size_t k = 0; s_keywords[k]; k++)
+        if (strcmp(s, s_keywords[k]) == 0)
+            return true;
+    return false;
+}
+
+const char *config_lex_hint(const config_lex_tok_t *t)
+{
+    return t && !t->quoted && config_lex_keyword(t->text)
+               ? " (missing ';' before it?)"
+               : "";
+}
+
 /* ------------------------------------------------------------------ */
-/* Token helpers                                                       */
+/* Reading a statement                                                */
 /* ------------------------------------------------------------------ */
 
-/* config_lex_tok_is: true when t is the unquoted word kw. */
 bool config_lex_tok_is(const config_lex_tok_t *t, const char *kw)
 {
     return t && !t->quoted && strcmp(t->text, kw) == 0;
 }
 
-/* config_lex_peek: the next token, or NULL at the end of the statement. */
 const config_lex_tok_t *config_lex_peek(const config_lex_stmt_t *st)
 {
     return st->i < st->n ? &st->tok[st->i] : NULL;
 }
 
-/* config_lex_is: true when the next token is the unquoted word kw. */
 bool config_lex_is(const config_lex_stmt_t *st, const char *kw)
 {
     return config_lex_tok_is(config_lex_peek(st), kw);
 }
 
-/* config_lex_accept: consume the next token if it is the word kw. */
 bool config_lex_accept(config_lex_stmt_t *st, const char *kw)
 {
     if (!config_lex_is(st, kw))
@@ -445,8 +448,6 @@ bool config_lex_accept(config_lex_stmt_t *st, const char *kw)
     return true;
 }
 
-/* config_lex_expect: consume the word kw, or record an error.  Returns 0 or -1.
- */
 int config_lex_expect(config_lex_stmt_t *st, const char *kw)
 {
     const config_lex_tok_t *t = config_lex_peek(st);
@@ -459,8 +460,6 @@ int config_lex_expect(config_lex_stmt_t *st, const char *kw)
                             config_lex_hint(t));
 }
 
-/* config_lex_take: consume and return the next token, whatever it is, or record
- * "missing WHAT" and return NULL. */
 const config_lex_tok_t *config_lex_take(config_lex_stmt_t *st, const char *what)
 {
     if (st->i < st->n)
@@ -479,12 +478,10 @@ int config_lex_choose(config_lex_stmt_t *st, const char *what,
     for (int k = 0; words[k]; k++)
         if (config_lex_tok_is(t, words[k]))
             return k;
-    return config_lex_error(st, t, "expected %s, found '%s'%s", what,
-                            t->text, config_lex_hint(t));
+    return config_lex_error(st, t, "expected %s, found '%s'%s", what, t->text,
+                            config_lex_hint(t));
 }
 
-/* config_lex_end: 0 when every token was used, else an error on the first
- * extra. */
 int config_lex_end(config_lex_stmt_t *st)
 {
     const config_lex_tok_t *t = config_lex_peek(st);
@@ -495,14 +492,29 @@ int config_lex_end(config_lex_stmt_t *st)
                             config_lex_hint(t));
 }
 
-/* config_lex_twice: record "'WORD' given twice" at t.  Returns -1. */
 int config_lex_twice(config_lex_stmt_t *st, const config_lex_tok_t *t)
 {
     return config_lex_error(st, t, "'%s' given twice", t->text);
 }
 
-/* config_lex_num: parse t as a decimal number in min..max into *out.  Returns 0
- * or -1 with an error naming what. */
+int config_lex_refuse(config_lex_stmt_t *st, const config_lex_tok_t *t,
+                      const char *const *opts)
+{
+    if (t->quoted)
+        return 0;
+    if (config_lex_keyword(t->text))
+        return config_lex_error(st, t, "unexpected '%s'%s", t->text,
+                                config_lex_hint(t));
+    for (size_t k = 0; opts && opts[k]; k++)
+        if (strcmp(t->text, opts[k]) == 0)
+            return config_lex_error(st, t, "unexpected '%s'", t->text);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Values: numbers, endpoints, regular expressions                    */
+/* ------------------------------------------------------------------ */
+
 int config_lex_num(config_lex_stmt_t *st, const config_lex_tok_t *t,
                    const char *what, long long min, long long max,
                    long long *out)
@@ -529,13 +541,31 @@ int config_lex_num(config_lex_stmt_t *st, const config_lex_tok_t *t,
     return 0;
 }
 
-/* config_lex_take_num: config_lex_take then config_lex_num. */
 int config_lex_take_num(config_lex_stmt_t *st, const char *what, long long min,
                         long long max, long long *out)
 {
     const config_lex_tok_t *t = config_lex_take(st, what);
 
     return t ? config_lex_num(st, t, what, min, max, out) : -1;
+}
+
+int config_lex_endpoint(config_lex_stmt_t *st, const config_lex_tok_t *t)
+{
+    const char *sep = strstr(t->text, "://");
+    const char *c;
+
+    if (sep && sep > t->text && sep[3]) {
+        for (c = t->text; c < sep; c++)
+            if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9')))
+                break;
+        if (c == sep)
+            return 0;
+    }
+    return config_lex_error(
+        st, t,
+        "'%s' is not a zmq endpoint (tcp://HOST:PORT, ipc://PATH, "
+        "inproc://NAME)%s",
+        t->text, config_lex_hint(t));
 }
 
 /* s_sat: a + b * c, saturating at CONFIG_LEX_SAT. */
@@ -663,8 +693,7 @@ static bool s_regex_ok(const char *s)
          * node for the loop */
         n = copies ? copies - 1 : 0;
         lv[d].nodes = s_sat(s_sat(lv[d].nodes, lv[d].last, n), 1, 1);
-        lv[d].wide = s_sat(s_sat(lv[d].wide, lv[d].lwide, n), lv[d].last,
-                           opt);
+        lv[d].wide = s_sat(s_sat(lv[d].wide, lv[d].lwide, n), lv[d].last, opt);
         lv[d].lwide = s_sat(s_sat(0, lv[d].lwide, copies), lv[d].last, opt);
         lv[d].last = s_sat(1, lv[d].last, copies);
     }
@@ -677,9 +706,6 @@ static bool s_regex_ok(const char *s)
            lv[0].wide <= CONFIG_LEX_REGEX_WIDE;
 }
 
-/* config_lex_regex: check that t compiles as a POSIX extended regular
- * expression of bounded size; its group count goes to *nsub when nsub is
- * not NULL.  Returns 0 or -1. */
 int config_lex_regex(config_lex_stmt_t *st, const config_lex_tok_t *t,
                      size_t *nsub)
 {
@@ -704,46 +730,8 @@ int config_lex_regex(config_lex_stmt_t *st, const config_lex_tok_t *t,
     return 0;
 }
 
-/* config_lex_endpoint: check that t looks like a zmq endpoint
- * (scheme://address). */
-int config_lex_endpoint(config_lex_stmt_t *st, const config_lex_tok_t *t)
-{
-    const char *sep = strstr(t->text, "://");
-    const char *c;
-
-    if (sep && sep > t->text && sep[3]) {
-        for (c = t->text; c < sep; c++)
-            if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9')))
-                break;
-        if (c == sep)
-            return 0;
-    }
-    return config_lex_error(
-        st, t,
-        "'%s' is not a zmq endpoint (tcp://HOST:PORT, ipc://PATH, "
-        "inproc://NAME)%s",
-        t->text, config_lex_hint(t));
-}
-
-/* config_lex_refuse: error for a word that would be taken as a name or an
- * address but is a keyword: a statement keyword (a ';' is likely missing) or
- * one of the option words in opts (NULL-terminated). */
-int config_lex_refuse(config_lex_stmt_t *st, const config_lex_tok_t *t,
-                      const char *const *opts)
-{
-    if (t->quoted)
-        return 0;
-    if (config_lex_keyword(t->text))
-        return config_lex_error(st, t, "unexpected '%s'%s", t->text,
-                                config_lex_hint(t));
-    for (size_t k = 0; opts && opts[k]; k++)
-        if (strcmp(t->text, opts[k]) == 0)
-            return config_lex_error(st, t, "unexpected '%s'", t->text);
-    return 0;
-}
-
 /* ------------------------------------------------------------------ */
-/* Addresses                                                           */
+/* Addresses                                                          */
 /* ------------------------------------------------------------------ */
 
 /* s_hostchars: true when h..end is a plausible host name or, when v6, an
@@ -762,7 +750,6 @@ static bool s_hostchars(const char *h, const char *end, bool v6)
     return true;
 }
 
-/* config_lex_port: parse n bytes at s as a port 1..65535 into *port. */
 int config_lex_port(config_lex_stmt_t *st, const config_lex_tok_t *t,
                     const char *s, size_t n, int *port)
 {
@@ -784,13 +771,6 @@ int config_lex_port(config_lex_stmt_t *st, const config_lex_tok_t *t,
     return 0;
 }
 
-/*
- * config_lex_hostport: split t, one of "host[:port][=instance]",
- * "[v6addr][:port][=instance]" or a bare IPv6 address (no port), into
- * *host (a copy, NULL when the host is empty and empty_ok), *port (0 when
- * not given) and *instance (a copy, or NULL; '=' is only special when
- * instance is not NULL).  host may be NULL to only check.  Returns 0 or -1.
- */
 int config_lex_hostport(config_lex_stmt_t *st, const config_lex_tok_t *t,
                         bool empty_ok, char **host, int *port, char **instance)
 {

@@ -1091,18 +1091,33 @@ s_load(pickle_t *self, const unsigned char *buf, size_t len, uint32_t *top)
 
 /* --- output ------------------------------------------------------------ */
 
+/* "00" .. "99", for two digits per division. */
+static const char s_pairs[201] =
+    "00010203040506070809101112131415161718192021222324252627282930313233"
+    "34353637383940414243444546474849505152535455565758596061626364656667"
+    "6869707172737475767778798081828384858687888990919293949596979899";
+
+/* Write v in decimal to out (room for 20 bytes); returns the length. */
 static size_t
 s_fmt_u64(char *out, uint64_t v)
 {
-    char tmp[24];
-    size_t n = 0, i;
+    char tmp[20], *p = tmp + sizeof tmp;
+    size_t n;
 
-    do {
-        tmp[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    for (i = 0; i < n; i++)
-        out[i] = tmp[n - 1 - i];
+    while (v >= 100) {
+        unsigned r = (unsigned)(v % 100);
+
+        v /= 100;
+        p -= 2;
+        memcpy(p, s_pairs + 2 * r, 2);
+    }
+    if (v >= 10) {
+        p -= 2;
+        memcpy(p, s_pairs + 2 * v, 2);
+    } else
+        *--p = (char)('0' + v);
+    n = (size_t)(tmp + sizeof tmp - p);
+    memcpy(out, p, n);
     return n;
 }
 
@@ -1191,8 +1206,22 @@ s_fmt_exact(char *o, double v)
             break;
     }
     /* q * 10^-k, without trailing zeros, point placed */
-    for (; q % 10 == 0; q /= 10)
+    if (q % 100000000 == 0) {
+        q /= 100000000;
+        k -= 8;
+    }
+    if (q % 10000 == 0) {
+        q /= 10000;
+        k -= 4;
+    }
+    if (q % 100 == 0) {
+        q /= 100;
+        k -= 2;
+    }
+    if (q % 10 == 0) {
+        q /= 10;
         k--;
+    }
     nd = s_fmt_u64(dig, q);
     if (k <= 0) {
         memcpy(o, dig, nd);
@@ -1216,11 +1245,11 @@ s_fmt_exact(char *o, double v)
 
 /*
  * Format v as the shortest decimal that reads back to v: "nan", "inf",
- * "-inf", "-0"; between 1e-5 and 1e15 by exact integer arithmetic
- * (s_fmt_exact); otherwise, or without 128-bit integers, %.15g, %.16g, then
- * %.17g, whichever reads back first (from %.1g for subnormals, where fewer
- * than 15 digits may be the shortest).  out has NUMBUF bytes; returns the
- * length.
+ * "-inf", "-0"; integers below 2^53 as integers; between 1e-5 and 1e15 by
+ * exact integer arithmetic (s_fmt_exact); otherwise, or without 128-bit
+ * integers, %.15g, %.16g, then %.17g, whichever reads back first (from
+ * %.1g for subnormals, where fewer than 15 digits may be the shortest).
+ * out has NUMBUF bytes; returns the length.
  */
 static size_t
 s_fmt_double(char *out, double v)
@@ -1244,6 +1273,8 @@ s_fmt_double(char *out, double v)
         *o++ = '0';
         return (size_t)(o - out);
     }
+    if (v < 9007199254740992.0 && v == (double)(uint64_t)v)
+        return (size_t)(o - out) + s_fmt_u64(o, (uint64_t)v);
 #ifdef __SIZEOF_INT128__
     if (v >= 1e-5 && v < 1e15)
         return (size_t)(o - out) + s_fmt_exact(o, v);

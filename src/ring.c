@@ -514,9 +514,9 @@ static size_t s_lookup_ch(const ring_t *r, const char *name, size_t namelen,
                        ? ring_hash_fnv1a_pos(name, namelen)
                        : ring_hash_carbon(name, namelen);
     size_t i = s_lower_bound(r, pos);
-    /* Python carbon's walk stops one entry short of a full turn */
-    size_t steps = r->kind == RING_CARBON_CH_GRAPHITE ? r->nentries - 1
-                                                      : r->nentries;
+    /* one turn at most (Python carbon's stops one entry short, which
+     * changes nothing: every member has RING_REPLICAS > 1 entries) */
+    size_t steps = r->nentries;
     uint32_t last = UINT32_MAX; /* member of the entry just looked at */
     size_t k = 0;
 

@@ -16,7 +16,8 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <cmocka.h>
+
+#include <cmocka.h> /* after the headers it needs */
 
 #include <ftw.h>
 #include <stdio.h>
@@ -28,7 +29,7 @@
 #include "config.h"
 
 #define ERRLEN 512
-#define TPATH 200 /* paths in the temporary directory */
+#define TPATH  200 /* paths in the temporary directory */
 
 /* s_parse: parse text as "t.conf"; fails the test with the message when
  * it does not parse. */
@@ -55,8 +56,8 @@ static void s_bad(const char *text, const char *prefix, const char *word)
         fail_msg("config parsed but should not:\n%s", text);
     }
     if (strncmp(err, prefix, strlen(prefix)) != 0 || !strstr(err, word))
-        fail_msg("error \"%s\" lacks prefix \"%s\" or word \"%s\"", err,
-                 prefix, word);
+        fail_msg("error \"%s\" lacks prefix \"%s\" or word \"%s\"", err, prefix,
+                 word);
 }
 
 /* ------------------------------------------------------------------ */
@@ -147,7 +148,7 @@ static void test_full_listen_cluster(void **state)
     assert_string_equal(cfg->listens[3].host, "::1");
     assert_int_equal(cfg->listens[3].port, 2104);
     assert_string_equal(cfg->listens[4].host, "0.0.0.0");
-    assert_int_equal(cfg->listens[4].port, 2004); /* pickle default */
+    assert_int_equal(cfg->listens[4].port, 2004);       /* pickle default */
     assert_int_equal(cfg->listens[4].proto, PROTO_TCP); /* no proto: tcp */
     assert_null(cfg->listens[5].host); /* ":2005": any interface */
     assert_int_equal(cfg->listens[5].port, 2005);
@@ -163,10 +164,8 @@ static void test_full_listen_cluster(void **state)
     assert_false(c->dynamic);
     assert_int_equal(c->replication, 1);
     assert_int_equal(c->nmembers, 2);
-    s_member(&c->members[0], "10.0.0.1", 2003, NULL, PROTO_TCP,
-             WIRE_LINEMODE);
-    s_member(&c->members[1], "10.0.0.2", 2010, NULL, PROTO_UDP,
-             WIRE_LINEMODE);
+    s_member(&c->members[0], "10.0.0.1", 2003, NULL, PROTO_TCP, WIRE_LINEMODE);
+    s_member(&c->members[1], "10.0.0.2", 2010, NULL, PROTO_UDP, WIRE_LINEMODE);
     assert_int_equal(c->pos.line, 6);
 
     c = config_find_cluster(cfg, "any");
@@ -190,8 +189,7 @@ static void test_full_listen_cluster(void **state)
     assert_int_equal(c->type, CLUSTER_FNV1A_CH);
     s_member(&c->members[0], "127.0.0.1", 2006, "4d79d1", PROTO_TCP,
              WIRE_LINEMODE);
-    s_member(&c->members[2], "fe80::1", 2003, NULL, PROTO_TCP,
-             WIRE_LINEMODE);
+    s_member(&c->members[2], "fe80::1", 2003, NULL, PROTO_TCP, WIRE_LINEMODE);
 
     c = config_find_cluster(cfg, "jump");
     assert_int_equal(c->type, CLUSTER_JUMP_FNV1A_CH);
@@ -490,10 +488,39 @@ static void test_lexer(void **state)
     config_destroy(&cfg);
 
     /* tabs, CRLF, statements spanning lines */
-    cfg = s_parse("cluster\tc\r\n\tforward\r\n\th\r\n;\r\nmatch\t*\tsend\tto\tc\t;");
+    cfg = s_parse(
+        "cluster\tc\r\n\tforward\r\n\th\r\n;\r\nmatch\t*\tsend\tto\tc\t;");
     assert_int_equal(cfg->nrules, 1);
     assert_int_equal(cfg->rules[0].pos.line, 5);
     config_destroy(&cfg);
+}
+
+static void test_regex_limits(void **state)
+{
+    char text[16384];
+    size_t n;
+    config_t *cfg;
+    (void)state;
+
+    /* a 900-branch alternation, bracket classes, bounded repetitions */
+    n = (size_t)snprintf(text, sizeof text, "match ^(");
+    for (int i = 0; i < 900; i++)
+        n += (size_t)snprintf(text + n, sizeof text - n, "%shost%03d",
+                              i ? "|" : "", i);
+    snprintf(text + n, sizeof text - n,
+             ")\\. '[[:alpha:]]{2,5}' '[]a-]{3}' x{0,900} ((a+)+)+ "
+             "send to blackhole ;");
+    cfg = s_parse(text);
+    assert_int_equal(cfg->rules[0].nexprs, 5);
+    config_destroy(&cfg);
+
+    /* one more and the alternation is refused */
+    n = (size_t)snprintf(text, sizeof text, "match (");
+    for (int i = 0; i < 1002; i++)
+        n += (size_t)snprintf(text + n, sizeof text - n, "%sh%d",
+                              i ? "|" : "", i);
+    snprintf(text + n, sizeof text - n, ") send to blackhole ;");
+    s_bad(text, "t.conf:1: ", "split it into several expressions");
 }
 
 static void test_members_and_addresses(void **state)
@@ -564,13 +591,12 @@ static void test_api_edges(void **state)
     assert_string_equal(err, "(string):1: unknown statement 'foo'");
 
     /* the flags: 0 behaves as config_parse_string, NO_INCLUDE refuses */
-    cfg = config_parse_string_flags("match * send to blackhole ;", "t.conf",
-                                    0, err, sizeof err);
+    cfg = config_parse_string_flags("match * send to blackhole ;", "t.conf", 0,
+                                    err, sizeof err);
     assert_non_null(cfg);
     config_destroy(&cfg);
-    assert_null(config_parse_string_flags("\ninclude /etc/passwd ;",
-                                          "t.conf", CONFIG_NO_INCLUDE, err,
-                                          sizeof err));
+    assert_null(config_parse_string_flags("\ninclude /etc/passwd ;", "t.conf",
+                                          CONFIG_NO_INCLUDE, err, sizeof err));
     assert_string_equal(err, "t.conf:2: include: include is disabled here");
 
     /* a main file that cannot be read: no line */
@@ -632,7 +658,7 @@ static void s_write(const char *dir, const char *name, const char *text,
     assert_int_equal(fclose(f), 0);
 }
 
-#define S_WRITE(dir, name, text, path)                                       \
+#define S_WRITE(dir, name, text, path)                                         \
     s_write(dir, name, text, sizeof(text) - 1, path)
 
 static void test_include_glob(void **state)
@@ -656,8 +682,10 @@ static void test_include_glob(void **state)
     /* the same cluster twice through the second include */
     cfg = config_load(main, err, sizeof err);
     assert_null(cfg);
-    snprintf(path, sizeof path, "%s/conf.d/10-cluster.conf:1: cluster: 'b' "
-             "is already defined at %s/conf.d/10-cluster.conf:1", dir, dir);
+    snprintf(path, sizeof path,
+             "%s/conf.d/10-cluster.conf:1: cluster: 'b' "
+             "is already defined at %s/conf.d/10-cluster.conf:1",
+             dir, dir);
     assert_string_equal(err, path);
 
     S_WRITE(dir, "main.conf",
@@ -755,7 +783,6 @@ static void test_include_errors(void **state)
     S_WRITE(dir, "main.conf", "include adir ;\n", main);
     assert_null(config_load(main, err, sizeof err));
     assert_non_null(strstr(err, "Is a directory"));
-
 }
 
 static void test_include_loop(void **state)
@@ -766,8 +793,10 @@ static void test_include_loop(void **state)
     /* a file including itself */
     S_WRITE(dir, "loop.conf", "# loops\ninclude loop.conf ;\n", path);
     assert_null(config_load(path, err, sizeof err));
-    snprintf(want, sizeof want, "%s:2: include: 'loop.conf': includes nested "
-             "deeper than 16 files", path);
+    snprintf(want, sizeof want,
+             "%s:2: include: 'loop.conf': includes nested "
+             "deeper than 16 files",
+             path);
     assert_memory_equal(err, want, strlen(want));
 
     /* two files including each other, through a glob */
@@ -807,13 +836,14 @@ typedef struct {
 
 static const bad_t s_bads[] = {
     /* statements */
-    {"unknown_statement", "\n\nfoo bar ;", "t.conf:3: ",
-     "unknown statement 'foo'"},
-    {"quoted_keyword_statement", "'cluster' a forward h ;", "t.conf:1: ",
-     "unknown statement"},
-    {"aggregate", "# c\naggregate ^a every 10 seconds expire after 20 seconds "
-     "compute sum write to x ;", "t.conf:2: ",
-     "'aggregate' is not supported by orchester yet"},
+    {"unknown_statement", "\n\nfoo bar ;",
+     "t.conf:3: ", "unknown statement 'foo'"},
+    {"quoted_keyword_statement", "'cluster' a forward h ;",
+     "t.conf:1: ", "unknown statement"},
+    {"aggregate",
+     "# c\naggregate ^a every 10 seconds expire after 20 seconds "
+     "compute sum write to x ;",
+     "t.conf:2: ", "'aggregate' is not supported by orchester yet"},
     {"send_statistics", "cluster g forward h ;\nsend statistics to g ;",
      "t.conf:2: ", "'send statistics to' is not supported"},
     {"send_alone", "send to x ;", "t.conf:1: ", "unknown statement 'send'"},
@@ -823,140 +853,150 @@ static const bad_t s_bads[] = {
      "t.conf:3: ", "'match' statement of line 3"},
     {"missing_semi_before_match", "cluster a forward h\nmatch * send to a ;",
      "t.conf:2: ", "missing ';' before it?"},
-    {"missing_semi_after_dests", "cluster a forward h ;\n"
-     "match * send to a\nmatch ^b send to a ;", "t.conf:2: ",
-     "unknown cluster 'match' (missing ';'"},
+    {"missing_semi_after_dests",
+     "cluster a forward h ;\n"
+     "match * send to a\nmatch ^b send to a ;",
+     "t.conf:2: ", "unknown cluster 'match' (missing ';'"},
     {"missing_semi_listen", "listen type linemode 2003\ncluster a forward h ;",
      "t.conf:2: ", "missing ';'"},
-    {"unterminated_string", "\nmatch \"abc send to a ;\n", "t.conf:2: ",
-     "unterminated quoted string"},
+    {"unterminated_string", "\nmatch \"abc send to a ;\n",
+     "t.conf:2: ", "unterminated quoted string"},
     {"glued_string", "match \"a\"b send to a ;", "t.conf:1: ", "glued"},
-    {"line_after_comments", "# one\n# two ; three\n\n  x ;", "t.conf:4: ",
-     "unknown statement 'x'"},
+    {"line_after_comments", "# one\n# two ; three\n\n  x ;",
+     "t.conf:4: ", "unknown statement 'x'"},
     /* cluster */
     {"cluster_no_name", "cluster ;", "t.conf:1: ", "missing a cluster name"},
     {"cluster_no_type", "cluster a ;", "t.conf:1: ", "missing a cluster type"},
-    {"cluster_bad_type", "cluster a roundrobin h ;", "t.conf:1: ",
-     "found 'roundrobin'"},
-    {"cluster_no_members", "cluster a forward\n;", "t.conf:2: ",
-     "'a' has no members"},
-    {"cluster_file_no_members", "cluster a file ip ;", "t.conf:1: ",
-     "no members"},
+    {"cluster_bad_type", "cluster a roundrobin h ;",
+     "t.conf:1: ", "found 'roundrobin'"},
+    {"cluster_no_members", "cluster a forward\n;",
+     "t.conf:2: ", "'a' has no members"},
+    {"cluster_file_no_members", "cluster a file ip ;",
+     "t.conf:1: ", "no members"},
     {"cluster_duplicate", "cluster a forward h ;\n\ncluster a any_of h2 ;",
      "t.conf:3: ", "'a' is already defined at t.conf:1"},
-    {"cluster_blackhole", "cluster blackhole forward h ;", "t.conf:1: ",
-     "built in"},
-    {"port_zero", "cluster a forward h:0 ;", "t.conf:1: ",
-     "port 0 is out of range (1..65535)"},
-    {"port_too_big", "cluster a forward\n h:65536 ;", "t.conf:2: ",
-     "out of range"},
+    {"cluster_blackhole", "cluster blackhole forward h ;",
+     "t.conf:1: ", "built in"},
+    {"port_zero", "cluster a forward h:0 ;",
+     "t.conf:1: ", "port 0 is out of range (1..65535)"},
+    {"port_too_big", "cluster a forward\n h:65536 ;",
+     "t.conf:2: ", "out of range"},
     {"port_huge", "cluster a forward h:99999999999999999999999 ;",
      "t.conf:1: ", "out of range"},
-    {"port_not_number", "cluster a forward h:20x3 ;", "t.conf:1: ",
-     "port '20x3' is not a number"},
+    {"port_not_number", "cluster a forward h:20x3 ;",
+     "t.conf:1: ", "port '20x3' is not a number"},
     {"port_empty", "cluster a forward h: ;", "t.conf:1: ", "missing port"},
-    {"port_negative", "cluster a forward h:-1 ;", "t.conf:1: ",
-     "not a number"},
-    {"host_bad_chars", "cluster a forward h@x:2003 ;", "t.conf:1: ",
-     "not a valid host"},
+    {"port_negative", "cluster a forward h:-1 ;", "t.conf:1: ", "not a number"},
+    {"host_bad_chars", "cluster a forward h@x:2003 ;",
+     "t.conf:1: ", "not a valid host"},
     {"host_empty", "cluster a forward :2003 ;", "t.conf:1: ", "missing host"},
     {"host_star", "cluster a forward * ;", "t.conf:1: ", "not a valid host"},
-    {"instance_empty", "cluster a carbon_ch h:2003= ;", "t.conf:1: ",
-     "empty instance"},
-    {"ipv6_unclosed", "cluster a forward [::1:2003 ;", "t.conf:1: ",
-     "missing ']'"},
-    {"ipv6_junk", "cluster a forward [::1]x ;", "t.conf:1: ",
-     "expected ':PORT'"},
-    {"ipv6_not_v6", "cluster a forward [localhost]:2003 ;", "t.conf:1: ",
-     "not an IPv6 address"},
+    {"instance_empty", "cluster a carbon_ch h:2003= ;",
+     "t.conf:1: ", "empty instance"},
+    {"ipv6_unclosed", "cluster a forward [::1:2003 ;",
+     "t.conf:1: ", "missing ']'"},
+    {"ipv6_junk", "cluster a forward [::1]x ;",
+     "t.conf:1: ", "expected ':PORT'"},
+    {"ipv6_not_v6", "cluster a forward [localhost]:2003 ;",
+     "t.conf:1: ", "not an IPv6 address"},
     {"replication_not_number", "cluster a carbon_ch replication two h ;",
      "t.conf:1: ", "replication 'two' is not a number"},
-    {"replication_zero", "cluster a fnv1a_ch replication 0 h ;", "t.conf:1: ",
-     "replication 0 is out of range"},
-    {"replication_too_many", "cluster a\n jump_fnv1a_ch replication 3\n"
-     " h1 h2 ;", "t.conf:2: ", "replication 3 is more than its 2 members"},
+    {"replication_zero", "cluster a fnv1a_ch replication 0 h ;",
+     "t.conf:1: ", "replication 0 is out of range"},
+    {"replication_too_many",
+     "cluster a\n jump_fnv1a_ch replication 3\n"
+     " h1 h2 ;",
+     "t.conf:2: ", "replication 3 is more than its 2 members"},
     {"replication_forward", "cluster a forward replication 2 h1 h2 ;",
      "t.conf:1: ", "replication applies to carbon_ch"},
     {"replication_twice", "cluster a carbon_ch replication 1 replication 1 h ;",
      "t.conf:1: ", "'replication' given twice"},
-    {"useall_hash", "cluster a carbon_ch useall h ;", "t.conf:1: ",
-     "useall applies to forward"},
-    {"dynamic_forward", "cluster a any_of dynamic h ;", "t.conf:1: ",
-     "dynamic applies"},
-    {"member_proto_bad", "cluster a forward h proto sctp ;", "t.conf:1: ",
-     "expected tcp or udp after 'proto', found 'sctp'"},
-    {"member_proto_unix", "cluster a forward h proto unix ;", "t.conf:1: ",
-     "proto must be tcp or udp"},
-    {"member_type_bad", "cluster a forward h type json ;", "t.conf:1: ",
-     "linemode or pickle"},
+    {"useall_hash", "cluster a carbon_ch useall h ;",
+     "t.conf:1: ", "useall applies to forward"},
+    {"dynamic_forward", "cluster a any_of dynamic h ;",
+     "t.conf:1: ", "dynamic applies"},
+    {"member_proto_bad", "cluster a forward h proto sctp ;",
+     "t.conf:1: ", "expected tcp or udp after 'proto', found 'sctp'"},
+    {"member_proto_unix", "cluster a forward h proto unix ;",
+     "t.conf:1: ", "proto must be tcp or udp"},
+    {"member_type_bad", "cluster a forward h type json ;",
+     "t.conf:1: ", "linemode or pickle"},
     {"member_type_twice", "cluster a forward h type pickle type linemode ;",
      "t.conf:1: ", "'type' given twice"},
     {"member_pickle_udp", "cluster a forward h type pickle proto udp ;",
      "t.conf:1: ", "pickle is sent over tcp only"},
     {"member_transport_gzip", "cluster a forward\n h transport gzip ;",
      "t.conf:2: ", "transport 'gzip' is not supported by orchester"},
-    {"member_ssl", "cluster a forward h transport plain ssl ;", "t.conf:1: ",
-     "'ssl' is not supported by orchester"},
-    {"member_option_first", "cluster a forward proto udp ;", "t.conf:1: ",
-     "unexpected 'proto'"},
+    {"member_ssl", "cluster a forward h transport plain ssl ;",
+     "t.conf:1: ", "'ssl' is not supported by orchester"},
+    {"member_option_first", "cluster a forward proto udp ;",
+     "t.conf:1: ", "unexpected 'proto'"},
     /* match */
-    {"match_unknown_cluster", "\nmatch * send to nope ;", "t.conf:2: ",
-     "match: unknown cluster 'nope'"},
-    {"match_bad_regex", "match ^(a send to blackhole ;", "t.conf:1: ",
-     "bad regular expression '^(a'"},
-    {"match_bad_validate", "match * validate [z-a] else drop ;", "t.conf:1: ",
-     "bad regular expression '[z-a]'"},
+    {"match_unknown_cluster", "\nmatch * send to nope ;",
+     "t.conf:2: ", "match: unknown cluster 'nope'"},
+    {"match_bad_regex", "match ^(a send to blackhole ;",
+     "t.conf:1: ", "bad regular expression '^(a'"},
+    {"match_bad_validate", "match * validate [z-a] else drop ;",
+     "t.conf:1: ", "bad regular expression '[z-a]'"},
     {"match_validate_action", "match * validate ^x else ignore ;",
      "t.conf:1: ", "expected log or drop after 'else', found 'ignore'"},
-    {"match_validate_no_else", "match * validate ^x drop ;", "t.conf:1: ",
-     "expected 'else', found 'drop'"},
+    {"match_validate_no_else", "match * validate ^x drop ;",
+     "t.conf:1: ", "expected 'else', found 'drop'"},
     {"match_no_send", "match ^a ;", "t.conf:1: ", "expected 'send'"},
-    {"match_no_expr", "match send to blackhole ;", "t.conf:1: ",
-     "expected an expression or '*'"},
-    {"match_send_nothing", "match * send to ;", "t.conf:1: ",
-     "'send to' names no cluster"},
-    {"match_send_stop", "match * send to stop ;", "t.conf:1: ",
-     "names no cluster"},
-    {"match_star_mixed", "match ^a * send to blackhole ;", "t.conf:1: ",
-     "'*' must be the only expression"},
+    {"match_no_expr", "match send to blackhole ;",
+     "t.conf:1: ", "expected an expression or '*'"},
+    {"match_send_nothing", "match * send to ;",
+     "t.conf:1: ", "'send to' names no cluster"},
+    {"match_send_stop", "match * send to stop ;",
+     "t.conf:1: ", "names no cluster"},
+    {"match_star_mixed", "match ^a * send to blackhole ;",
+     "t.conf:1: ", "'*' must be the only expression"},
     {"match_critical_late", "match * send to blackhole critical ;",
      "t.conf:1: ", "'critical' must come before 'send to'"},
     {"match_critical_no_send", "match * validate ^a else drop critical ;",
      "t.conf:1: ", "expected 'send'"},
-    {"match_after_stop", "match * send to blackhole stop now ;", "t.conf:1: ",
-     "unexpected 'now'"},
+    {"match_after_stop", "match * send to blackhole stop now ;",
+     "t.conf:1: ", "unexpected 'now'"},
     {"match_route_no_using", "match * route sys send to blackhole ;",
      "t.conf:1: ", "expected 'using'"},
-    {"match_validate_twice", "match * validate a else drop validate b else "
-     "log send to blackhole ;", "t.conf:1: ", "'validate' given twice"},
+    {"match_validate_twice",
+     "match * validate a else drop validate b else "
+     "log send to blackhole ;",
+     "t.conf:1: ", "'validate' given twice"},
+    {"match_regex_nested", "match (a+)++++++++++++++++++++++++ send to "
+     "blackhole ;", "t.conf:1: ", "is too complex"},
+    {"match_regex_wide", "match\n [a-z]{0,5000} send to blackhole ;",
+     "t.conf:2: ", "is too complex"},
+    {"match_regex_deep", "match ((((((((((((((((((((((((((((((((((((((((((("
+     "(((((((((((((((((((((((a))))))))))))))))))))))))))))))))))))))))))))))))"
+     "))))))))))))))))) send to blackhole ;", "t.conf:1: ", "too complex"},
     /* rewrite */
-    {"rewrite_no_into", "rewrite ^a b ;", "t.conf:1: ",
-     "expected 'into', found 'b'"},
-    {"rewrite_no_replacement", "rewrite ^a into ;", "t.conf:1: ",
-     "missing a replacement"},
-    {"rewrite_bad_regex", "\n\nrewrite a{2,1} into b ;", "t.conf:3: ",
-     "bad regular expression"},
-    {"rewrite_backref", "rewrite ^a(b) into x\\_2 ;", "t.conf:1: ",
-     "replacement uses \\2 but the expression has 1 group"},
-    {"rewrite_extra", "rewrite ^a into b c ;", "t.conf:1: ",
-     "unexpected 'c'"},
+    {"rewrite_no_into", "rewrite ^a b ;",
+     "t.conf:1: ", "expected 'into', found 'b'"},
+    {"rewrite_no_replacement", "rewrite ^a into ;",
+     "t.conf:1: ", "missing a replacement"},
+    {"rewrite_bad_regex", "\n\nrewrite a{2,1} into b ;",
+     "t.conf:3: ", "bad regular expression"},
+    {"rewrite_backref", "rewrite ^a(b) into x\\_2 ;",
+     "t.conf:1: ", "replacement uses \\2 but the expression has 1 group"},
+    {"rewrite_extra", "rewrite ^a into b c ;", "t.conf:1: ", "unexpected 'c'"},
     /* listen */
-    {"listen_no_type", "listen 2003 proto tcp ;", "t.conf:1: ",
-     "expected 'type'"},
-    {"listen_bad_type", "listen type json 2003 ;", "t.conf:1: ",
-     "expected linemode or pickle after 'type', found 'json'"},
-    {"listen_no_address", "listen type linemode ;", "t.conf:1: ",
-     "no address given"},
+    {"listen_no_type", "listen 2003 proto tcp ;",
+     "t.conf:1: ", "expected 'type'"},
+    {"listen_bad_type", "listen type json 2003 ;",
+     "t.conf:1: ", "expected linemode or pickle after 'type', found 'json'"},
+    {"listen_no_address", "listen type linemode ;",
+     "t.conf:1: ", "no address given"},
     {"listen_bad_proto", "listen type linemode 2003 proto sctp ;",
      "t.conf:1: ", "found 'sctp'"},
     {"listen_port", "listen type linemode\n  0.0.0.0:99999 proto tcp ;",
      "t.conf:2: ", "port 99999 is out of range"},
-    {"listen_port_zero", "listen type linemode 0 ;", "t.conf:1: ",
-     "port 0 is out of range"},
-    {"listen_path_no_unix", "listen type linemode /tmp/s ;", "t.conf:1: ",
-     "add 'proto unix'"},
-    {"listen_pickle_udp", "listen type pickle 2004 proto udp ;", "t.conf:1: ",
-     "pickle is received over tcp only"},
+    {"listen_port_zero", "listen type linemode 0 ;",
+     "t.conf:1: ", "port 0 is out of range"},
+    {"listen_path_no_unix", "listen type linemode /tmp/s ;",
+     "t.conf:1: ", "add 'proto unix'"},
+    {"listen_pickle_udp", "listen type pickle 2004 proto udp ;",
+     "t.conf:1: ", "pickle is received over tcp only"},
     {"listen_transport", "listen type linemode transport lz4 2003 ;",
      "t.conf:1: ", "transport 'lz4' is not supported by orchester"},
     {"listen_ssl", "listen type linemode transport plain ssl /c.pem 2003 ;",
@@ -966,72 +1006,75 @@ static const bad_t s_bads[] = {
     /* statistics */
     {"stats_twice", "statistics submit every 10 seconds ;\n\nstatistics stop ;",
      "t.conf:3: ", "'statistics' given twice (first at t.conf:1)"},
-    {"stats_interval", "statistics submit every ten seconds ;", "t.conf:1: ",
-     "interval 'ten' is not a number"},
+    {"stats_interval", "statistics submit every ten seconds ;",
+     "t.conf:1: ", "interval 'ten' is not a number"},
     {"stats_interval_zero", "statistics submit every 0 seconds ;",
      "t.conf:1: ", "out of range"},
-    {"stats_unit", "statistics submit every 10 minutes ;", "t.conf:1: ",
-     "expected 'seconds', found 'minutes'"},
-    {"stats_clause", "statistics flush ;", "t.conf:1: ",
-     "statistics: unexpected 'flush'"},
-    {"stats_unknown_cluster", "statistics send to nope stop ;", "t.conf:1: ",
-     "statistics: unknown cluster 'nope'"},
-    {"stats_reset_words", "statistics reset counters ;", "t.conf:1: ",
-     "expected 'after' before ';'"},
+    {"stats_unit", "statistics submit every 10 minutes ;",
+     "t.conf:1: ", "expected 'seconds', found 'minutes'"},
+    {"stats_clause", "statistics flush ;",
+     "t.conf:1: ", "statistics: unexpected 'flush'"},
+    {"stats_unknown_cluster", "statistics send to nope stop ;",
+     "t.conf:1: ", "statistics: unknown cluster 'nope'"},
+    {"stats_reset_words", "statistics reset counters ;",
+     "t.conf:1: ", "expected 'after' before ';'"},
     /* include */
     {"include_nothing", "include ;", "t.conf:1: ", "missing a file"},
     {"include_two", "include a b ;", "t.conf:1: ", "unexpected 'b'"},
     {"include_empty", "include '' ;", "t.conf:1: ", "empty file name"},
     /* orchester extensions */
-    {"satellites_no_bind", "satellites tcp://*:5560 ;", "t.conf:1: ",
-     "expected 'bind'"},
-    {"satellites_no_endpoint", "satellites bind ;", "t.conf:1: ",
-     "expected an endpoint"},
+    {"satellites_no_bind", "satellites tcp://*:5560 ;",
+     "t.conf:1: ", "expected 'bind'"},
+    {"satellites_no_endpoint", "satellites bind ;",
+     "t.conf:1: ", "expected an endpoint"},
     {"satellites_bad_endpoint", "satellites bind 0.0.0.0:5560 ;",
      "t.conf:1: ", "is not a zmq endpoint"},
     {"orchester_twice", "orchester tcp://a:1 ;\norchester tcp://b:1 ;",
      "t.conf:2: ", "'orchester' given twice (first at t.conf:1)"},
     {"orchester_three", "orchester tcp://a:1 tcp://b:1 tcp://c:1 ;",
      "t.conf:1: ", "at most two endpoints"},
-    {"orchester_none", "orchester timeout 10 ms ;", "t.conf:1: ",
-     "expected an endpoint"},
+    {"orchester_none", "orchester timeout 10 ms ;",
+     "t.conf:1: ", "expected an endpoint"},
     {"orchester_timeout", "orchester tcp://a:1 timeout soon ms ;",
      "t.conf:1: ", "timeout 'soon' is not a number"},
     {"orchester_timeout_unit", "orchester tcp://a:1 timeout 10 s ;",
      "t.conf:1: ", "expected 'ms', found 's'"},
-    {"control_twice", "control ipc:///a ;\ncontrol ipc:///b ;", "t.conf:2: ",
-     "'control' given twice"},
-    {"control_extra", "control ipc:///a ipc:///b ;", "t.conf:1: ",
-     "unexpected 'ipc:///b'"},
-    {"control_bad", "control /run/control ;", "t.conf:1: ",
-     "not a zmq endpoint"},
-    {"buffer_twice", "buffer redis h:1 ;\nbuffer redis h:2 ;", "t.conf:2: ",
-     "'buffer' given twice"},
-    {"buffer_kind", "buffer memcached h:1 ;", "t.conf:1: ",
-     "expected 'redis', found 'memcached'"},
-    {"buffer_target", "buffer redis localhost ;", "t.conf:1: ",
-     "must be unix:PATH or HOST:PORT"},
-    {"buffer_target_unix", "buffer redis unix: ;", "t.conf:1: ",
-     "must be unix:PATH or HOST:PORT"},
-    {"buffer_max", "buffer redis h:1 max lots datapoints ;", "t.conf:1: ",
-     "max 'lots' is not a number"},
+    {"control_twice", "control ipc:///a ;\ncontrol ipc:///b ;",
+     "t.conf:2: ", "'control' given twice"},
+    {"control_extra", "control ipc:///a ipc:///b ;",
+     "t.conf:1: ", "unexpected 'ipc:///b'"},
+    {"control_bad", "control /run/control ;",
+     "t.conf:1: ", "not a zmq endpoint"},
+    {"buffer_twice", "buffer redis h:1 ;\nbuffer redis h:2 ;",
+     "t.conf:2: ", "'buffer' given twice"},
+    {"buffer_kind", "buffer memcached h:1 ;",
+     "t.conf:1: ", "expected 'redis', found 'memcached'"},
+    {"buffer_target", "buffer redis localhost ;",
+     "t.conf:1: ", "must be unix:PATH or HOST:PORT"},
+    {"buffer_target_unix", "buffer redis unix: ;",
+     "t.conf:1: ", "must be unix:PATH or HOST:PORT"},
+    {"buffer_max", "buffer redis h:1 max lots datapoints ;",
+     "t.conf:1: ", "max 'lots' is not a number"},
     {"buffer_replay_unit", "buffer redis h:1 replay 5 per minute ;",
      "t.conf:1: ", "expected 'second', found 'minute'"},
     {"buffer_prefix_twice", "buffer redis h:1 prefix a prefix b ;",
      "t.conf:1: ", "'prefix' given twice"},
     {"ha_role", "ha leader publish tcp://*:1 peer tcp://a:1 tcp://a:2 ;",
      "t.conf:1: ", "expected primary or backup, found 'leader'"},
-    {"ha_no_peer", "ha primary publish tcp://*:1 ;", "t.conf:1: ",
-     "missing 'peer"},
-    {"ha_no_publish", "ha backup peer tcp://a:1 tcp://a:2 ;", "t.conf:1: ",
-     "missing 'publish"},
+    {"ha_no_peer", "ha primary publish tcp://*:1 ;",
+     "t.conf:1: ", "missing 'peer"},
+    {"ha_no_publish", "ha backup peer tcp://a:1 tcp://a:2 ;",
+     "t.conf:1: ", "missing 'publish"},
     {"ha_peer_one", "ha backup publish tcp://*:1 peer tcp://a:1 ;",
      "t.conf:1: ", "missing the peer's satellites endpoint"},
-    {"ha_heartbeat", "ha primary publish tcp://*:1 peer tcp://a:1 tcp://a:2 "
-     "heartbeat 0 ms ;", "t.conf:1: ", "heartbeat 0 is out of range"},
-    {"ha_twice", "ha primary publish tcp://*:1 peer tcp://a:1 tcp://a:2 ;\n"
-     "ha backup publish tcp://*:1 peer tcp://a:1 tcp://a:2 ;", "t.conf:2: ",
-     "'ha' given twice"},
+    {"ha_heartbeat",
+     "ha primary publish tcp://*:1 peer tcp://a:1 tcp://a:2 "
+     "heartbeat 0 ms ;",
+     "t.conf:1: ", "heartbeat 0 is out of range"},
+    {"ha_twice",
+     "ha primary publish tcp://*:1 peer tcp://a:1 tcp://a:2 ;\n"
+     "ha backup publish tcp://*:1 peer tcp://a:1 tcp://a:2 ;",
+     "t.conf:2: ", "'ha' given twice"},
 };
 
 static void test_bad(void **state)
@@ -1052,6 +1095,7 @@ int main(void)
         cmocka_unit_test(test_classic_fields),
         cmocka_unit_test(test_lexer),
         cmocka_unit_test(test_members_and_addresses),
+        cmocka_unit_test(test_regex_limits),
         cmocka_unit_test(test_api_edges),
         cmocka_unit_test_setup_teardown(test_include_glob, s_tmp_setup,
                                         s_tmp_teardown),

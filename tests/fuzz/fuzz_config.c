@@ -40,8 +40,7 @@ static void s_check(const config_t *cfg)
         for (size_t j = 0; j < c->nmembers; j++) {
             assert(c->members[j].host && c->members[j].pos.line > 0);
             if (c->type != CLUSTER_FILE && c->type != CLUSTER_FILE_IP)
-                assert(c->members[j].port >= 1 &&
-                       c->members[j].port <= 65535);
+                assert(c->members[j].port >= 1 && c->members[j].port <= 65535);
         }
     }
     for (size_t i = 0; i < cfg->nrules; i++) {

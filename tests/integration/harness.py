@@ -52,6 +52,10 @@ class CheckFailed(Exception):
     """A check's condition did not hold; the message says why."""
 
 
+class Interrupted(BaseException):
+    """The test program got SIGTERM (a runner's timeout)."""
+
+
 class Abort(Exception):
     """Raised after a fatal check failed: the rest of the test is skipped."""
 
@@ -212,6 +216,8 @@ class Proc:
         self.runs = 0
         self.out_path = None
         self.err_path = None
+        self.err_paths = []      # stderr of every run
+        self.ours = False        # an orchester program: checked at the end
 
     def start(self):
         """Start the program (again, after it exited: new log files)."""
@@ -219,6 +225,7 @@ class Proc:
         sfx = "" if self.runs == 1 else ".%d" % self.runs
         self.out_path = os.path.join(self.dir, "%s%s.stdout" % (self.name, sfx))
         self.err_path = os.path.join(self.dir, "%s%s.stderr" % (self.name, sfx))
+        self.err_paths.append(self.err_path)
         out = open(self.out_path, "wb")
         err = open(self.err_path, "wb")
         try:
@@ -289,6 +296,18 @@ class Proc:
 
     def stderr_tail(self, nbytes=4000):
         return tail(self.err_path, nbytes) if self.err_path else ""
+
+
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                   "runtime error:", "WARNING: ThreadSanitizer")
+
+
+def sanitizer_report(text):
+    """The first line of a sanitizer report in text, or ''."""
+    for line in text.splitlines():
+        if any(m in line for m in SANITIZER_MARKS):
+            return line.strip()
+    return ""
 
 
 def run(argv, timeout, stdin_data=None, env=None):
@@ -858,6 +877,11 @@ class Test:
         self.sinks = []
         self.cleanups = []
         self._aborted = False
+        # a runner's timeout sends SIGTERM: stop what we started on the way out
+        signal.signal(signal.SIGTERM, self._terminated)
+
+    def _terminated(self, signum, frame):
+        raise Interrupted("test killed by signal %d" % signum)
 
     # -- resources ---------------------------------------------------------
     def proc(self, name, argv, **kw):
@@ -868,10 +892,14 @@ class Test:
 
     def orchester(self, name, conf, *opts):
         """An orchester Proc for config file conf (not started)."""
-        return self.proc(name, orchester_argv(self.build, conf, *opts))
+        p = self.proc(name, orchester_argv(self.build, conf, *opts))
+        p.ours = True
+        return p
 
     def satellite(self, name, conf, *opts):
-        return self.proc(name, satellite_argv(self.build, conf, *opts))
+        p = self.proc(name, satellite_argv(self.build, conf, *opts))
+        p.ours = True
+        return p
 
     def sink(self, port=None, rcvbuf=None):
         """A started Sink, stopped at the end."""
@@ -994,8 +1022,11 @@ class Test:
         """Run body(self), then clean up and exit with the verdict."""
         try:
             body(self)
+            self.final_check()
         except Abort:
             pass
+        except Interrupted as e:
+            self.fail("interrupted", str(e))
         except Exception as e:
             self.fail("unexpected error", "%s: %s" % (type(e).__name__, e))
             sys.stderr.write("".join("# " + l + "\n" for l in
@@ -1005,6 +1036,31 @@ class Test:
         if self.failed == 0 and self.passed == 0:
             self.fail("test ran no check", "nothing was checked")
         sys.exit(1 if self.failed else 0)
+
+    def final_check(self):
+        """Stop the orchester programs still running with SIGTERM: each must
+        exit 0 within the bound, and no run of any of them may have written
+        a sanitizer report (ASan, LeakSanitizer, UBSan)."""
+        procs = [p for p in self.procs if p.ours and p.p is not None]
+        if not procs:
+            return
+        with self.check("orchester programs exit 0 on SIGTERM, no sanitizer report"):
+            problems = []
+            for p in reversed(procs):
+                running = p.alive()
+                rc, killed = p.stop()
+                if killed:
+                    problems.append("%s (pid %d) needed SIGKILL %.0f s after SIGTERM"
+                                    % (p.name, p.pid, STOP_TIMEOUT))
+                elif rc != 0:
+                    problems.append("%s (pid %d) %s with %s" % (
+                        p.name, p.pid, "exited on SIGTERM" if running else "had exited",
+                        rc))
+                for path in p.err_paths:
+                    rep = sanitizer_report(tail(path, 1 << 20))
+                    if rep:
+                        problems.append("%s: %s (%s)" % (p.name, rep, path))
+            require(not problems, "; ".join(problems))
 
     def cleanup(self):
         for fn in reversed(self.cleanups):

@@ -58,10 +58,27 @@ def plain8():
 
 
 def inst8():
-    """Four hosts, two carbon-cache instances each, written in descending
-    order: colliding entries sort by host and instance, not config order."""
-    return [member("127.0.0.%d" % h, 2100 + 2 * h + i, "cache-%d" % (2 * h + i))
-            for h in range(4, 0, -1) for i in range(1, -1, -1)]
+    """Four hosts, two carbon-cache instances each; config order, host order
+    and instance order all disagree."""
+    return [member("127.0.0.3", 2101, "b"), member("127.0.0.3", 2102, "a"),
+            member("127.0.0.1", 2103, "d"), member("127.0.0.1", 2104, "c"),
+            member("127.0.0.4", 2105, "a"), member("127.0.0.4", 2106, "c"),
+            member("127.0.0.2", 2107, "b"), member("127.0.0.2", 2108, "d")]
+
+
+def mixed32():
+    """32 members on 8 hosts in a shuffled order, one member per host
+    without an instance: enough colliding entries (about 80) that the order
+    within a run (host, then instance with none last; or host, then port for
+    fnv1a_ch) decides many names."""
+    rnd = random.Random(32)
+    ms = []
+    for h in range(1, 9):
+        for i in range(4):
+            ms.append(member("10.0.%d.%d" % (h % 3, h), 2003 + 7 * i,
+                             None if i == 0 else "%s%d" % ("xa"[h % 2], 9 - i)))
+    rnd.shuffle(ms)
+    return ms
 
 
 def shared8():
@@ -221,8 +238,10 @@ CASES = [
     ("carbon_ch", "carbon_ch", plain8, (1, 2)),
     ("carbon_ch with instances", "carbon_ch", inst8, (1, 2)),
     ("carbon_ch with a shared host", "carbon_ch", shared8, (2,)),
+    ("carbon_ch, 32 mixed members", "carbon_ch", mixed32, (2,)),
     ("fnv1a_ch", "fnv1a_ch", plain8, (1, 2)),
     ("fnv1a_ch with instances", "fnv1a_ch", fnvinst8, (2,)),
+    ("fnv1a_ch, 32 mixed members", "fnv1a_ch", mixed32, (2,)),
     ("jump_fnv1a_ch", "jump_fnv1a_ch", plain8, (1, 2)),
     ("jump_fnv1a_ch with instances", "jump_fnv1a_ch", jumpinst8, (2, 3)),
     ("any_of", "any_of", plain8, (1,)),
