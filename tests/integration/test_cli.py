@@ -20,7 +20,7 @@ import sys
 sys.dont_write_bytecode = True  # leave no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (Test, require, free_port, free_port_pair, run, ctl,  # noqa: E402
-                     check_build, parse_status)
+                     check_build, parse_status, send_tcp, wait_until, wait_status)
 
 RUN_TIMEOUT = 30.0
 
@@ -198,11 +198,13 @@ match * send to beta ;
     port = free_port_pair()
     s1, s2 = t.sink(), t.sink()
     control = "tcp://127.0.0.1:%d" % free_port()
+    archive = t.tmp.join("archive.out")
     conf = """listen type linemode 127.0.0.1:%d proto tcp 127.0.0.1:%d proto udp ;
 control %s ;
 cluster both forward 127.0.0.1:%d 127.0.0.1:%d ;
-match * send to both ;
-""" % (port, port, control, s1.port, s2.port)
+cluster archive file %s ;
+match * send to both archive ;
+""" % (port, port, control, s1.port, s2.port, archive)
     with t.check("orchester starts", fatal=True):
         p = t.start_orchester("orchester", conf, control=control, tcp_ports=(port,))
 
@@ -231,6 +233,29 @@ match * send to both ;
         rc, out, err, _ = ctl(t.build, ["-f", p.conf, "status"])
         require(rc == 0, "exit %s, stderr %r" % (rc, err.strip()[-300:]))
         check_status(parse_status(out))
+
+    with t.check("a forward cluster sends every line to each member, a file cluster "
+                 "appends them; status counts them"):
+        lines = [b"fwd.m%d %d 1700000000" % (i, i) for i in range(10)]
+        errs = send_tcp(port, [b"".join(ln + b"\n" for ln in lines)])
+        require(not errs, "; ".join(errs))
+
+        def file_lines():
+            with open(archive, "rb") as f:
+                return f.read().splitlines()
+        wait_until(lambda: s1.count() >= 10 and s2.count() >= 10
+                   and len(file_lines()) >= 10, 30.0,
+                   "10 lines at each sink and in %s" % archive)
+        require(s1.snapshot() == lines, "sink 1 got %r" % s1.snapshot()[:12])
+        require(s2.snapshot() == lines, "sink 2 got %r" % s2.snapshot()[:12])
+        require(file_lines() == lines, "the file holds %r" % file_lines()[:12])
+        st = wait_status(t.build, control, 10.0, "sent=10 for each destination",
+                         lambda st: all(st["destinations"].get(k, {}).get("sent") == 10
+                                        for k in (("both", "127.0.0.1:%d" % s1.port),
+                                                  ("both", "127.0.0.1:%d" % s2.port),
+                                                  ("archive", archive))))
+        d = st["destinations"][("archive", archive)]
+        require(d.get("state") == "up", "file destination %r" % d)
 
     with t.check("orchester-ctl on an endpoint nobody serves exits 1 within 8 s"):
         unused = "tcp://127.0.0.1:%d" % free_port()

@@ -58,6 +58,13 @@ match * send to sink ;
                                  control=control, tcp_ports=(port,),
                                  unix_paths=(sock,))
 
+    with t.check("status lists the tcp, udp and unix listeners"):
+        ls = {(l["type"], l["proto"], l["addr"]) for l in t.status(control)["listeners"]}
+        for want in (("linemode", "tcp", "127.0.0.1:%d" % port),
+                     ("linemode", "udp", "127.0.0.1:%d" % port),
+                     ("linemode", "unix", sock)):
+            require(want in ls, "no listener %s in %r" % (" ".join(want), sorted(ls)))
+
     # --- TCP: 4 connections, each its own prefix ------------------------------
     base = int(time.time()) - TCP_LINES
     per = TCP_LINES // NCONN
