@@ -41,6 +41,7 @@ typedef struct {
     int test;
     long queue;
     long maxline;
+    long maxframe;
     long drain;
     long stall;
     long stats;
@@ -58,6 +59,8 @@ static void s_usage(FILE *f)
             "           they go; -t -t only checks the configuration\n"
             "  -q N     queue size per destination, datapoints (100000)\n"
             "  -M N     longest accepted line, bytes (16384)\n"
+            "  -F N     largest accepted pickle frame, bytes (1048576); a\n"
+            "           client that sends a larger one is disconnected\n"
             "  -D N     drain time on SIGTERM, seconds (10)\n"
             "  -L N     how long a full queue of a live destination may hold\n"
             "           back intake, ms (250)\n"
@@ -81,7 +84,7 @@ static int s_num(const char *s, long min, long max, long *out)
 static int s_parse(int argc, char **argv, opts_t *o)
 {
     int c;
-    while ((c = getopt(argc, argv, "f:tq:M:D:L:S:H:P:vh")) != -1) {
+    while ((c = getopt(argc, argv, "f:tq:M:F:D:L:S:H:P:vh")) != -1) {
         long *num = NULL;
         long min = 1, max = 1L << 40;
         switch (c) {
@@ -89,6 +92,7 @@ static int s_parse(int argc, char **argv, opts_t *o)
         case 't': o->test++; break;
         case 'q': num = &o->queue; break;
         case 'M': num = &o->maxline; min = 64; max = 1 << 26; break;
+        case 'F': num = &o->maxframe; min = 64; max = 1L << 30; break;
         case 'D': num = &o->drain; min = 0; max = 86400; break;
         case 'L': num = &o->stall; min = 0; max = 600000; break;
         case 'S': num = &o->stats; max = 86400; break;
@@ -136,7 +140,8 @@ static void *s_pair(void *zctx, const char *ep)
 
 int main(int argc, char **argv)
 {
-    opts_t o = {.queue = 100000, .maxline = 16384, .drain = 10, .stall = 250};
+    opts_t o = {.queue = 100000, .maxline = 16384, .maxframe = 1 << 20,
+                .drain = 10, .stall = 250};
     char err[1024];
     if (s_parse(argc, argv, &o) != 0)
         return 2;
@@ -209,6 +214,7 @@ int main(int argc, char **argv)
         ingest_opts_t io;
         ingest_opts_default(&io);
         io.maxline = (size_t)o.maxline;
+        io.max_frame = (size_t)o.maxframe;
         io.orchester = EP_BATCHES;
         io.ctl_endpoint = EP_CTL_INGEST;
         io.stats_endpoint = EP_STATS;

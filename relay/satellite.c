@@ -27,11 +27,13 @@
 
 static void s_usage(FILE *f)
 {
-    fprintf(f, "usage: satellite -f CONFIG [-M MAXLINE] [-W WINDOW_BYTES] "
+    fprintf(f, "usage: satellite -f CONFIG [-M MAXLINE] [-F MAXFRAME] "
+               "[-W WINDOW_BYTES] "
                "[-P PIDFILE] [-v]\n"
                "  -f FILE  configuration: listen statements and\n"
                "           orchester tcp://HOST:PORT [...] [timeout N ms] ;\n"
                "  -M N     longest accepted line, bytes (16384)\n"
+               "  -F N     largest accepted pickle frame, bytes (1048576)\n"
                "  -W N     bytes of unacknowledged batches kept (8388608)\n"
                "  -P FILE  write the pid to FILE\n");
 }
@@ -41,9 +43,9 @@ static void *s_main(void *p) { ingest_run(p); return NULL; }
 int main(int argc, char **argv)
 {
     const char *conf = NULL, *pidfile = NULL;
-    long maxline = 16384, window = 8 << 20;
+    long maxline = 16384, window = 8 << 20, maxframe = 1 << 20;
     int c;
-    while ((c = getopt(argc, argv, "f:M:W:P:vh")) != -1) {
+    while ((c = getopt(argc, argv, "f:M:F:W:P:vh")) != -1) {
         char *end = NULL;
         switch (c) {
         case 'f': conf = optarg; break;
@@ -52,6 +54,13 @@ int main(int argc, char **argv)
             maxline = strtol(optarg, &end, 10);
             if (*end || maxline < 64) {
                 fprintf(stderr, "satellite: -M: bad number '%s'\n", optarg);
+                return 2;
+            }
+            break;
+        case 'F':
+            maxframe = strtol(optarg, &end, 10);
+            if (*end || maxframe < 64 || maxframe > (1L << 30)) {
+                fprintf(stderr, "satellite: -F: bad number '%s'\n", optarg);
                 return 2;
             }
             break;
@@ -98,6 +107,7 @@ int main(int argc, char **argv)
     ingest_opts_t io;
     ingest_opts_default(&io);
     io.maxline = (size_t)maxline;
+    io.max_frame = (size_t)maxframe;
     io.window_bytes = (size_t)window;
     io.timeout_ms = cfg->orchester_timeout_ms > 0 ? cfg->orchester_timeout_ms
                                                   : 3000;

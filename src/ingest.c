@@ -21,6 +21,7 @@
 #include "line.h"
 #include "log.h"
 #include "net.h"
+#include "pickle.h"
 #include "stats.h"
 #include "zwatch.h"
 
@@ -33,6 +34,7 @@ typedef struct ingest ingest_t;
 typedef struct {
     ingest_t *ig;                  /* back pointer */
     config_proto_t proto;          /* tcp, udp or unix */
+    config_wire_t wire;            /* linemode or pickle */
     int fd;                        /* listening or bound socket */
     ev_io io;                      /* readable: accept or recv */
     ev_timer retry;                /* re-enables accept after EMFILE */
@@ -44,8 +46,9 @@ typedef struct conn {
     listener_t *l;                 /* the listener it came from */
     int fd;                        /* client socket */
     ev_io io;                      /* readable */
-    char *part;                    /* the unfinished line, or NULL */
+    char *part;                    /* the unfinished line or frame, or NULL */
     size_t partlen;                /* its length */
+    size_t partcap;                /* pickle: bytes allocated at part */
     int discarding;                /* skipping an over-long line to '\n' */
     struct conn *prev, *next;      /* in ig->conns */
 } conn_t;
@@ -87,6 +90,8 @@ struct ingest {
     int64_t stop_deadline;         /* give up waiting for acks then */
     int64_t last_ack_ms;           /* when the last acknowledgement came */
     stats_ingest_t st;             /* counters */
+    pickle_t *pickle;              /* decoder for pickle connections */
+    long long pickle_now;          /* time for -1 while a frame is decoded */
     ev_prepare flush;              /* sends the partial batch before blocking */
     ev_timer tick;                 /* resend check, stats, stop check */
     int64_t last_stats_ms;         /* when stats were last sent */
@@ -100,6 +105,7 @@ void ingest_opts_default(ingest_opts_t *o)
     o->timeout_ms = 3000;
     o->batch_bytes = 65536;
     o->stop_wait_ms = 3000;
+    o->max_frame = 1 << 20;
 }
 
 /* ---- the window ---------------------------------------------------------- */
@@ -365,6 +371,112 @@ static void s_conn_fn(struct ev_loop *loop, ev_io *io, int revents)
     c->partlen = rest;
 }
 
+/* One datapoint of an accepted pickle frame: the plaintext rules apply. */
+static void s_pickle_point(void *arg, const char *name, size_t namelen,
+                           const char *value, size_t valuelen, const char *ts,
+                           size_t tslen)
+{
+    ingest_t *ig = arg;
+    if (ig->batchcap - ig->batchlen < ig->o.maxline + 64)
+        s_flush_batch(ig);
+    line_result_t res;
+    line_status_t st = line_canon(name, namelen, value, valuelen, ts, tslen,
+                                  ig->pickle_now, ig->batch + ig->batchlen,
+                                  ig->o.maxline + 1, &res);
+    if (st == LINE_OK) {
+        ig->batchlen += res.len;
+        ig->batchcount++;
+        ig->st.received++;
+        if (ig->batchlen >= ig->o.batch_bytes)
+            s_flush_batch(ig);
+    } else {
+        ig->st.errors[st]++;
+    }
+}
+
+/* Decode every whole frame at the start of the connection's buffer.
+ * Returns -1 when the connection must be closed (a frame over the limit). */
+static int s_pickle_frames(conn_t *c)
+{
+    ingest_t *ig = c->ig;
+    size_t off = 0;
+    ig->pickle_now = (long long)ev_now(ig->loop);
+    while (c->partlen - off >= 4) {
+        const unsigned char *p = (const unsigned char *)c->part + off;
+        size_t flen = ((size_t)p[0] << 24) | ((size_t)p[1] << 16) |
+                      ((size_t)p[2] << 8) | p[3];
+        if (flen > ig->o.max_frame) {
+            ig->st.pickle_toobig++;
+            return -1;
+        }
+        if (c->partlen - off - 4 < flen)
+            break;
+        pickle_status_t why;
+        size_t n = 0;
+        if (pickle_run(ig->pickle, p + 4, flen, s_pickle_point, ig, &why,
+                       &n) == 0)
+            ig->st.pickle_frames++;
+        else
+            ig->st.pickle_refused++;
+        off += 4 + flen;
+    }
+    if (off > 0) {
+        memmove(c->part, c->part + off, c->partlen - off);
+        c->partlen -= off;
+    }
+    return 0;
+}
+
+static void s_pickle_conn_fn(struct ev_loop *loop, ev_io *io, int revents)
+{
+    (void)loop;
+    (void)revents;
+    conn_t *c = io->data;
+    ingest_t *ig = c->ig;
+    /* room for what the current frame still needs, at most READ_CHUNK */
+    size_t want = READ_CHUNK;
+    if (c->partlen >= 4) {
+        const unsigned char *p = (const unsigned char *)c->part;
+        size_t flen = ((size_t)p[0] << 24) | ((size_t)p[1] << 16) |
+                      ((size_t)p[2] << 8) | p[3];
+        if (flen <= ig->o.max_frame && flen + 4 > c->partlen &&
+            flen + 4 - c->partlen > want)
+            want = flen + 4 - c->partlen;
+    }
+    if (c->partcap - c->partlen < want) {
+        size_t cap = c->partlen + want;
+        char *np = realloc(c->part, cap);
+        if (np == NULL) {
+            s_conn_close(c);
+            return;
+        }
+        c->part = np;
+        c->partcap = cap;
+    }
+    ssize_t n = read(c->fd, c->part + c->partlen, c->partcap - c->partlen);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    if (n <= 0) {
+        if (c->partlen > 0)
+            ig->st.pickle_refused++; /* a frame cut short by the close */
+        s_conn_close(c);
+        return;
+    }
+    c->partlen += (size_t)n;
+    if (s_pickle_frames(c) != 0) {
+        log_warn("ingest: %s: pickle frame over %zu bytes: closing the "
+                 "connection", c->l->name, ig->o.max_frame);
+        s_conn_close(c);
+        return;
+    }
+    /* do not keep a large buffer for an idle connection */
+    if (c->partlen == 0 && c->partcap > 4 * READ_CHUNK) {
+        free(c->part);
+        c->part = NULL;
+        c->partcap = 0;
+    }
+}
+
 static void s_accept_retry_fn(struct ev_loop *loop, ev_timer *t, int revents)
 {
     (void)revents;
@@ -398,7 +510,9 @@ static void s_accept_fn(struct ev_loop *loop, ev_io *io, int revents)
         c->ig = ig;
         c->l = l;
         c->fd = fd;
-        ev_io_init(&c->io, s_conn_fn, fd, EV_READ);
+        ev_io_init(&c->io, l->wire == WIRE_PICKLE ? s_pickle_conn_fn
+                                                  : s_conn_fn,
+                   fd, EV_READ);
         c->io.data = c;
         c->next = ig->conns;
         if (ig->conns)
@@ -444,7 +558,7 @@ static void s_close_clients(ingest_t *ig)
 {
     while (ig->conns) {
         conn_t *c = ig->conns;
-        if (c->partlen && !c->discarding)
+        if (c->partlen && !c->discarding && c->l->wire == WIRE_LINEMODE)
             s_line(ig, c->part, c->partlen, (long long)ev_now(ig->loop));
         s_conn_close(c);
     }
@@ -511,15 +625,12 @@ static int s_listener(ingest_t *ig, listener_t *l, const config_listen_t *cl,
     l->ig = ig;
     l->proto = cl->proto;
     l->fd = -1;
-    if (cl->type != WIRE_LINEMODE) {
-        snprintf(err, errlen, "%s:%d: 'listen type pickle' is not supported "
-                 "by orchester yet", cl->pos.file, cl->pos.line);
-        return -1;
-    }
+    l->wire = cl->type;
     switch (cl->proto) {
     case PROTO_TCP:
         net_addr_str(addr, sizeof addr, cl->host, cl->port);
-        snprintf(l->name, sizeof l->name, "tcp %s", addr);
+        snprintf(l->name, sizeof l->name, "%s tcp %s",
+                 cl->type == WIRE_PICKLE ? "pickle" : "linemode", addr);
         l->fd = net_listen_tcp(cl->host, cl->port, 512, err, errlen);
         break;
     case PROTO_UDP:
@@ -567,8 +678,10 @@ ingest_t *ingest_new(void *zctx, const config_listen_t *listens, size_t n,
     ig->batchcap = o->batch_bytes + o->maxline + 128;
     ig->batch = malloc(ig->batchcap);
     ig->ls = calloc(n ? n : 1, sizeof *ig->ls);
+    ig->pickle = pickle_new(NULL);
     if (ig->loop == NULL || ig->scratch == NULL || ig->batch == NULL ||
-        ig->ls == NULL || ig->orchester == NULL || ig->ctl_endpoint == NULL)
+        ig->ls == NULL || ig->orchester == NULL || ig->ctl_endpoint == NULL ||
+        ig->pickle == NULL)
         goto nomem;
     for (size_t i = 0; i < n; i++) {
         if (s_listener(ig, &ig->ls[i], &listens[i], err, errlen) != 0) {
@@ -657,6 +770,7 @@ void ingest_destroy(ingest_t **pig)
     if (ig->loop)
         ev_loop_destroy(ig->loop);
     free(ig->ls);
+    pickle_destroy(&ig->pickle);
     free(ig->scratch);
     free(ig->batch);
     free(ig->orchester);

@@ -4,8 +4,9 @@
  *
  * I/O shell around the pure line parser (src/line.c) and the batch protocol
  * (src/batch.c).  One ingest_t is one thread with its own libev loop.  It
- * accepts carbon plaintext over TCP, UDP and unix sockets, validates and
- * cleanses each line, packs the canonical lines into batches, and sends them
+ * accepts carbon plaintext over TCP, UDP and unix sockets and carbon pickle
+ * frames over TCP (src/pickle.c decodes them), validates and cleanses each
+ * datapoint (src/line.c), packs the canonical lines into batches, and sends them
  * over a zmq DEALER to the orchester (inproc inside `orchester`, tcp from a
  * standalone `satellite`).  It keeps every batch until the orchester
  * acknowledges it, resends the unacknowledged ones after a timeout, and stops
@@ -25,6 +26,7 @@
 
 typedef struct {
     size_t maxline;             /* longest accepted line, bytes (16384) */
+    size_t max_frame;           /* largest pickle frame, bytes (1 MiB) */
     size_t window_bytes;        /* unacknowledged payload bound (8 MiB) */
     int timeout_ms;             /* resend after this long without ack (3000) */
     size_t batch_bytes;         /* payload size that closes a batch (64 KiB) */

@@ -18,6 +18,7 @@
  */
 #include "pickle.h"
 
+#include <assert.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -754,48 +755,179 @@ s_unicode_text(pickle_t *self, const unsigned char *s, size_t n)
 
 /* --- the opcode loop --------------------------------------------------- */
 
-/* Decode buf/len into the arena.  Returns PICKLE_OK with *top the index of
- * the result, or why not. */
+/* Within the opcode functions, p is the next byte and end the frame's end.
+ * NEED: the operand must have k more bytes.  LINE: the text operand up to
+ * '\n' into line/linelen, p past the '\n'.  TRY: return the status of e
+ * unless it is PICKLE_OK.  ABOVE: the stack must hold k entries above the
+ * innermost MARK. */
+#define NEED(k) do { \
+        if ((uint64_t)(end - p) < (uint64_t)(k)) \
+            return PICKLE_TRUNCATED; \
+    } while (0)
+#define LINE() do { \
+        const unsigned char *nl_ = memchr(p, '\n', (size_t)(end - p)); \
+        if (!nl_) \
+            return PICKLE_TRUNCATED; \
+        line = p; \
+        linelen = (size_t)(nl_ - p); \
+        p = nl_ + 1; \
+    } while (0)
+#define TRY(e) do { \
+        pickle_status_t st_ = (e); \
+        if (st_ != PICKLE_OK) \
+            return st_; \
+    } while (0)
+#define ABOVE(k) do { \
+        if (self->sp - self->fence < (uint32_t)(k)) \
+            return PICKLE_STACK; \
+    } while (0)
+
+/* Run one opcode op that pushes a number or a string, or refuses the frame;
+ * *pp is past op and is moved past its operand. */
+static pickle_status_t
+s_value_op(pickle_t *self, unsigned op, const unsigned char **pp,
+           const unsigned char *end)
+{
+    const unsigned char *p = *pp, *line;
+    size_t linelen;
+    uint64_t n;
+
+    switch (op) {
+    case OP_NONE:
+        s_push_new(self, K_NONE);
+        break;
+    case OP_NEWTRUE:
+    case OP_NEWFALSE:
+        s_push_int(self, op == OP_NEWTRUE);
+        break;
+    case OP_INT:
+    case OP_LONG:
+        LINE();
+        TRY(s_int_text(self, line, linelen));
+        break;
+    case OP_BININT:
+        NEED(4);
+        s_push_int(self, (int32_t)s_le32(p));
+        p += 4;
+        break;
+    case OP_BININT1:
+        NEED(1);
+        s_push_int(self, *p++);
+        break;
+    case OP_BININT2:
+        NEED(2);
+        s_push_int(self, p[0] | p[1] << 8);
+        p += 2;
+        break;
+    case OP_LONG1:
+    case OP_LONG4:
+        NEED(op == OP_LONG1 ? 1 : 4);
+        n = op == OP_LONG1 ? *p : s_le32(p);
+        p += op == OP_LONG1 ? 1 : 4;
+        if (n & 0x80000000u)
+            return PICKLE_OPERAND;      /* a negative LONG4 length */
+        if (n > self->lim.max_string)
+            return PICKLE_STRING;
+        NEED(n);
+        TRY(s_long_bin(self, p, n));
+        p += n;
+        break;
+    case OP_FLOAT:
+        LINE();
+        TRY(s_float_text(self, line, linelen));
+        break;
+    case OP_BINFLOAT: {
+        uint64_t u = 0;
+        double d;
+        int i;
+
+        NEED(8);
+        for (i = 0; i < 8; i++)
+            u = u << 8 | p[i];
+        p += 8;
+        memcpy(&d, &u, sizeof d);
+        s_push_float(self, d);
+        break;
+    }
+    case OP_STRING:
+        LINE();
+        TRY(s_string_text(self, line, linelen));
+        break;
+    case OP_UNICODE:
+        LINE();
+        TRY(s_unicode_text(self, line, linelen));
+        break;
+    case OP_SHORT_BINSTRING:
+    case OP_SHORT_BINBYTES:
+    case OP_SHORT_BINUNICODE:
+    case OP_BINSTRING:
+    case OP_BINBYTES:
+    case OP_BINUNICODE:
+    case OP_BINUNICODE8:
+    case OP_BINBYTES8:
+    case OP_BYTEARRAY8:
+        if (op == OP_SHORT_BINSTRING || op == OP_SHORT_BINBYTES ||
+            op == OP_SHORT_BINUNICODE) {
+            NEED(1);
+            n = *p++;
+        } else if (op == OP_BINSTRING || op == OP_BINBYTES ||
+                   op == OP_BINUNICODE) {
+            NEED(4);
+            n = s_le32(p);
+            p += 4;
+            if (op == OP_BINSTRING && (n & 0x80000000u))
+                return PICKLE_OPERAND;  /* a negative BINSTRING length */
+        } else {
+            NEED(8);
+            n = s_le64(p);
+            p += 8;
+        }
+        if (n > self->lim.max_string)
+            return PICKLE_STRING;
+        NEED(n);
+        TRY(s_push_str(self, K_BYTES, (size_t)(p - self->buf), n));
+        p += n;
+        break;
+
+    /* refused: they import, call or build objects */
+    case OP_GLOBAL: case OP_STACK_GLOBAL: case OP_REDUCE: case OP_BUILD:
+    case OP_INST: case OP_OBJ: case OP_NEWOBJ: case OP_NEWOBJ_EX:
+    case OP_EXT1: case OP_EXT2: case OP_EXT4: case OP_PERSID:
+    case OP_BINPERSID:
+        return PICKLE_UNSAFE;
+    /* refused: types carbon data never holds */
+    case OP_EMPTY_DICT: case OP_DICT: case OP_SETITEM: case OP_SETITEMS:
+    case OP_EMPTY_SET: case OP_ADDITEMS: case OP_FROZENSET:
+    case OP_NEXT_BUFFER: case OP_READONLY_BUFFER:
+        return PICKLE_UNSUPPORTED;
+    default:
+        return PICKLE_OPCODE;
+    }
+    *pp = p;
+    return PICKLE_OK;
+}
+
+/* Decode buf/len into the arena: the framing, stack, memo and container
+ * opcodes here, the rest in s_value_op.  Returns PICKLE_OK with *top the
+ * index of the result, or why not. */
 static pickle_status_t
 s_load(pickle_t *self, const unsigned char *buf, size_t len, uint32_t *top)
 {
-    const unsigned char *p = buf, *end = buf + len, *nl;
-    pickle_status_t st = PICKLE_OK;
+    const unsigned char *p = buf, *end = buf + len, *line;
+    size_t linelen;
     uint64_t n;
     uint32_t from;
     unsigned op;
 
-/* The operand must have n more bytes. */
-#define NEED(k) do { \
-        if ((uint64_t)(end - p) < (uint64_t)(k)) return PICKLE_TRUNCATED; \
-    } while (0)
-/* The text operand up to '\n': line/linelen, p past the '\n'. */
-#define LINE() do { \
-        nl = memchr(p, '\n', (size_t)(end - p)); \
-        if (!nl) return PICKLE_TRUNCATED; \
-        line = p; \
-        linelen = (size_t)(nl - p); \
-        p = nl + 1; \
-    } while (0)
-/* Return st unless it is PICKLE_OK. */
-#define TRY(e) do { if ((st = (e)) != PICKLE_OK) return st; } while (0)
-/* The stack must hold k entries above the fence. */
-#define ABOVE(k) do { \
-        if (self->sp - self->fence < (uint32_t)(k)) return PICKLE_STACK; \
-    } while (0)
-
     self->buf = buf;
     for (;;) {
-        const unsigned char *line;
-        size_t linelen;
-
         if (p >= end)
             return PICKLE_TRUNCATED;
         if (self->nobj >= self->cobj || self->sp >= self->cstack)
             TRY(s_room(self));
         op = *p++;
         switch (op) {
-        /* stack and framing */
+        /* framing */
         case OP_PROTO:
             NEED(1);
             if (*p++ > 5)
@@ -812,10 +944,13 @@ s_load(pickle_t *self, const unsigned char *buf, size_t len, uint32_t *top)
                 return PICKLE_STACK;
             *top = self->stack[0];
             return PICKLE_OK;
+
+        /* stack */
         case OP_MARK:
             TRY(s_push_mark(self));
             break;
         case OP_POP:
+            /* with nothing above the innermost MARK, POP takes the MARK */
             if (self->nmark && self->mark[self->nmark - 1] == self->sp)
                 TRY(s_pop_mark(self, &from));
             else {
@@ -835,10 +970,11 @@ s_load(pickle_t *self, const unsigned char *buf, size_t len, uint32_t *top)
 
         /* memo */
         case OP_PUT:
+        case OP_GET:
             LINE();
             if (s_index_text(line, linelen, &n) < 0)
                 return PICKLE_OPERAND;
-            TRY(s_memo_put(self, n));
+            TRY(op == OP_PUT ? s_memo_put(self, n) : s_memo_get(self, n));
             break;
         case OP_BINPUT:
             NEED(1);
@@ -853,12 +989,6 @@ s_load(pickle_t *self, const unsigned char *buf, size_t len, uint32_t *top)
         case OP_MEMOIZE:
             TRY(s_memo_put(self, self->memo_count));
             break;
-        case OP_GET:
-            LINE();
-            if (s_index_text(line, linelen, &n) < 0)
-                return PICKLE_OPERAND;
-            TRY(s_memo_get(self, n));
-            break;
         case OP_BINGET:
             NEED(1);
             TRY(s_memo_get(self, *p++));
@@ -872,18 +1002,14 @@ s_load(pickle_t *self, const unsigned char *buf, size_t len, uint32_t *top)
 
         /* containers */
         case OP_EMPTY_LIST:
-            TRY(s_seq(self, K_LIST, self->sp));
-            break;
         case OP_EMPTY_TUPLE:
-            TRY(s_seq(self, K_TUPLE, self->sp));
+            TRY(s_seq(self, op == OP_EMPTY_LIST ? K_LIST : K_TUPLE,
+                      self->sp));
             break;
         case OP_LIST:
-            TRY(s_pop_mark(self, &from));
-            TRY(s_seq(self, K_LIST, from));
-            break;
         case OP_TUPLE:
             TRY(s_pop_mark(self, &from));
-            TRY(s_seq(self, K_TUPLE, from));
+            TRY(s_seq(self, op == OP_LIST ? K_LIST : K_TUPLE, from));
             break;
         case OP_TUPLE1:
         case OP_TUPLE2:
@@ -901,150 +1027,17 @@ s_load(pickle_t *self, const unsigned char *buf, size_t len, uint32_t *top)
             TRY(s_append(self, from));
             break;
 
-        /* scalars */
-        case OP_NONE:
-            s_push_new(self, K_NONE);
-            break;
-        case OP_NEWTRUE:
-        case OP_NEWFALSE:
-            s_push_int(self, op == OP_NEWTRUE);
-            break;
-        case OP_INT:
-        case OP_LONG:
-            LINE();
-            TRY(s_int_text(self, line, linelen));
-            break;
-        case OP_BININT:
-            NEED(4);
-            s_push_int(self, (int32_t)s_le32(p));
-            p += 4;
-            break;
-        case OP_BININT1:
-            NEED(1);
-            s_push_int(self, *p++);
-            break;
-        case OP_BININT2:
-            NEED(2);
-            s_push_int(self, p[0] | p[1] << 8);
-            p += 2;
-            break;
-        case OP_LONG1:
-            NEED(1);
-            n = *p++;
-            NEED(n);
-            TRY(s_long_bin(self, p, n));
-            p += n;
-            break;
-        case OP_LONG4:
-            NEED(4);
-            n = s_le32(p);
-            p += 4;
-            if (n & 0x80000000u)
-                return PICKLE_OPERAND;
-            if (n > self->lim.max_string)
-                return PICKLE_STRING;
-            NEED(n);
-            TRY(s_long_bin(self, p, n));
-            p += n;
-            break;
-        case OP_FLOAT:
-            LINE();
-            TRY(s_float_text(self, line, linelen));
-            break;
-        case OP_BINFLOAT: {
-            uint64_t u = 0;
-            double d;
-            int i;
-
-            NEED(8);
-            for (i = 0; i < 8; i++)
-                u = u << 8 | p[i];
-            p += 8;
-            memcpy(&d, &u, sizeof d);
-            s_push_float(self, d);
-            break;
-        }
-
-        /* strings */
-        case OP_STRING:
-            LINE();
-            TRY(s_string_text(self, line, linelen));
-            break;
-        case OP_UNICODE:
-            LINE();
-            TRY(s_unicode_text(self, line, linelen));
-            break;
-        case OP_SHORT_BINSTRING:
-        case OP_SHORT_BINBYTES:
-        case OP_SHORT_BINUNICODE:
-            NEED(1);
-            n = *p++;
-            NEED(n);
-            TRY(s_push_str(self, K_BYTES, (size_t)(p - buf), n));
-            p += n;
-            break;
-        case OP_BINSTRING:
-        case OP_BINBYTES:
-        case OP_BINUNICODE:
-            NEED(4);
-            n = s_le32(p);
-            p += 4;
-            if (op == OP_BINSTRING && (n & 0x80000000u))
-                return PICKLE_OPERAND;
-            if (n > self->lim.max_string)
-                return PICKLE_STRING;
-            NEED(n);
-            TRY(s_push_str(self, K_BYTES, (size_t)(p - buf), n));
-            p += n;
-            break;
-        case OP_BINUNICODE8:
-        case OP_BINBYTES8:
-        case OP_BYTEARRAY8:
-            NEED(8);
-            n = s_le64(p);
-            p += 8;
-            if (n > self->lim.max_string)
-                return PICKLE_STRING;
-            NEED(n);
-            TRY(s_push_str(self, K_BYTES, (size_t)(p - buf), n));
-            p += n;
-            break;
-
-        /* refused: they import, call or build objects */
-        case OP_GLOBAL:
-        case OP_STACK_GLOBAL:
-        case OP_REDUCE:
-        case OP_BUILD:
-        case OP_INST:
-        case OP_OBJ:
-        case OP_NEWOBJ:
-        case OP_NEWOBJ_EX:
-        case OP_EXT1:
-        case OP_EXT2:
-        case OP_EXT4:
-        case OP_PERSID:
-        case OP_BINPERSID:
-            return PICKLE_UNSAFE;
-        /* refused: types carbon data never holds */
-        case OP_EMPTY_DICT:
-        case OP_DICT:
-        case OP_SETITEM:
-        case OP_SETITEMS:
-        case OP_EMPTY_SET:
-        case OP_ADDITEMS:
-        case OP_FROZENSET:
-        case OP_NEXT_BUFFER:
-        case OP_READONLY_BUFFER:
-            return PICKLE_UNSUPPORTED;
+        /* numbers, strings, and the refused */
         default:
-            return PICKLE_OPCODE;
+            TRY(s_value_op(self, op, &p, end));
         }
     }
+}
+
 #undef NEED
 #undef LINE
 #undef TRY
 #undef ABOVE
-}
 
 /* --- output ------------------------------------------------------------ */
 
@@ -1456,6 +1449,8 @@ pickle_run(pickle_t *self, const unsigned char *buf, size_t len,
     uint32_t top = NIL;
     size_t count = 0;
 
+    assert(self);
+    assert(buf || len == 0);
     if (len > MAX_LEN)
         st = PICKLE_TOOBIG;
     else {

@@ -26,6 +26,9 @@ typedef struct {
     uint64_t resent;                  /* batches sent again after a timeout */
     uint64_t window_bytes;            /* unacknowledged bytes now */
     uint64_t connections;             /* client connections open now */
+    uint64_t pickle_frames;           /* pickle frames accepted */
+    uint64_t pickle_refused;          /* pickle frames refused whole */
+    uint64_t pickle_toobig;           /* frames over the limit (closed) */
 } stats_ingest_t;
 
 /* Counters of one destination (cumulative since start). */
