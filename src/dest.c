@@ -19,6 +19,7 @@
 #include "clock.h"
 #include "log.h"
 #include "net.h"
+#include "pickle_enc.h"
 
 #define DEST_IOV 64
 
@@ -32,6 +33,7 @@ struct dest {
     void *arg;                  /* its argument */
     queue_t *q;                 /* owned */
     int is_file;                /* file destination */
+    int is_pickle;              /* member says `type pickle` */
     dstate_t state;             /* connection state */
     int fd;                     /* socket or file, -1 when down */
     int io_events;              /* events the ev_io watches now */
@@ -77,7 +79,7 @@ static void s_fail(dest_t *d, const char *what, int err)
         close(d->fd);
     d->fd = -1;
     d->state = ST_DOWN;
-    queue_rewind(d->q);
+    queue_rewind(d->q, d->is_pickle);
     int64_t delay = d->o.backoff_min_ms;
     for (int i = 0; i < d->attempts && delay < d->o.backoff_max_ms; i++)
         delay *= 2;
@@ -220,6 +222,7 @@ dest_t *dest_new(struct ev_loop *loop, const router_dest_t *rd,
     d->fd = -1;
     d->is_file = rd->cluster->type == CLUSTER_FILE ||
                  rd->cluster->type == CLUSTER_FILE_IP;
+    d->is_pickle = !d->is_file && rd->member->type == WIRE_PICKLE;
     d->seed = (unsigned int)(clock_mono_ms() ^ (intptr_t)d);
     ev_init(&d->io, s_io_fn);
     d->io.data = d;
@@ -246,6 +249,24 @@ void dest_destroy(dest_t **pd)
 uint64_t dest_push(dest_t *d, const char *data, size_t len, uint32_t lines,
                    queue_release_fn *release, void *owner)
 {
+    if (d->is_pickle) {
+        /* the queue holds this member's frames, not the router's lines */
+        size_t flen;
+        uint32_t points, skipped;
+        char *frames = pickle_enc_lines(data, len, &flen, &points, &skipped);
+        if (release)
+            release(owner);
+        if (frames == NULL) {
+            d->dropped += lines;
+            return lines;
+        }
+        d->dropped += skipped;
+        data = frames;
+        len = flen;
+        lines = points;
+        release = free;
+        owner = frames;
+    }
     uint64_t dropped = queue_push(d->q, data, len, lines, release, owner);
     d->dropped += dropped;
     if (d->state == ST_UP) {

@@ -175,12 +175,12 @@ uint64_t queue_consume(queue_t *q, size_t n)
     return done;
 }
 
-void queue_rewind(queue_t *q)
+void queue_rewind(queue_t *q, int whole)
 {
     if (q->n == 0)
         return;
     chunk_t *c = s_at(q, 0);
-    size_t off = c->off;
+    size_t off = whole ? 0 : c->off;
     while (off > 0 && c->data[off - 1] != '\n')
         off--;
     q->bytes += c->off - off;

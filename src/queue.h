@@ -54,9 +54,10 @@ int queue_iov(const queue_t *q, struct iovec *iov, int max, size_t max_bytes);
 uint64_t queue_consume(queue_t *q, size_t n);
 
 /* queue_rewind: the connection was lost; move the head back to the start of
- * the line it was in the middle of, so the next connection gets whole
- * lines (that line may be sent twice). */
-void queue_rewind(queue_t *q);
+ * the line it was in the middle of (whole != 0: to the start of the chunk,
+ * for chunks of binary frames), so the next connection gets whole lines or
+ * frames (what was half sent may be sent twice). */
+void queue_rewind(queue_t *q, int whole);
 
 /* queue_clear: drop everything; returns the datapoints dropped. */
 uint64_t queue_clear(queue_t *q);

@@ -66,8 +66,6 @@ static int s_check_cluster(const config_cluster_t *c, char *err,
         const config_member_t *m = &c->members[i];
         if (m->proto == PROTO_UDP)
             return s_unsupported(err, errlen, &m->pos, "'proto udp' output");
-        if (m->type == WIRE_PICKLE)
-            return s_unsupported(err, errlen, &m->pos, "'type pickle' output");
     }
     return 0;
 }

@@ -76,11 +76,15 @@ static void test_rewind(void **state)
     const char *c = "aa 1 1\nbb 2 2\n";
     queue_push(q, c, strlen(c), 2, NULL, NULL);
     queue_consume(q, 9); /* into the second line */
-    queue_rewind(q);
+    queue_rewind(q, 0);
     struct iovec iov[2];
     assert_int_equal(queue_iov(q, iov, 2, 1 << 20), 1);
     assert_int_equal(iov[0].iov_len, 7);
     assert_memory_equal(iov[0].iov_base, "bb 2 2\n", 7);
+    /* binary chunks go back to their start */
+    queue_consume(q, 2);
+    queue_rewind(q, 1);
+    assert_int_equal(queue_bytes(q), strlen(c));
     queue_destroy(&q);
 }
 

@@ -93,8 +93,10 @@ def fnvinst8():
 
 
 def jumpinst8():
-    """Mixed instances: numbers (compared as numbers), words, none."""
-    insts = ["10", None, "9", "b", None, "100", "a", "2"]
+    """Mixed instances: numbers (compared as numbers), words, none.  "1x"
+    sorts between "10" and "9" by strcmp while 9 < 10 as numbers: no total
+    order, so the sort algorithm decides."""
+    insts = ["10", None, "9", "1x", None, "100", "a", "2"]
     return [member("127.0.0.%d" % k, 2300 + k, insts[k - 1])
             for k in range(1, 9)]
 
