@@ -240,7 +240,7 @@ _Static_assert(CLUSTER_FILE == 6 && PROTO_UNIX == 2 && WIRE_PICKLE == 1,
 /* Words that cannot be a member: a missing ';' or a misplaced option. */
 static const char *const s_member_words[] = {
     "proto",  "type",        "transport", "ssl", "mtls",
-    "useall", "replication", "dynamic",   NULL};
+    "useall", "replication", "dynamic",   "graphite", NULL};
 
 /* s_new_member: a zeroed member written at token t appended to c. */
 static config_member_t *s_new_member(config_lex_stmt_t *st, config_cluster_t *c,
@@ -305,13 +305,14 @@ static int s_member(config_lex_stmt_t *st, config_cluster_t *c)
 }
 
 /* s_cluster_opts: "[useall]" for forward, any_of and failover, or
- * "[replication N] [dynamic]" for the hashes; *rep gets the token of
- * "replication" for the later bound check. */
+ * "[replication N] [dynamic]" for the hashes, and "[graphite]" for
+ * carbon_ch (Python carbon's collision-bumping ring); *rep gets the token
+ * of "replication" for the later bound check. */
 static int s_cluster_opts(config_lex_stmt_t *st, config_cluster_t *c,
                           const config_lex_tok_t **rep)
 {
     static const char *const opts[] = {"useall", "replication", "dynamic",
-                                       NULL};
+                                       "graphite", NULL};
     bool hashed = c->type == CLUSTER_CARBON_CH || c->type == CLUSTER_FNV1A_CH ||
                   c->type == CLUSTER_JUMP_FNV1A_CH;
     const config_lex_tok_t *t;
@@ -320,7 +321,10 @@ static int s_cluster_opts(config_lex_stmt_t *st, config_cluster_t *c,
     int k;
 
     while ((k = s_index(t = config_lex_peek(st), opts)) >= 0) {
-        if ((k == 0) == hashed)
+        if (k == 3 && c->type != CLUSTER_CARBON_CH)
+            return config_lex_error(st, t, "graphite applies to carbon_ch "
+                                           "clusters only");
+        if (k != 3 && (k == 0) == hashed)
             return config_lex_error(st, t, "%s applies to %s clusters only",
                                     t->text,
                                     k == 0 ? "forward, any_of and failover"
@@ -330,6 +334,8 @@ static int s_cluster_opts(config_lex_stmt_t *st, config_cluster_t *c,
             return -1;
         if (k == 0) {
             c->useall = true;
+        } else if (k == 3) {
+            c->graphite = true;
         } else if (k == 2) {
             c->dynamic = true;
         } else {

@@ -65,6 +65,7 @@ typedef struct {
     int replication;      /* 1 unless given */
     bool dynamic;         /* "dynamic" given */
     bool useall;          /* "useall" given */
+    bool graphite;        /* carbon_ch "graphite": Python carbon's ring */
     config_member_t *members;
     size_t nmembers;
     config_pos_t pos;

@@ -23,7 +23,6 @@
 #include "stats.h"
 #include "zwatch.h"
 
-#define ROUTE_MAX 1024  /* destinations one datapoint may go to */
 
 typedef struct {
     uint32_t id;     /* destination id */
@@ -36,6 +35,7 @@ typedef struct {
     uint64_t bad;         /* malformed batches */
     uint64_t blackholed;  /* datapoints sent to the blackhole only */
     uint64_t unrouted;    /* datapoints no rule matched */
+    uint64_t invalid;     /* datapoints a validate clause dropped */
 } hub_counters_t;
 
 struct hub {
@@ -65,7 +65,10 @@ struct hub {
     ev_timer retry;           /* retries the held message */
     ev_timer statstimer;      /* self metrics */
     int stopping;
-    uint32_t ids[ROUTE_MAX];  /* scratch for router_route */
+    router_ctx_t *ctx;        /* routing scratch (owned) */
+    bool *alive;              /* per destination, from the sender's snapshots */
+    const char *cur_rest;     /* the line being routed, after its name */
+    size_t cur_restlen;
     hub_counters_t c;
     stats_ingest_t ingest;    /* latest snapshot (summed over threads: one now) */
     stats_dest_t *dsnap;      /* latest sender snapshot, ndests */
@@ -75,8 +78,12 @@ struct hub {
 
 /* ---- building routed messages ------------------------------------------- */
 
-static int s_append(hub_t *h, uint32_t id, const char *line, size_t len)
+/* Append a datapoint to destination id's chunk: name, then rest (the
+ * line from the end of the routing name on). */
+static int s_append(hub_t *h, uint32_t id, const char *name, size_t namelen,
+                    const char *rest, size_t restlen)
 {
+    size_t len = namelen + restlen;
     if (h->olen[id] + len > h->ocap[id]) {
         size_t cap = h->ocap[id] ? h->ocap[id] * 2 : 16384;
         while (cap < h->olen[id] + len)
@@ -89,25 +96,34 @@ static int s_append(hub_t *h, uint32_t id, const char *line, size_t len)
     }
     if (h->ocount[id] == 0)
         h->touched[h->ntouched++] = id;
-    memcpy(h->obuf[id] + h->olen[id], line, len);
+    memcpy(h->obuf[id] + h->olen[id], name, namelen);
+    memcpy(h->obuf[id] + h->olen[id] + namelen, rest, restlen);
     h->olen[id] += len;
     h->ocount[id]++;
     return 0;
+}
+
+static void s_emit_fn(void *arg, uint32_t id, const char *name,
+                      size_t namelen)
+{
+    hub_t *h = arg;
+    if (s_append(h, id, name, namelen, h->cur_rest, h->cur_restlen) != 0)
+        log_err("hub: out of memory: datapoint dropped");
 }
 
 static int s_route_line(void *arg, const char *line, size_t len,
                         size_t namelen)
 {
     hub_t *h = arg;
-    int how = 0;
-    size_t n = router_route(h->r, line, namelen, h->ids, ROUTE_MAX, &how,
-                            NULL, NULL);
-    for (size_t i = 0; i < n; i++)
-        if (s_append(h, h->ids[i], line, len) != 0)
-            log_err("hub: out of memory: datapoint dropped");
-    if (n == 0) {
+    h->cur_rest = line + namelen;
+    h->cur_restlen = len - namelen;
+    int how = router_route(h->r, h->ctx, line, len, namelen, h->alive,
+                           s_emit_fn, h, NULL, NULL);
+    if (!(how & ROUTE_SENT)) {
         if (how & ROUTE_BLACKHOLE)
             h->c.blackholed++;
+        else if (how & ROUTE_INVALID)
+            h->c.invalid++;
         else
             h->c.unrouted++;
     }
@@ -280,8 +296,11 @@ static void s_stats_fn(zwatch_t *w, void *sock, void *arg)
         memcpy(&h->ingest, zmq_msg_data(&parts[1]), bl);
     else if (tl == strlen(STATS_TAG_SENDER) &&
              memcmp(tag, STATS_TAG_SENDER, tl) == 0 &&
-             bl == h->ndests * sizeof *h->dsnap)
+             bl == h->ndests * sizeof *h->dsnap) {
         memcpy(h->dsnap, zmq_msg_data(&parts[1]), bl);
+        for (size_t i = 0; i < h->ndests; i++)
+            h->alive[i] = h->dsnap[i].up != 0;
+    }
     zmq_msg_close(&parts[0]);
     zmq_msg_close(&parts[1]);
 }
@@ -312,6 +331,7 @@ static size_t s_counters(const hub_t *h, counter_t *c, size_t max)
     C("metricsDropped", dropped);
     C("metricsBlackholed", h->c.blackholed);
     C("metricsUnrouted", h->c.unrouted);
+    C("metricsInvalid", h->c.invalid);
     C("parseErrors", stats_parse_errors(&h->ingest));
     C("parseErrors.fields", h->ingest.errors[LINE_FIELDS]);
     C("parseErrors.name", h->ingest.errors[LINE_NAME]);
@@ -371,10 +391,11 @@ static void s_statstimer_fn(struct ev_loop *loop, ev_timer *t, int revents)
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         size_t l = (size_t)(nl - p) + 1;
         if (st->ndests > 0) {
-            size_t k = router_to_clusters(h->r, st->dests, st->ndests, h->ids,
-                                          ROUTE_MAX);
-            for (size_t i = 0; i < k; i++)
-                s_append(h, h->ids[i], p, l);
+            size_t nl2 = batch_name_len(p, l - 1);
+            h->cur_rest = p + nl2;
+            h->cur_restlen = l - nl2;
+            router_to_clusters(h->r, h->ctx, st->dests, st->ndests, p, nl2,
+                               h->alive, s_emit_fn, h);
         } else {
             s_route_line(h, p, l, batch_name_len(p, l - 1));
         }
@@ -529,11 +550,16 @@ hub_t *hub_new(void *zctx, const config_t *cfg, const router_t *r,
     h->ocount = calloc(nd, sizeof *h->ocount);
     h->touched = calloc(nd, sizeof *h->touched);
     h->dsnap = calloc(nd, sizeof *h->dsnap);
+    h->alive = calloc(nd, sizeof *h->alive);
+    h->ctx = router_ctx_new();
+    for (size_t i = 0; h->alive && i < h->ndests; i++)
+        h->alive[i] = true; /* until the sender says otherwise */
     h->replycap = 65536;
     h->reply = malloc(h->replycap);
     h->loop = ev_loop_new(EVFLAG_AUTO);
     if (!h->hostname || !h->obuf || !h->olen || !h->ocap || !h->ocount ||
-        !h->touched || !h->dsnap || !h->reply || !h->loop)
+        !h->touched || !h->dsnap || !h->reply || !h->loop || !h->alive ||
+        !h->ctx)
         goto nomem;
     if (h->ndests > 4096) {
         snprintf(err, errlen, "hub: more than 4096 destinations");
@@ -645,6 +671,8 @@ void hub_destroy(hub_t **ph)
     free(h->ocount);
     free(h->touched);
     free(h->dsnap);
+    free(h->alive);
+    router_ctx_destroy(&h->ctx);
     free(h->reply);
     free(h->hostname);
     if (h->loop)

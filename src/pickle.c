@@ -593,7 +593,9 @@ s_long_bin(pickle_t *self, const unsigned char *s, size_t n)
     for (low = 0; low < n && s[low] == 0; low++)
         ;
     for (i = n; i-- > 0;) {
-        unsigned m = i < low ? 0 : i == low ? 256u - s[i] : (unsigned char)~s[i];
+        unsigned m = i < low    ? 0
+                     : i == low ? 256u - s[i]
+                                : (unsigned char)~s[i];
 
         d = d * 256.0 + m;
     }

@@ -43,7 +43,7 @@ struct ring {
 typedef struct {
     ring_entry_t e;          /* position and member index */
     const ring_member_t *m;  /* the member, for tie-breaking */
-} s_build_t;
+} ring_build_t;
 
 /* carbon-c-relay-compatible replica keys are formatted into a buffer of this
  * size, so longer keys are cut to 255 bytes before they are hashed. */
@@ -139,7 +139,7 @@ static int s_cmp_instance(const char *a, const char *b)
 /* carbon_ch order: position, host, instance (none last), config order. */
 static int s_cmp_carbon(const void *pa, const void *pb)
 {
-    const s_build_t *a = pa, *b = pb;
+    const ring_build_t *a = pa, *b = pb;
     int d;
 
     if (a->e.pos != b->e.pos)
@@ -154,7 +154,7 @@ static int s_cmp_carbon(const void *pa, const void *pb)
 /* fnv1a_ch order: position, host, port, config order. */
 static int s_cmp_fnv1a(const void *pa, const void *pb)
 {
-    const s_build_t *a = pa, *b = pb;
+    const ring_build_t *a = pa, *b = pb;
     int d;
 
     if (a->e.pos != b->e.pos)
@@ -169,7 +169,7 @@ static int s_cmp_fnv1a(const void *pa, const void *pb)
 /* Python carbon order: position only (positions are unique there). */
 static int s_cmp_pos(const void *pa, const void *pb)
 {
-    const s_build_t *a = pa, *b = pb;
+    const ring_build_t *a = pa, *b = pb;
     return (a->e.pos > b->e.pos) - (a->e.pos < b->e.pos);
 }
 
@@ -228,7 +228,7 @@ static size_t s_key_fnv1a(char *buf, const ring_member_t *m, int i)
  * entry of a run of equal positions to the run's first member. */
 static int s_build_ch(ring_t *r, const ring_member_t *members)
 {
-    s_build_t *b = malloc(r->nentries * sizeof *b);
+    ring_build_t *b = malloc(r->nentries * sizeof *b);
     char buf[S_KEYBUF];
 
     if (b == NULL)
@@ -264,7 +264,7 @@ static int s_build_graphite(ring_t *r, const ring_member_t *members)
 {
     size_t maxpos = 65536 + r->nentries; /* bumps cannot pass this */
     unsigned char *used = calloc(maxpos / 8 + 1, 1);
-    s_build_t *b = malloc(r->nentries * sizeof *b);
+    ring_build_t *b = malloc(r->nentries * sizeof *b);
     char *buf = NULL;
     int rc = -1;
 

@@ -1,29 +1,69 @@
 /*
  * router.c -- see router.h.
+ *
+ * Ownership: the router owns its compiled expressions, rings, templates and
+ * index; it borrows the config.  A router_ctx_t owns the buffers one thread
+ * routes with.
  */
 #include "router.h"
 
+#include <ctype.h>
 #include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "log.h"
 #include "net.h"
+#include "ring.h"
 #include "stats.h"
+
+#define NAME_MAX_LEN 65536  /* longest name a rewrite may produce */
+#define NGROUPS 10          /* \0 .. \9 */
+
+/* One piece of a replacement template: literal text or a group. */
+typedef struct {
+    const char *lit;   /* literal (borrowed from the config), or NULL */
+    size_t litlen;
+    int group;         /* group number when lit is NULL */
+    int lower, upper;  /* \_N, \^N */
+    int dots;          /* \.N: '.' becomes '_' */
+} piece_t;
+
+typedef struct {
+    piece_t *p;
+    size_t n;
+    int maxgroup;      /* highest group used, -1 for none */
+} tmpl_t;
 
 typedef struct {
     const config_cluster_t *cluster;  /* borrowed */
     uint32_t first;                   /* id of its first destination */
     uint32_t n;                       /* member count */
+    ring_t *ring;                     /* NULL for forward and file */
+    size_t replication;
 } rcluster_t;
 
 typedef struct {
     const config_rule_t *rule;  /* borrowed */
-    regex_t *re;                /* compiled expressions (nexprs) */
+    regex_t *re;                /* compiled expressions (nre) */
     size_t nre;
-    size_t *targets;            /* indexes into clusters, or SIZE_MAX for blackhole */
+    int captures;               /* compiled with groups (rewrite, route using) */
+    regex_t validate;           /* when rule->validate */
+    int has_validate;
+    size_t *targets;            /* cluster indexes, SIZE_MAX for the blackhole */
     size_t ntargets;
+    int stop;                   /* stop, explicit or by the blackhole */
+    tmpl_t into;                /* rewrite: replacement */
+    tmpl_t using;               /* match: route using */
+    int always;                 /* the index cannot skip it */
 } rrule_t;
+
+typedef struct {
+    char *prefix;  /* literal start of an expression (owned) */
+    size_t len;
+    size_t rule;   /* rule index */
+} ientry_t;
 
 struct router {
     router_dest_t *dests;  /* ndests */
@@ -32,7 +72,239 @@ struct router {
     size_t nclusters;
     rrule_t *rules;        /* nrules, config order */
     size_t nrules;
+    ientry_t *index;       /* sorted by prefix */
+    size_t nindex;
+    size_t *lens;          /* distinct prefix lengths, ascending */
+    size_t nlens;
+    bool use_index;
 };
+
+struct router_ctx {
+    char *name[2];     /* rewritten names, used in turn */
+    char *key;         /* placement key */
+    uint64_t *cand;    /* candidate rules (bits) */
+    size_t ncand;      /* words in cand */
+    size_t out[RING_MAX_MEMBERS];
+};
+
+/* ---- templates ------------------------------------------------------------ */
+
+static int s_tmpl_compile(tmpl_t *t, const char *s, char *err, size_t errlen,
+                          const config_pos_t *pos)
+{
+    size_t cap = strlen(s) + 1;
+    t->p = calloc(cap, sizeof *t->p);
+    t->n = 0;
+    t->maxgroup = -1;
+    if (t->p == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    const char *lit = s;
+    while (*s) {
+        if (*s != '\\') {
+            s++;
+            continue;
+        }
+        const char *q = s + 1;
+        piece_t g = {0};
+        if (*q == '_' || *q == '^') {
+            g.lower = *q == '_';
+            g.upper = *q == '^';
+            q++;
+        }
+        if (*q == '.') {
+            g.dots = 1;
+            q++;
+        }
+        if (*q == 'g' && q[1] == '{' && isdigit((unsigned char)q[2])) {
+            char *end;
+            long v = strtol(q + 2, &end, 10);
+            if (*end != '}' || v >= NGROUPS) {
+                snprintf(err, errlen, "%s:%d: bad group reference in '%s'",
+                         pos->file, pos->line, lit);
+                return -1;
+            }
+            g.group = (int)v;
+            q = end + 1;
+        } else if (isdigit((unsigned char)*q)) {
+            g.group = *q - '0';
+            q++;
+        } else {
+            s++; /* not a reference: the backslash is literal */
+            continue;
+        }
+        if (s > lit)
+            t->p[t->n++] = (piece_t){.lit = lit, .litlen = (size_t)(s - lit)};
+        t->p[t->n++] = g;
+        if (g.group > t->maxgroup)
+            t->maxgroup = g.group;
+        s = lit = q;
+    }
+    if (s > lit)
+        t->p[t->n++] = (piece_t){.lit = lit, .litlen = (size_t)(s - lit)};
+    return 0;
+}
+
+/* Expand t with the groups of subject; returns the length, or -1 when it
+ * does not fit in cap. */
+static long s_tmpl_expand(const tmpl_t *t, const char *subject,
+                          const regmatch_t *m, char *out, size_t cap)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < t->n; i++) {
+        const piece_t *p = &t->p[i];
+        const char *src;
+        size_t l;
+        if (p->lit) {
+            src = p->lit;
+            l = p->litlen;
+        } else {
+            if (m[p->group].rm_so < 0)
+                continue;
+            src = subject + m[p->group].rm_so;
+            l = (size_t)(m[p->group].rm_eo - m[p->group].rm_so);
+        }
+        if (k + l > cap)
+            return -1;
+        for (size_t j = 0; j < l; j++) {
+            char c = src[j];
+            if (!p->lit) {
+                if (p->lower)
+                    c = (char)tolower((unsigned char)c);
+                else if (p->upper)
+                    c = (char)toupper((unsigned char)c);
+                if (p->dots && c == '.')
+                    c = '_';
+            }
+            out[k++] = c;
+        }
+    }
+    return (long)k;
+}
+
+/* ---- the index ----------------------------------------------------------- */
+
+/* The literal every match of an anchored ERE starts with; 0 when there is
+ * none (the rule is then always a candidate). */
+static size_t s_literal_prefix(const char *re, char *out, size_t cap)
+{
+    if (re[0] != '^' || strchr(re, '|'))
+        return 0;
+    size_t k = 0;
+    const char *p = re + 1;
+    while (*p && k + 1 < cap) {
+        char c = *p;
+        size_t adv = 1;
+        if (strchr(".[]()*+?{}^$", c))
+            break;
+        if (c == '\\') {
+            if (p[1] == '\0' || !strchr(".[]()*+?{}|^$\\/-", p[1]))
+                break;
+            c = p[1];
+            adv = 2;
+        }
+        if (p[adv] == '*' || p[adv] == '?' || p[adv] == '{')
+            break; /* this character may be absent */
+        out[k++] = c;
+        if (p[adv] == '+')
+            break;
+        p += adv;
+    }
+    return k;
+}
+
+static int s_ientry_cmp(const void *a, const void *b)
+{
+    const ientry_t *x = a, *y = b;
+    size_t l = x->len < y->len ? x->len : y->len;
+    int c = memcmp(x->prefix, y->prefix, l);
+    if (c)
+        return c;
+    return x->len < y->len ? -1 : x->len > y->len;
+}
+
+static int s_index_build(router_t *r)
+{
+    size_t cap = 0;
+    for (size_t i = 0; i < r->nrules; i++)
+        cap += r->rules[i].rule->nexprs;
+    r->index = calloc(cap ? cap : 1, sizeof *r->index);
+    r->lens = calloc(cap ? cap : 1, sizeof *r->lens);
+    if (!r->index || !r->lens)
+        return -1;
+    for (size_t i = 0; i < r->nrules; i++) {
+        rrule_t *rr = &r->rules[i];
+        const config_rule_t *cr = rr->rule;
+        rr->always = cr->match_all || cr->nexprs == 0;
+        char buf[4096];
+        size_t start = r->nindex;
+        for (size_t e = 0; e < cr->nexprs && !rr->always; e++) {
+            size_t l = s_literal_prefix(cr->exprs[e], buf, sizeof buf);
+            if (l == 0) {
+                rr->always = 1;
+                break;
+            }
+            ientry_t *ie = &r->index[r->nindex];
+            ie->prefix = malloc(l);
+            if (ie->prefix == NULL)
+                return -1;
+            memcpy(ie->prefix, buf, l);
+            ie->len = l;
+            ie->rule = i;
+            r->nindex++;
+        }
+        if (rr->always) { /* its prefixes are of no use */
+            while (r->nindex > start)
+                free(r->index[--r->nindex].prefix);
+        }
+    }
+    qsort(r->index, r->nindex, sizeof *r->index, s_ientry_cmp);
+    for (size_t i = 0; i < r->nindex; i++) {
+        size_t l = r->index[i].len, j = 0;
+        while (j < r->nlens && r->lens[j] != l)
+            j++;
+        if (j == r->nlens)
+            r->lens[r->nlens++] = l;
+    }
+    for (size_t i = 1; i < r->nlens; i++) /* insertion sort: few lengths */
+        for (size_t j = i; j > 0 && r->lens[j - 1] > r->lens[j]; j--) {
+            size_t t = r->lens[j];
+            r->lens[j] = r->lens[j - 1];
+            r->lens[j - 1] = t;
+        }
+    return 0;
+}
+
+/* Mark in ctx->cand the rules from `from` on that may match name. */
+static void s_candidates(const router_t *r, router_ctx_t *ctx, size_t from,
+                         const char *name, size_t namelen)
+{
+    size_t words = (r->nrules + 63) / 64;
+    memset(ctx->cand, 0, words * sizeof *ctx->cand);
+    for (size_t i = from; i < r->nrules; i++)
+        if (r->rules[i].always)
+            ctx->cand[i / 64] |= 1ULL << (i % 64);
+    for (size_t li = 0; li < r->nlens && r->lens[li] <= namelen; li++) {
+        size_t l = r->lens[li];
+        ientry_t key = {.prefix = (char *)name, .len = l};
+        /* the first entry equal to name[0..l) */
+        size_t lo = 0, hi = r->nindex;
+        while (lo < hi) {
+            size_t mid = (lo + hi) / 2;
+            if (s_ientry_cmp(&r->index[mid], &key) < 0)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        for (; lo < r->nindex && s_ientry_cmp(&r->index[lo], &key) == 0; lo++)
+            if (r->index[lo].rule >= from)
+                ctx->cand[r->index[lo].rule / 64] |=
+                    1ULL << (r->index[lo].rule % 64);
+    }
+}
+
+/* ---- compiling ----------------------------------------------------------- */
 
 static int s_unsupported(char *err, size_t errlen, const config_pos_t *pos,
                          const char *what)
@@ -42,32 +314,54 @@ static int s_unsupported(char *err, size_t errlen, const config_pos_t *pos,
     return -1;
 }
 
-static int s_check_cluster(const config_cluster_t *c, char *err,
-                           size_t errlen)
+static int s_ring_kind(const config_cluster_t *c, ring_kind_t *k)
 {
     switch (c->type) {
-    case CLUSTER_FORWARD:
-    case CLUSTER_FILE:
-    case CLUSTER_FILE_IP:
-        break;
-    case CLUSTER_ANY_OF:
-        return s_unsupported(err, errlen, &c->pos, "cluster type 'any_of'");
-    case CLUSTER_FAILOVER:
-        return s_unsupported(err, errlen, &c->pos, "cluster type 'failover'");
+    case CLUSTER_ANY_OF: *k = RING_ANY_OF; return 1;
+    case CLUSTER_FAILOVER: *k = RING_FAILOVER; return 1;
     case CLUSTER_CARBON_CH:
-        return s_unsupported(err, errlen, &c->pos, "cluster type 'carbon_ch'");
-    case CLUSTER_FNV1A_CH:
-        return s_unsupported(err, errlen, &c->pos, "cluster type 'fnv1a_ch'");
-    case CLUSTER_JUMP_FNV1A_CH:
-        return s_unsupported(err, errlen, &c->pos,
-                             "cluster type 'jump_fnv1a_ch'");
+        *k = c->graphite ? RING_CARBON_CH_GRAPHITE : RING_CARBON_CH;
+        return 1;
+    case CLUSTER_FNV1A_CH: *k = RING_FNV1A_CH; return 1;
+    case CLUSTER_JUMP_FNV1A_CH: *k = RING_JUMP_FNV1A_CH; return 1;
+    default: return 0;
     }
+}
+
+static int s_cluster(rcluster_t *rc, const config_cluster_t *c, char *err,
+                     size_t errlen)
+{
+    for (size_t i = 0; i < c->nmembers; i++)
+        if (c->members[i].proto == PROTO_UDP)
+            return s_unsupported(err, errlen, &c->members[i].pos,
+                                 "'proto udp' output");
+    ring_kind_t kind;
+    rc->replication = c->replication > 0 ? (size_t)c->replication : 1;
+    if (!s_ring_kind(c, &kind))
+        return 0;
+    if (c->nmembers > RING_MAX_MEMBERS) {
+        snprintf(err, errlen, "%s:%d: cluster '%s': more than %d members",
+                 c->pos.file, c->pos.line, c->name, RING_MAX_MEMBERS);
+        return -1;
+    }
+    ring_member_t *m = calloc(c->nmembers ? c->nmembers : 1, sizeof *m);
+    if (m == NULL)
+        goto nomem;
     for (size_t i = 0; i < c->nmembers; i++) {
-        const config_member_t *m = &c->members[i];
-        if (m->proto == PROTO_UDP)
-            return s_unsupported(err, errlen, &m->pos, "'proto udp' output");
+        m[i].host = c->members[i].host;
+        m[i].port = (uint16_t)c->members[i].port;
+        m[i].instance = c->members[i].instance;
     }
+    rc->ring = ring_new(kind, m, c->nmembers,
+                        c->graphite ? RING_DIVERSE_HOSTS : 0);
+    free(m);
+    if (rc->ring == NULL)
+        goto nomem;
     return 0;
+nomem:
+    snprintf(err, errlen, "%s:%d: cluster '%s': cannot build its placement",
+             c->pos.file, c->pos.line, c->name);
+    return -1;
 }
 
 static size_t s_cluster_index(const router_t *r, const char *name)
@@ -78,42 +372,60 @@ static size_t s_cluster_index(const router_t *r, const char *name)
     return SIZE_MAX;
 }
 
-static int s_compile_rule(router_t *r, rrule_t *rr, const config_rule_t *rule,
-                          char *err, size_t errlen)
+static int s_regcomp(regex_t *re, const char *expr, int flags,
+                     const config_pos_t *pos, char *err, size_t errlen)
+{
+    int rc = regcomp(re, expr, REG_EXTENDED | flags);
+    if (rc == 0)
+        return 0;
+    char msg[200];
+    regerror(rc, re, msg, sizeof msg);
+    snprintf(err, errlen, "%s:%d: bad expression '%s': %s", pos->file,
+             pos->line, expr, msg);
+    return -1;
+}
+
+static int s_rule(router_t *r, rrule_t *rr, const config_rule_t *rule,
+                  char *err, size_t errlen)
 {
     rr->rule = rule;
-    if (rule->kind == RULE_REWRITE)
-        return s_unsupported(err, errlen, &rule->pos, "'rewrite'");
-    if (rule->validate != NULL)
-        return s_unsupported(err, errlen, &rule->pos, "'validate'");
-    if (rule->route_using != NULL)
-        return s_unsupported(err, errlen, &rule->pos, "'route using'");
     if (rule->critical)
         return s_unsupported(err, errlen, &rule->pos,
                              "'critical' (the Redis buffer)");
-    if (!rule->match_all) {
+    rr->captures = rule->kind == RULE_REWRITE || rule->route_using != NULL;
+    if (!rule->match_all && rule->nexprs > 0) {
         rr->re = calloc(rule->nexprs, sizeof *rr->re);
         if (rr->re == NULL)
             goto nomem;
         for (size_t i = 0; i < rule->nexprs; i++) {
-            int rc = regcomp(&rr->re[i], rule->exprs[i],
-                             REG_EXTENDED | REG_NOSUB);
-            if (rc != 0) {
-                char msg[200];
-                regerror(rc, &rr->re[i], msg, sizeof msg);
-                snprintf(err, errlen, "%s:%d: bad expression '%s': %s",
-                         rule->pos.file, rule->pos.line, rule->exprs[i], msg);
+            if (s_regcomp(&rr->re[i], rule->exprs[i],
+                          rr->captures ? 0 : REG_NOSUB, &rule->pos, err,
+                          errlen) != 0)
                 return -1;
-            }
             rr->nre++;
         }
     }
+    if (rule->kind == RULE_REWRITE)
+        return s_tmpl_compile(&rr->into, rule->replacement, err, errlen,
+                              &rule->pos);
+    if (rule->validate) {
+        if (s_regcomp(&rr->validate, rule->validate, REG_NOSUB, &rule->pos,
+                      err, errlen) != 0)
+            return -1;
+        rr->has_validate = 1;
+    }
+    if (rule->route_using &&
+        s_tmpl_compile(&rr->using, rule->route_using, err, errlen,
+                       &rule->pos) != 0)
+        return -1;
     rr->targets = calloc(rule->ndests ? rule->ndests : 1, sizeof *rr->targets);
     if (rr->targets == NULL)
         goto nomem;
+    rr->stop = rule->stop;
     for (size_t i = 0; i < rule->ndests; i++) {
         if (strcmp(rule->dests[i], "blackhole") == 0) {
             rr->targets[rr->ntargets++] = SIZE_MAX;
+            rr->stop = 1; /* the blackhole stops, as it does in carbon-c-relay */
             continue;
         }
         size_t ci = s_cluster_index(r, rule->dests[i]);
@@ -135,12 +447,10 @@ router_t *router_new(const config_t *cfg, char *err, size_t errlen)
     router_t *r = calloc(1, sizeof *r);
     if (r == NULL)
         goto nomem;
+    r->use_index = true;
     size_t nd = 0;
-    for (size_t i = 0; i < cfg->nclusters; i++) {
-        if (s_check_cluster(&cfg->clusters[i], err, errlen) != 0)
-            goto err;
+    for (size_t i = 0; i < cfg->nclusters; i++)
         nd += cfg->clusters[i].nmembers;
-    }
     r->dests = calloc(nd ? nd : 1, sizeof *r->dests);
     r->clusters = calloc(cfg->nclusters ? cfg->nclusters : 1,
                          sizeof *r->clusters);
@@ -153,6 +463,8 @@ router_t *router_new(const config_t *cfg, char *err, size_t errlen)
         rc->cluster = c;
         rc->first = (uint32_t)r->ndests;
         rc->n = (uint32_t)c->nmembers;
+        if (s_cluster(rc, c, err, errlen) != 0)
+            goto err;
         for (size_t m = 0; m < c->nmembers; m++) {
             router_dest_t *d = &r->dests[r->ndests++];
             d->cluster = c;
@@ -166,12 +478,12 @@ router_t *router_new(const config_t *cfg, char *err, size_t errlen)
         }
     }
     for (size_t i = 0; i < cfg->nrules; i++) {
-        if (s_compile_rule(r, &r->rules[i], &cfg->rules[i], err, errlen) != 0) {
-            r->nrules = i + 1;
-            goto err;
-        }
         r->nrules = i + 1;
+        if (s_rule(r, &r->rules[i], &cfg->rules[i], err, errlen) != 0)
+            goto err;
     }
+    if (s_index_build(r) != 0)
+        goto nomem;
     return r;
 nomem:
     snprintf(err, errlen, "out of memory");
@@ -186,16 +498,54 @@ void router_destroy(router_t **pr)
         return;
     router_t *r = *pr;
     for (size_t i = 0; i < r->nrules; i++) {
-        for (size_t j = 0; j < r->rules[i].nre; j++)
-            regfree(&r->rules[i].re[j]);
-        free(r->rules[i].re);
-        free(r->rules[i].targets);
+        rrule_t *rr = &r->rules[i];
+        for (size_t j = 0; j < rr->nre; j++)
+            regfree(&rr->re[j]);
+        if (rr->has_validate)
+            regfree(&rr->validate);
+        free(rr->re);
+        free(rr->targets);
+        free(rr->into.p);
+        free(rr->using.p);
     }
+    for (size_t i = 0; i < r->nclusters; i++)
+        ring_destroy(&r->clusters[i].ring);
+    for (size_t i = 0; i < r->nindex; i++)
+        free(r->index[i].prefix);
+    free(r->index);
+    free(r->lens);
     free(r->rules);
     free(r->clusters);
     free(r->dests);
     free(r);
     *pr = NULL;
+}
+
+router_ctx_t *router_ctx_new(void)
+{
+    router_ctx_t *c = calloc(1, sizeof *c);
+    if (c == NULL)
+        return NULL;
+    c->name[0] = malloc(NAME_MAX_LEN);
+    c->name[1] = malloc(NAME_MAX_LEN);
+    c->key = malloc(NAME_MAX_LEN);
+    if (!c->name[0] || !c->name[1] || !c->key) {
+        router_ctx_destroy(&c);
+        return NULL;
+    }
+    return c;
+}
+
+void router_ctx_destroy(router_ctx_t **pc)
+{
+    if (pc == NULL || *pc == NULL)
+        return;
+    free((*pc)->name[0]);
+    free((*pc)->name[1]);
+    free((*pc)->key);
+    free((*pc)->cand);
+    free(*pc);
+    *pc = NULL;
 }
 
 size_t router_ndests(const router_t *r) { return r->ndests; }
@@ -205,83 +555,202 @@ const router_dest_t *router_dest(const router_t *r, size_t id)
     return id < r->ndests ? &r->dests[id] : NULL;
 }
 
-static int s_matches(const rrule_t *rr, const char *name, size_t namelen)
+void router_set_index(router_t *r, bool on) { r->use_index = on; }
+
+/* ---- routing ------------------------------------------------------------- */
+
+/* Does rule rr match name?  m gets the groups of the matching expression
+ * when the rule was compiled with them. */
+static int s_matches(const rrule_t *rr, const char *name, size_t namelen,
+                     regmatch_t *m)
 {
-    if (rr->rule->match_all)
+    if (rr->rule->match_all || rr->nre == 0) {
+        if (m) {
+            for (int i = 0; i < NGROUPS; i++)
+                m[i].rm_so = m[i].rm_eo = -1;
+            m[0].rm_so = 0;
+            m[0].rm_eo = (regoff_t)namelen;
+        }
         return 1;
+    }
     for (size_t i = 0; i < rr->nre; i++) {
-        regmatch_t m[1];
-        m[0].rm_so = 0;
-        m[0].rm_eo = (regoff_t)namelen;
-        if (regexec(&rr->re[i], name, 1, m, REG_STARTEND) == 0)
+        regmatch_t local[NGROUPS];
+        regmatch_t *mm = rr->captures ? (m ? m : local) : local;
+        size_t nm = rr->captures ? NGROUPS : 1;
+        mm[0].rm_so = 0;
+        mm[0].rm_eo = (regoff_t)namelen;
+        if (regexec(&rr->re[i], name, nm, mm, REG_STARTEND) == 0)
             return 1;
     }
     return 0;
 }
 
-/* Append every member of cluster ci (forward and file send to all). */
-static size_t s_emit(const router_t *r, size_t ci, uint32_t *out,
-                     size_t outcap, size_t k, const config_rule_t *rule,
-                     router_trace_fn *trace, void *arg)
+/* Send name to the members of cluster ci that key places it on. */
+static size_t s_emit(const router_t *r, router_ctx_t *ctx, size_t ci,
+                     const char *name, size_t namelen, const char *key,
+                     size_t keylen, const bool *alive, router_emit_fn *emit,
+                     void *arg, const config_rule_t *rule,
+                     router_trace_fn *trace, void *targ)
 {
     const rcluster_t *rc = &r->clusters[ci];
     if (trace)
-        trace(arg, TRACE_CLUSTER, rule, rc->cluster, NULL);
-    for (uint32_t m = 0; m < rc->n; m++) {
-        if (trace)
-            trace(arg, TRACE_DEST, rule, rc->cluster, &r->dests[rc->first + m]);
-        if (k < outcap)
-            out[k++] = rc->first + m;
+        trace(targ, TRACE_CLUSTER, rule, rc->cluster, NULL, key, keylen);
+    size_t n;
+    const size_t *idx = NULL;
+    if (rc->ring == NULL) {
+        n = rc->n; /* forward and file: every member */
+    } else {
+        ring_kind_t k = ring_kind(rc->ring);
+        const bool *live = NULL;
+        if (alive && (k == RING_ANY_OF || k == RING_FAILOVER))
+            live = alive + rc->first;
+        n = ring_lookup(rc->ring, key, keylen, rc->replication, live,
+                        ctx->out, RING_MAX_MEMBERS);
+        if (n == 0 && live) /* nobody alive: queue where it belongs */
+            n = ring_lookup(rc->ring, key, keylen, rc->replication, NULL,
+                            ctx->out, RING_MAX_MEMBERS);
+        idx = ctx->out;
     }
-    return k;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t id = rc->first + (uint32_t)(idx ? idx[i] : i);
+        if (trace)
+            trace(targ, TRACE_DEST, rule, rc->cluster, &r->dests[id], NULL, 0);
+        if (emit)
+            emit(arg, id, name, namelen);
+    }
+    return n;
 }
 
-size_t router_route(const router_t *r, const char *name, size_t namelen,
-                    uint32_t *out, size_t outcap, int *how,
-                    router_trace_fn *trace, void *arg)
+static size_t s_keylen(const char *k, size_t l)
 {
-    size_t k = 0;
-    int h = 0;
-    int matched = 0;
+    for (size_t i = 0; i < l; i++)
+        if (k[i] == ' ' || k[i] == ';')
+            return i;
+    return l;
+}
+
+int router_route(const router_t *r, router_ctx_t *ctx, const char *line,
+                 size_t len, size_t namelen, const bool *alive,
+                 router_emit_fn *emit, void *arg, router_trace_fn *trace,
+                 void *targ)
+{
+    const char *name = line;
+    size_t nlen = namelen;
+    int turn = 0, h = 0, matched = 0;
+    size_t sent = 0;
+    int indexed = r->use_index && r->nindex > 0;
+    if (indexed) {
+        size_t words = (r->nrules + 63) / 64;
+        if (ctx->ncand < words) {
+            uint64_t *c = realloc(ctx->cand, words * sizeof *c);
+            if (c == NULL)
+                indexed = 0;
+            else {
+                ctx->cand = c;
+                ctx->ncand = words;
+            }
+        }
+        if (indexed)
+            s_candidates(r, ctx, 0, name, nlen);
+    }
+    /* the data after the name, for validate */
+    const char *data = memchr(line, ' ', len);
+    size_t datalen = 0;
+    if (data) {
+        data++;
+        datalen = (size_t)(line + len - data);
+        if (datalen && data[datalen - 1] == '\n')
+            datalen--;
+    }
+    regmatch_t m[NGROUPS];
     for (size_t i = 0; i < r->nrules; i++) {
-        const rrule_t *rr = &r->rules[i];
-        if (!s_matches(rr, name, namelen))
+        if (indexed && !(ctx->cand[i / 64] & (1ULL << (i % 64))))
             continue;
-        matched = 1;
+        const rrule_t *rr = &r->rules[i];
+        if (!s_matches(rr, name, nlen, m))
+            continue;
+        if (rr->rule->kind == RULE_REWRITE) {
+            char *out = ctx->name[turn];
+            long pre = m[0].rm_so, post = m[0].rm_eo;
+            long k = s_tmpl_expand(&rr->into, name, m, out + pre,
+                                   NAME_MAX_LEN - (size_t)pre - (nlen - (size_t)post));
+            if (k < 0 || (size_t)pre + (size_t)k + (nlen - (size_t)post) > NAME_MAX_LEN)
+                continue; /* would not fit: the name stays */
+            memcpy(out, name, (size_t)pre);
+            memcpy(out + pre + k, name + post, nlen - (size_t)post);
+            name = out;
+            nlen = (size_t)pre + (size_t)k + (nlen - (size_t)post);
+            turn ^= 1;
+            if (trace)
+                trace(targ, TRACE_REWRITE, rr->rule, NULL, NULL, name, nlen);
+            if (indexed)
+                s_candidates(r, ctx, i + 1, name, nlen);
+            continue;
+        }
         if (trace)
-            trace(arg, TRACE_RULE, rr->rule, NULL, NULL);
+            trace(targ, TRACE_RULE, rr->rule, NULL, NULL, name, nlen);
+        if (rr->has_validate) {
+            regmatch_t vm[1] = {{0, (regoff_t)datalen}};
+            if (data == NULL ||
+                regexec(&rr->validate, data, 1, vm, REG_STARTEND) != 0) {
+                h |= ROUTE_INVALID;
+                if (trace)
+                    trace(targ, TRACE_VALIDATE, rr->rule, NULL, NULL, data,
+                          datalen);
+                if (rr->rule->validate_action == VALIDATE_LOG)
+                    log_warn("router: %s:%d: validate failed: %.*s %.*s",
+                             rr->rule->pos.file, rr->rule->pos.line,
+                             (int)(nlen > 200 ? 200 : nlen), name,
+                             (int)(datalen > 100 ? 100 : datalen),
+                             data ? data : "");
+                else
+                    continue; /* drop: this rule does not apply */
+            }
+        }
+        matched = 1;
+        const char *key = name;
+        size_t keylen = nlen;
+        if (rr->rule->route_using) {
+            long k = s_tmpl_expand(&rr->using, name, m, ctx->key, NAME_MAX_LEN);
+            if (k >= 0) {
+                key = ctx->key;
+                keylen = s_keylen(key, (size_t)k);
+            }
+        }
         for (size_t t = 0; t < rr->ntargets; t++) {
             if (rr->targets[t] == SIZE_MAX) {
                 h |= ROUTE_BLACKHOLE;
                 if (trace)
-                    trace(arg, TRACE_BLACKHOLE, rr->rule, NULL, NULL);
+                    trace(targ, TRACE_BLACKHOLE, rr->rule, NULL, NULL, NULL, 0);
                 continue;
             }
-            k = s_emit(r, rr->targets[t], out, outcap, k, rr->rule, trace, arg);
+            sent += s_emit(r, ctx, rr->targets[t], name, nlen, key, keylen,
+                           alive, emit, arg, rr->rule, trace, targ);
         }
-        if (rr->rule->stop) {
+        if (rr->stop) {
             if (trace)
-                trace(arg, TRACE_STOP, rr->rule, NULL, NULL);
+                trace(targ, TRACE_STOP, rr->rule, NULL, NULL, NULL, 0);
             break;
         }
     }
     if (!matched)
         h |= ROUTE_NOMATCH;
-    if (k > 0)
+    if (sent > 0)
         h |= ROUTE_SENT;
-    if (how)
-        *how = h;
-    return k;
+    return h;
 }
 
-size_t router_to_clusters(const router_t *r, char *const *names, size_t n,
-                          uint32_t *out, size_t outcap)
+size_t router_to_clusters(const router_t *r, router_ctx_t *ctx,
+                          char *const *names, size_t n, const char *name,
+                          size_t namelen, const bool *alive,
+                          router_emit_fn *emit, void *arg)
 {
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
         size_t ci = s_cluster_index(r, names[i]);
         if (ci != SIZE_MAX)
-            k = s_emit(r, ci, out, outcap, k, NULL, NULL, NULL);
+            k += s_emit(r, ctx, ci, name, namelen, name, namelen, alive, emit,
+                        arg, NULL, NULL, NULL);
     }
     return k;
 }

@@ -1,16 +1,29 @@
 /*
- * router.h -- rule evaluation: which destinations a metric goes to.
+ * router.h -- rule evaluation: which destinations a metric goes to, and
+ * under which name.
  *
  * Pure core.  Built from a config_t (borrowed: the config must outlive the
  * router), it numbers every destination (cluster member) from 0 in config
- * order; the sender builds its writers from the same numbering.  The router
- * fills a caller-owned array with destination ids and sends nothing itself.
- * Rules run top to bottom as written, falling through unless `stop`.
- * router_route is reentrant: the router thread and test mode call it.
+ * order; the sender builds its writers from the same numbering.  For each
+ * metric it calls the caller's emit function once per destination, with the
+ * metric's name as the rules left it (rewrite), and sends nothing itself.
+ *
+ * Rules run top to bottom as written, exactly as carbon-c-relay runs them:
+ * a match falls through unless it says `stop` or sends to the blackhole
+ * (an implicit stop); a rewrite changes the name for every later rule; a
+ * failed `validate` skips its rule (and logs when it says `else log`);
+ * `route using` places the metric on a hash ring by another key.  A prefix
+ * index over the dotted hierarchy skips the rules whose expressions start
+ * with a literal the name does not start with; it gives the same answers as
+ * evaluating every rule (tests/test_router.c checks that on random configs).
+ *
+ * Threads: a router never changes after router_new; any number of threads
+ * may route with it at once, each with its own router_ctx_t.
  */
 #ifndef ORCHESTER_ROUTER_H
 #define ORCHESTER_ROUTER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -26,49 +39,77 @@ typedef struct {
 
 typedef struct router router_t;
 
+/* Scratch space of one routing thread (rewritten names, keys). */
+typedef struct router_ctx router_ctx_t;
+
 /* What router_route found, besides destinations. */
 enum {
     ROUTE_SENT = 1,       /* at least one destination */
     ROUTE_BLACKHOLE = 2,  /* a rule sent it to the blackhole */
-    ROUTE_NOMATCH = 4     /* no rule matched */
+    ROUTE_NOMATCH = 4,    /* no rule matched */
+    ROUTE_INVALID = 8     /* a validate clause dropped it */
 };
 
 /* Trace events for test mode (orchester -t). */
 typedef enum {
-    TRACE_RULE,       /* rule matched */
-    TRACE_CLUSTER,    /* sending to cluster */
+    TRACE_RULE,       /* match rule matched; text: the name it saw */
+    TRACE_VALIDATE,   /* validate failed; text: the data it checked */
+    TRACE_REWRITE,    /* rewrite rule applied; text: the new name */
+    TRACE_CLUSTER,    /* sending to cluster; text: the placement key */
     TRACE_DEST,       /* to this destination */
     TRACE_BLACKHOLE,  /* to the blackhole */
-    TRACE_STOP        /* rule has stop: evaluation ends */
+    TRACE_STOP        /* evaluation ends here */
 } router_trace_t;
 
 typedef void(router_trace_fn)(void *arg, router_trace_t ev,
                               const config_rule_t *rule,
                               const config_cluster_t *cluster,
-                              const router_dest_t *dest);
+                              const router_dest_t *dest, const char *text,
+                              size_t textlen);
+
+/* Called once per destination: send the metric there named name/namelen
+ * (valid during the call only). */
+typedef void(router_emit_fn)(void *arg, uint32_t dest, const char *name,
+                             size_t namelen);
 
 /* router_new: compile the rules of cfg.  Returns NULL with "FILE:LINE:
- * message" in err for what this version cannot route yet. */
+ * message" in err for what this version cannot route. */
 router_t *router_new(const config_t *cfg, char *err, size_t errlen);
 
 /* router_destroy: free *r and set it to NULL; safe on NULL. */
 void router_destroy(router_t **r);
 
+/* router_ctx_new / router_ctx_destroy: a thread's scratch space. */
+router_ctx_t *router_ctx_new(void);
+void router_ctx_destroy(router_ctx_t **ctx);
+
 /* router_ndests / router_dest: the destination table (borrowed). */
 size_t router_ndests(const router_t *r);
 const router_dest_t *router_dest(const router_t *r, size_t id);
 
-/* router_route: route the metric whose routing name is name/namelen.
- * Writes at most outcap destination ids to out, returns how many (a
- * destination may appear twice when two rules send to it).  *how gets
- * ROUTE_* bits.  trace may be NULL. */
-size_t router_route(const router_t *r, const char *name, size_t namelen,
-                    uint32_t *out, size_t outcap, int *how,
-                    router_trace_fn *trace, void *arg);
+/* router_set_index: use the prefix index (default) or evaluate every rule
+ * (for tests that compare the two).  Call before routing starts. */
+void router_set_index(router_t *r, bool on);
 
-/* router_to_clusters: ids of every destination of the named clusters (the
- * statistics statement's `send to`).  Returns the count. */
-size_t router_to_clusters(const router_t *r, char *const *names, size_t n,
-                          uint32_t *out, size_t outcap);
+/*
+ * router_route: route one canonical line (line/len, "name[;tags] value
+ * timestamp", the '\n' optional); namelen is the length of its routing name
+ * (up to the first ';' or ' ').  alive is NULL, or one flag per destination
+ * (any_of and failover clusters move a dead member's share to the live
+ * ones).  Calls emit per destination, trace (may be NULL) per decision.
+ * Returns ROUTE_* bits.
+ */
+int router_route(const router_t *r, router_ctx_t *ctx, const char *line,
+                 size_t len, size_t namelen, const bool *alive,
+                 router_emit_fn *emit, void *arg, router_trace_fn *trace,
+                 void *targ);
+
+/* router_to_clusters: emit name to every destination of the named clusters
+ * as their placement puts it (the statistics statement's `send to`).
+ * Returns the number of destinations. */
+size_t router_to_clusters(const router_t *r, router_ctx_t *ctx,
+                          char *const *names, size_t n, const char *name,
+                          size_t namelen, const bool *alive,
+                          router_emit_fn *emit, void *arg);
 
 #endif

@@ -9,13 +9,13 @@
 
 #include "line.h"
 
-static const char *s_type(config_cluster_type_t t)
+static const char *s_type(const config_cluster_t *c)
 {
-    switch (t) {
+    switch (c->type) {
     case CLUSTER_FORWARD: return "forward";
     case CLUSTER_ANY_OF: return "any_of";
     case CLUSTER_FAILOVER: return "failover";
-    case CLUSTER_CARBON_CH: return "carbon_ch";
+    case CLUSTER_CARBON_CH: return c->graphite ? "carbon_ch graphite" : "carbon_ch";
     case CLUSTER_FNV1A_CH: return "fnv1a_ch";
     case CLUSTER_JUMP_FNV1A_CH: return "jump_fnv1a_ch";
     case CLUSTER_FILE: return "file";
@@ -26,7 +26,8 @@ static const char *s_type(config_cluster_type_t t)
 
 static void s_trace_fn(void *arg, router_trace_t ev, const config_rule_t *rule,
                        const config_cluster_t *cluster,
-                       const router_dest_t *dest)
+                       const router_dest_t *dest, const char *text,
+                       size_t textlen)
 {
     FILE *out = arg;
     switch (ev) {
@@ -36,10 +37,24 @@ static void s_trace_fn(void *arg, router_trace_t ev, const config_rule_t *rule,
             fprintf(out, " *");
         for (size_t i = 0; i < rule->nexprs; i++)
             fprintf(out, " %s", rule->exprs[i]);
-        fprintf(out, " (%s:%d)\n", rule->pos.file, rule->pos.line);
+        fprintf(out, " (%s:%d) -> %.*s\n", rule->pos.file, rule->pos.line,
+                (int)textlen, text);
+        break;
+    case TRACE_VALIDATE:
+        fprintf(out, "        validate %s -> %.*s: fail: %s\n",
+                rule->validate, (int)textlen, text ? text : "",
+                rule->validate_action == VALIDATE_LOG ? "log" : "drop");
+        break;
+    case TRACE_REWRITE:
+        fprintf(out, "    rewrite %s into %s (%s:%d) -> %.*s\n",
+                rule->exprs[0], rule->replacement, rule->pos.file,
+                rule->pos.line, (int)textlen, text);
         break;
     case TRACE_CLUSTER:
-        fprintf(out, "        %s (%s)\n", cluster->name, s_type(cluster->type));
+        fprintf(out, "        %s (%s)", cluster->name, s_type(cluster));
+        if (rule && rule->route_using)
+            fprintf(out, " using %.*s", (int)textlen, text);
+        fprintf(out, "\n");
         break;
     case TRACE_DEST:
         fprintf(out, "            %s\n", dest->addr);
@@ -59,10 +74,13 @@ int testmode_run(const router_t *r, FILE *in, FILE *out, size_t maxline)
     size_t cap = 0;
     size_t outcap = maxline + 64;
     char *canon = malloc(outcap);
-    uint32_t ids[1024];
+    router_ctx_t *ctx = router_ctx_new();
     ssize_t n;
-    if (canon == NULL)
+    if (canon == NULL || ctx == NULL) {
+        free(canon);
+        router_ctx_destroy(&ctx);
         return -1;
+    }
     while ((n = getline(&buf, &cap, in)) >= 0) {
         size_t len = (size_t)n;
         if (len && buf[len - 1] == '\n')
@@ -82,13 +100,14 @@ int testmode_run(const router_t *r, FILE *in, FILE *out, size_t maxline)
             continue;
         }
         fprintf(out, "%.*s\n", (int)res.fulllen, canon);
-        int how = 0;
-        router_route(r, canon, res.namelen, ids, 1024, &how, s_trace_fn, out);
+        int how = router_route(r, ctx, canon, res.len, res.namelen, NULL,
+                               NULL, NULL, s_trace_fn, out);
         if (how & ROUTE_NOMATCH)
             fprintf(out, "    no rule matched\n");
         fprintf(out, "\n");
     }
     free(buf);
     free(canon);
+    router_ctx_destroy(&ctx);
     return 0;
 }

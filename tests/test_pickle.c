@@ -1163,6 +1163,7 @@ test_shared_frames(void **state)
         print_error("no frames in %s\n", dir);
         fail();
     }
+    print_message("%s: %zu frames\n", dir, nframes);
 }
 
 /* Decode the hex text h/n into out (n/2 bytes). */
@@ -1270,7 +1271,7 @@ test_python_frames(void **state)
         exp = (char *)s_slurp(path, &elen);
         assert_non_null(exp);
         line = strtok_r(exp, "\n", &save);
-        while (off < alen) {
+        for (size_t idx = 0; off < alen; idx++) {
             size_t flen, k = 0;
             pickle_status_t st;
             pts_t pts;
@@ -1281,7 +1282,7 @@ test_python_frames(void **state)
                    (size_t)all[off + 2] << 8 | all[off + 3];
             off += 4;
             assert_true(flen <= alen - off);
-            snprintf(what, sizeof what, "%s frame %zu", names[i], nframes);
+            snprintf(what, sizeof what, "%s frame %zu", names[i], idx);
             st = s_decode(all + off, flen, NULL, &pts);
             assert_non_null(line);
             if (strncmp(line, "REJECT ", 7) == 0) {
@@ -1337,6 +1338,8 @@ test_python_frames(void **state)
         print_error("no frames in %s\n", dir);
         fail();
     }
+    print_message("%s: %zu files, %zu frames, %zu datapoints\n", dir,
+                  nfiles, nframes, npoints);
 }
 
 /* --- robustness -------------------------------------------------------- */
@@ -1457,16 +1460,29 @@ test_float_format(void **state)
         double v;
         const char *want;
     } cases[] = {
-        {0.1, "0.1"}, {1.0 / 3, "0.3333333333333333"},
-        {2.0 / 3, "0.6666666666666666"}, {1e-300, "1e-300"},
-        {5e-324, "5e-324"}, {1.7976931348623157e308, "1.7976931348623157e+308"},
-        {1e22, "1e+22"}, {1e16, "1e+16"}, {9007199254740992.0,
-        "9007199254740992"}, {123456789.123, "123456789.123"},
-        {1764000000.123456, "1764000000.123456"}, {0.3, "0.3"},
-        {1e-5, "0.00001"}, {1.5e-5, "0.000015"}, {-12.25, "-12.25"},
-        {100.0, "100"}, {1e15, "1000000000000000"}, {999999999999999.0,
-        "999999999999999"}, {0.1 + 0.2, "0.30000000000000004"},
+        {0.1, "0.1"},
+        {1.0 / 3, "0.3333333333333333"},
+        {2.0 / 3, "0.6666666666666666"},
+        {0.1 + 0.2, "0.30000000000000004"},
+        {0.3, "0.3"},
+        {-12.25, "-12.25"},
+        {100.0, "100"},
+        {123456789.123, "123456789.123"},
+        {1764000000.123456, "1764000000.123456"},
+        {1e-5, "0.00001"},
+        {1.5e-5, "0.000015"},
+        {9.999999999999999e-6, "9.999999999999999e-06"},
+        {0.9999999999999999, "0.9999999999999999"},
+        {999999999999999.0, "999999999999999"},
+        {999999999999999.9, "999999999999999.9"},
+        {1e15, "1000000000000000"},
+        {9007199254740992.0, "9007199254740992"},
+        {1e16, "1e+16"},
+        {1e22, "1e+22"},
+        {1e-300, "1e-300"},
+        {5e-324, "5e-324"},
         {2.2250738585072014e-308, "2.2250738585072014e-308"},
+        {1.7976931348623157e308, "1.7976931348623157e+308"},
     };
     uint64_t rng = 12345;
     size_t i;

@@ -1,5 +1,8 @@
 /*
- * test_router.c -- unit tests of rule evaluation (src/router.c).
+ * test_router.c -- unit tests of rule evaluation (src/router.c): matches,
+ * stop and fall-through, the blackhole's implicit stop, rewrite with every
+ * reference form, validate, route using, hash clusters, any_of failover,
+ * and the prefix index against evaluating every rule, on random configs.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,115 +11,295 @@
 #include <cmocka.h>
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "config.h"
 #include "router.h"
 
+/* What one routing call produced: "id:name" per emit, space-separated. */
+typedef struct {
+    char out[8192];
+    size_t len;
+    int n;
+} got_t;
+
+static void s_emit(void *arg, uint32_t id, const char *name, size_t namelen)
+{
+    got_t *g = arg;
+    g->len += (size_t)snprintf(g->out + g->len, sizeof g->out - g->len,
+                               "%s%u:%.*s", g->n ? " " : "", id, (int)namelen,
+                               name);
+    g->n++;
+}
+
 typedef struct {
     config_t *cfg;
     router_t *r;
+    router_ctx_t *ctx;
 } fix_t;
 
-static const char *s_conf =
-    "cluster a forward 127.0.0.1:2003 127.0.0.2:2004 ;\n"
-    "cluster b forward 10.0.0.1 ;\n"
-    "cluster f file /tmp/orchester-test-out ;\n"
-    "match ^sys\\. send to a stop ;\n"
-    "match ^app\\. ^web\\. send to b ;\n"
-    "match ^web\\. send to blackhole stop ;\n"
-    "match \\.drop$ send to blackhole stop ;\n"
-    "match * send to f ;\n";
-
-static int s_setup(void **state)
+static fix_t *s_fix(const char *conf)
 {
-    static fix_t f;
+    fix_t *f = calloc(1, sizeof *f);
     char err[512];
-    f.cfg = config_parse_string(s_conf, "t.conf", err, sizeof err);
-    if (f.cfg == NULL) {
-        fprintf(stderr, "%s\n", err);
-        return -1;
-    }
-    f.r = router_new(f.cfg, err, sizeof err);
-    if (f.r == NULL) {
-        fprintf(stderr, "%s\n", err);
-        return -1;
-    }
-    *state = &f;
-    return 0;
+    f->cfg = config_parse_string(conf, "t.conf", err, sizeof err);
+    if (f->cfg == NULL)
+        fail_msg("config: %s", err);
+    f->r = router_new(f->cfg, err, sizeof err);
+    if (f->r == NULL)
+        fail_msg("router: %s", err);
+    f->ctx = router_ctx_new();
+    return f;
 }
 
-static int s_teardown(void **state)
+static void s_unfix(fix_t *f)
 {
-    fix_t *f = *state;
+    router_ctx_destroy(&f->ctx);
     router_destroy(&f->r);
     config_destroy(&f->cfg);
-    return 0;
+    free(f);
 }
 
-static size_t s_route(fix_t *f, const char *name, uint32_t *ids, int *how)
+/* Route "name 1 2" and return the emits as text; *how gets the bits. */
+static const char *s_route(fix_t *f, const char *name, int *how,
+                           const bool *alive, got_t *g)
 {
-    return router_route(f->r, name, strlen(name), ids, 16, how, NULL, NULL);
+    char line[1024];
+    memset(g, 0, sizeof *g);
+    snprintf(line, sizeof line, "%s 1 2\n", name);
+    size_t nl = strcspn(line, " ;");
+    int h = router_route(f->r, f->ctx, line, strlen(line), nl, alive, s_emit,
+                         g, NULL, NULL);
+    if (how)
+        *how = h;
+    return g->out;
 }
 
-static void test_dests(void **state)
+static void test_dests_and_stop(void **state)
 {
-    fix_t *f = *state;
+    (void)state;
+    fix_t *f = s_fix("cluster a forward 127.0.0.1:2003 127.0.0.2:2004 ;\n"
+                     "cluster b forward 10.0.0.1 ;\n"
+                     "cluster f file /tmp/orchester-test-out ;\n"
+                     "match ^sys\\. send to a stop ;\n"
+                     "match ^app\\. ^web\\. send to b ;\n"
+                     "match ^web\\. send to blackhole ;\n"
+                     "match \\.drop$ send to blackhole stop ;\n"
+                     "match * send to f ;\n");
+    got_t g;
+    int how;
     assert_int_equal(router_ndests(f->r), 4);
     assert_string_equal(router_dest(f->r, 0)->addr, "127.0.0.1:2003");
     assert_string_equal(router_dest(f->r, 0)->key, "127_0_0_1_2003");
     assert_string_equal(router_dest(f->r, 2)->addr, "10.0.0.1:2003");
-    assert_string_equal(router_dest(f->r, 3)->addr, "/tmp/orchester-test-out");
     assert_null(router_dest(f->r, 4));
-}
-
-static void test_stop_and_fallthrough(void **state)
-{
-    fix_t *f = *state;
-    uint32_t ids[16];
-    int how;
-    /* stop: only the forward cluster, both members */
-    assert_int_equal(s_route(f, "sys.cpu", ids, &how), 2);
-    assert_int_equal(ids[0], 0);
-    assert_int_equal(ids[1], 1);
+    assert_string_equal(s_route(f, "sys.cpu", &how, NULL, &g),
+                        "0:sys.cpu 1:sys.cpu");
     assert_true(how & ROUTE_SENT);
-    /* falls through to the catch-all */
-    assert_int_equal(s_route(f, "app.x", ids, &how), 2);
-    assert_int_equal(ids[0], 2);
-    assert_int_equal(ids[1], 3);
-    /* second expression of a rule matches; then blackhole stops */
-    assert_int_equal(s_route(f, "web.x", ids, &how), 1);
-    assert_int_equal(ids[0], 2);
+    assert_string_equal(s_route(f, "app.x", &how, NULL, &g), "2:app.x 3:app.x");
+    /* the blackhole stops evaluation without saying stop */
+    assert_string_equal(s_route(f, "web.x", &how, NULL, &g), "2:web.x");
     assert_true(how & ROUTE_BLACKHOLE);
-    /* blackhole only */
-    assert_int_equal(s_route(f, "a.drop", ids, &how), 0);
+    assert_string_equal(s_route(f, "a.drop", &how, NULL, &g), "");
     assert_true(how & ROUTE_BLACKHOLE);
     assert_false(how & ROUTE_NOMATCH);
-    /* the name is bounded by namelen, not by a NUL */
-    assert_int_equal(router_route(f->r, "sys.cpu 1 2", 7, ids, 16, &how, NULL,
-                                  NULL), 2);
-    assert_int_equal(router_route(f->r, "a.dropx", 6, ids, 16, &how, NULL,
-                                  NULL), 0);
+    /* the name is bounded by namelen: tags are not routed on */
+    memset(&g, 0, sizeof g);
+    router_route(f->r, f->ctx, "a.drop;x=1 1 2", 14, 6, NULL, s_emit, &g,
+                 NULL, NULL);
+    assert_string_equal(g.out, "");
+    s_unfix(f);
 }
 
-static void test_nomatch_and_cap(void **state)
+static void test_rewrite(void **state)
 {
     (void)state;
-    char err[512];
-    config_t *cfg = config_parse_string(
-        "cluster a forward 127.0.0.1 127.0.0.2 127.0.0.3 ;\n"
-        "match ^x send to a ;\n", "u.conf", err, sizeof err);
-    assert_non_null(cfg);
-    router_t *r = router_new(cfg, err, sizeof err);
-    assert_non_null(r);
-    uint32_t ids[2];
+    fix_t *f = s_fix("cluster c forward 127.0.0.1 ;\n"
+                     "rewrite ^g\\.(a)(b)(c)(d)(e)(f)(g)(h)(i)(j)$ into \\g{9}\\9\\0 ;\n"
+                     "rewrite b(.) into X\\_1Y ;\n"
+                     "rewrite ^(q)\\.(.*)$ into \\^1.\\.2 ;\n"
+                     "rewrite ^up\\.(.*)$ into \\^.1 ;\n"
+                     "match ^Q\\. send to c stop ;\n"
+                     "match * send to c ;\n");
+    got_t g;
+    /* replaces the matched part only, first match */
+    assert_string_equal(s_route(f, "abcd", NULL, NULL, &g), "0:aXcYd");
+    /* rewrites chain: b. -> X.Y, then q -> Q and dots -> _ in group 2 */
+    assert_string_equal(s_route(f, "q.a.b.c", NULL, NULL, &g), "0:Q.a_X_Yc");
+    assert_string_equal(s_route(f, "up.a.b", NULL, NULL, &g), "0:A_B");
+    /* then b(.) rewrites the "bc" of the result */
+    assert_string_equal(s_route(f, "g.abcdefghij", NULL, NULL, &g),
+                        "0:iig.aXcYdefghij");
+    assert_string_equal(s_route(f, "zzz", NULL, NULL, &g), "0:zzz");
+    s_unfix(f);
+}
+
+static void test_validate(void **state)
+{
+    (void)state;
+    fix_t *f = s_fix("cluster c forward 127.0.0.1 ;\n"
+                     "cluster d forward 127.0.0.2 ;\n"
+                     "match ^a validate ^[0-9]+\\ [0-9]+$ else drop send to c ;\n"
+                     "match * send to d ;\n");
+    got_t g;
     int how;
-    assert_int_equal(router_route(r, "y", 1, ids, 2, &how, NULL, NULL), 0);
-    assert_true(how & ROUTE_NOMATCH);
-    /* outcap bounds what is written */
-    assert_int_equal(router_route(r, "x", 1, ids, 2, &how, NULL, NULL), 2);
-    router_destroy(&r);
-    config_destroy(&cfg);
+    assert_string_equal(s_route(f, "a.x", &how, NULL, &g), "0:a.x 1:a.x");
+    /* "1 2" passes; a value with a '.' fails and skips the rule */
+    memset(&g, 0, sizeof g);
+    router_route(f->r, f->ctx, "a.y 1.5 2\n", 10, 3, NULL, s_emit, &g, NULL,
+                 NULL);
+    assert_string_equal(g.out, "1:a.y");
+    s_unfix(f);
+}
+
+static void test_hash_clusters(void **state)
+{
+    (void)state;
+    fix_t *f = s_fix(
+        "cluster ch carbon_ch replication 2 127.0.0.1:2003 127.0.0.2:2004 "
+        "127.0.0.3:2005 127.0.0.4:2006 127.0.0.5:2007 127.0.0.6:2008 "
+        "127.0.0.7:2009 ;\n"
+        "match * send to ch ;\n");
+    got_t g;
+    /* placement facts (ARCHITECTURE.md, Hash placement) */
+    s_route(f, "iiZeik7oongohdohgane", NULL, NULL, &g);
+    assert_string_equal(g.out, "6:iiZeik7oongohdohgane 4:iiZeik7oongohdohgane");
+    s_unfix(f);
+    f = s_fix("cluster c carbon_ch 127.0.0.1:2003 127.0.0.2:2003 ;\n"
+              "match ^(a)\\.(.*)$ route using \\2 send to c ;\n"
+              "match * send to c ;\n");
+    got_t g2;
+    /* route using places a.x where x goes */
+    s_route(f, "x", NULL, NULL, &g);
+    s_route(f, "a.x", NULL, NULL, &g2);
+    assert_int_equal(g.out[0], g2.out[0]);
+    s_unfix(f);
+}
+
+static void test_any_of_failover(void **state)
+{
+    (void)state;
+    fix_t *f = s_fix("cluster a any_of 127.0.0.1 127.0.0.2 127.0.0.3 ;\n"
+                     "cluster b failover 127.0.0.4 127.0.0.5 ;\n"
+                     "match ^a send to a stop ;\n"
+                     "match * send to b ;\n");
+    got_t g;
+    bool alive[5] = {true, true, true, true, true};
+    int counts[3] = {0};
+    for (int i = 0; i < 300; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "a.m%d", i);
+        s_route(f, name, NULL, alive, &g);
+        assert_int_equal(g.n, 1);
+        counts[g.out[0] - '0']++;
+    }
+    assert_true(counts[0] > 0 && counts[1] > 0 && counts[2] > 0);
+    /* a dead member's share moves; the others keep theirs */
+    bool dead1[5] = {true, false, true, true, true};
+    for (int i = 0; i < 300; i++) {
+        char name[32];
+        got_t g2;
+        snprintf(name, sizeof name, "a.m%d", i);
+        s_route(f, name, NULL, alive, &g);
+        s_route(f, name, NULL, dead1, &g2);
+        assert_int_not_equal(g2.out[0], '1');
+        if (g.out[0] != '1')
+            assert_int_equal(g.out[0], g2.out[0]);
+    }
+    assert_string_equal(s_route(f, "b.x", NULL, alive, &g), "3:b.x");
+    bool dead3[5] = {true, true, true, false, true};
+    assert_string_equal(s_route(f, "b.x", NULL, dead3, &g), "4:b.x");
+    /* nobody alive: it queues where it belongs */
+    bool none[5] = {false, false, false, false, false};
+    assert_string_equal(s_route(f, "b.x", NULL, none, &g), "3:b.x");
+    s_unfix(f);
+}
+
+/* ---- the index gives the answers of a full evaluation -------------------- */
+
+static const char *s_words[] = {"sys", "app", "web", "db", "a", "ab", "x1"};
+
+static void s_rand_name(unsigned *seed, char *out, size_t cap)
+{
+    size_t k = 0;
+    int parts = 1 + rand_r(seed) % 4;
+    for (int i = 0; i < parts && k + 8 < cap; i++) {
+        const char *w = s_words[rand_r(seed) % 7];
+        k += (size_t)snprintf(out + k, cap - k, "%s%s", i ? "." : "", w);
+    }
+}
+
+static void s_rand_regex(unsigned *seed, char *out, size_t cap)
+{
+    char name[64];
+    s_rand_name(seed, name, sizeof name);
+    char esc[160];
+    size_t k = 0;
+    for (const char *p = name; *p; p++) {
+        if (*p == '.')
+            esc[k++] = '\\';
+        esc[k++] = *p;
+    }
+    esc[k] = '\0';
+    switch (rand_r(seed) % 6) {
+    case 0: snprintf(out, cap, "^%s", esc); break;
+    case 1: snprintf(out, cap, "^%s\\.", esc); break;
+    case 2: snprintf(out, cap, "%s", esc); break;        /* unanchored */
+    case 3: snprintf(out, cap, "^%s?b", esc); break;     /* optional char */
+    case 4: snprintf(out, cap, "^(%s|db)", esc); break;  /* alternation */
+    default: snprintf(out, cap, "^%s+", esc); break;
+    }
+}
+
+static void test_index_equivalence(void **state)
+{
+    (void)state;
+    unsigned seed = 12345;
+    for (int round = 0; round < 60; round++) {
+        char conf[16384];
+        size_t k = 0;
+        k += (size_t)snprintf(conf + k, sizeof conf - k,
+                              "cluster c0 forward 127.0.0.1 ;\n"
+                              "cluster c1 forward 127.0.0.2 ;\n"
+                              "cluster c2 any_of 127.0.0.3 127.0.0.4 ;\n");
+        int nrules = 3 + rand_r(&seed) % 25;
+        for (int i = 0; i < nrules; i++) {
+            char re[200], re2[200];
+            s_rand_regex(&seed, re, sizeof re);
+            int kind = rand_r(&seed) % 10;
+            if (kind == 0) {
+                s_rand_regex(&seed, re2, sizeof re2);
+                k += (size_t)snprintf(conf + k, sizeof conf - k,
+                                      "rewrite '%s' into 'sys.\\0' ;\n", re);
+            } else if (kind == 1) {
+                k += (size_t)snprintf(conf + k, sizeof conf - k,
+                                      "match * send to c%d ;\n",
+                                      rand_r(&seed) % 3);
+            } else {
+                s_rand_regex(&seed, re2, sizeof re2);
+                k += (size_t)snprintf(
+                    conf + k, sizeof conf - k, "match '%s' '%s' send to c%d%s ;\n",
+                    re, re2, rand_r(&seed) % 3,
+                    rand_r(&seed) % 3 == 0 ? " stop" : "");
+            }
+        }
+        fix_t *f = s_fix(conf);
+        for (int j = 0; j < 300; j++) {
+            char name[128];
+            s_rand_name(&seed, name, sizeof name);
+            got_t a, b;
+            int ha, hb;
+            router_set_index(f->r, true);
+            s_route(f, name, &ha, NULL, &a);
+            router_set_index(f->r, false);
+            s_route(f, name, &hb, NULL, &b);
+            if (strcmp(a.out, b.out) != 0 || ha != hb)
+                fail_msg("config:\n%s\nname %s: index '%s' (%d), full '%s' (%d)",
+                         conf, name, a.out, ha, b.out, hb);
+        }
+        s_unfix(f);
+    }
 }
 
 static void test_unsupported_named(void **state)
@@ -125,23 +308,25 @@ static void test_unsupported_named(void **state)
     char err[512];
     config_t *cfg = config_parse_string(
         "cluster a forward 127.0.0.1 ;\n"
-        "rewrite ^a into b ;\n"
-        "match * send to a ;\n", "v.conf", err, sizeof err);
+        "match * critical send to a ;\n", "v.conf", err, sizeof err);
     assert_non_null(cfg);
     router_t *r = router_new(cfg, err, sizeof err);
     assert_null(r);
     assert_non_null(strstr(err, "v.conf:2:"));
-    assert_non_null(strstr(err, "rewrite"));
+    assert_non_null(strstr(err, "critical"));
     config_destroy(&cfg);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_dests),
-        cmocka_unit_test(test_stop_and_fallthrough),
-        cmocka_unit_test(test_nomatch_and_cap),
+        cmocka_unit_test(test_dests_and_stop),
+        cmocka_unit_test(test_rewrite),
+        cmocka_unit_test(test_validate),
+        cmocka_unit_test(test_hash_clusters),
+        cmocka_unit_test(test_any_of_failover),
+        cmocka_unit_test(test_index_equivalence),
         cmocka_unit_test(test_unsupported_named),
     };
-    return cmocka_run_group_tests_name("router", tests, s_setup, s_teardown);
+    return cmocka_run_group_tests_name("router", tests, NULL, NULL);
 }

@@ -26,7 +26,6 @@ files).
 """
 
 import contextlib
-import errno
 import os
 import selectors
 import shutil
@@ -99,6 +98,24 @@ def free_port_pair():
     raise RuntimeError("no port free for both tcp and udp")
 
 
+class ReservedPort:
+    """A port on 127.0.0.1 held by a bound socket that does not listen: a
+    connect to it is refused, and the kernel will not hand it out as the
+    local port of an outgoing connection (so a client that keeps
+    reconnecting to it can never connect to itself)."""
+
+    def __init__(self, port=0):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((HOST, port))
+        self.port = self.sock.getsockname()[1]
+
+    def close(self):
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+
 class TempDir:
     """A private temporary directory; remove() deletes it (safe twice)."""
 
@@ -140,13 +157,23 @@ class GiveUp(CheckFailed):
     daemon died, say): wait_until passes it on at once."""
 
 
+# Called by wait_until before each poll; raises GiveUp when a daemon the
+# test relies on has died (set by Test, so a dead daemon fails a wait at
+# once instead of at its bound).
+_liveness_hook = None
+
+
 def wait_until(pred, timeout, what, interval=0.05):
     """Poll pred() until it returns a true value; return that value.
     Raise WaitTimeout naming what after timeout seconds.  An exception from
-    pred counts as "not yet" (the last one is named in the message)."""
+    pred counts as "not yet" (the last one is named in the message), except
+    GiveUp, which ends the wait at once.  what may be a function returning
+    the text, to describe the state at the end of the wait."""
     deadline = time.monotonic() + timeout
     last_exc = None
     while True:
+        if _liveness_hook is not None:
+            _liveness_hook()
         try:
             v = pred()
             if v:
@@ -157,7 +184,8 @@ def wait_until(pred, timeout, what, interval=0.05):
         except Exception as e:  # not ready yet, e.g. connection refused
             last_exc = e
         if time.monotonic() >= deadline:
-            msg = "timed out after %.1fs waiting for %s" % (timeout, what)
+            msg = "timed out after %.1fs waiting for %s" % (
+                timeout, what() if callable(what) else what)
             if last_exc is not None:
                 msg += " (last error: %s: %s)" % (type(last_exc).__name__, last_exc)
             raise WaitTimeout(msg)
@@ -218,6 +246,7 @@ class Proc:
         self.err_path = None
         self.err_paths = []      # stderr of every run
         self.ours = False        # an orchester program: checked at the end
+        self.expect_alive = False  # started and not yet told to stop
 
     def start(self):
         """Start the program (again, after it exited: new log files)."""
@@ -236,6 +265,7 @@ class Proc:
         finally:
             out.close()
             err.close()
+        self.expect_alive = True
         return self
 
     @property
@@ -250,6 +280,7 @@ class Proc:
         return self.p.poll() if self.p else None
 
     def signal(self, sig):
+        self.expect_alive = False
         if self.alive():
             os.kill(self.p.pid, sig)
 
@@ -263,6 +294,7 @@ class Proc:
     def stop(self, timeout=STOP_TIMEOUT):
         """SIGTERM, wait up to timeout, then SIGKILL.  Returns the exit code
         (negative for a signal) and whether SIGKILL was needed."""
+        self.expect_alive = False
         if self.p is None:
             return None, False
         if self.p.poll() is not None:
@@ -336,12 +368,14 @@ class Sink:
 
     It accepts any number of connections.  lines holds every line (bytes,
     without '\\n') in arrival order; conns holds one list per connection.
-    stop() closes the listener and every connection, so the port is free and
-    whoever was connected sees the connection drop; start() listens again on
-    the same port."""
+    stop() closes the listener and every connection, so whoever was
+    connected sees the connection drop and new connections are refused (the
+    port stays reserved for the sink, see ReservedPort); start() listens
+    again on the same port.  pause() and resume() stop and restart reading,
+    for a destination that is alive but slow."""
 
     def __init__(self, port=None, rcvbuf=None):
-        self.port = port if port else free_port()
+        self.port = port          # None: the first start() binds port 0
         self.rcvbuf = rcvbuf
         self.paused = False
         self.lock = threading.Lock()
@@ -352,16 +386,21 @@ class Sink:
         self._stop = False
         self._wake_r = None
         self._wake_w = None
+        self._hold = None
         self.running = False
 
     def start(self):
+        if self._hold is not None:
+            self._hold.close()
+            self._hold = None
         ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if self.rcvbuf:
             # accepted connections inherit it: a small window makes a
             # paused sink push back on the sender quickly
             ls.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.rcvbuf)
-        ls.bind((HOST, self.port))
+        ls.bind((HOST, self.port or 0))
+        self.port = ls.getsockname()[1]
         ls.listen(128)
         ls.setblocking(False)
         self._wake_r, self._wake_w = socket.socketpair()
@@ -460,8 +499,10 @@ class Sink:
         self.paused = False
         self._wake()
 
-    def stop(self):
-        """Close the listener and all connections; wait for the thread."""
+    def stop(self, hold=True):
+        """Close the listener and all connections; wait for the thread.
+        With hold, the port stays reserved (connects are refused) until
+        start() or release()."""
         if not self.running:
             return
         self._stop = True
@@ -469,6 +510,14 @@ class Sink:
         self._thread.join(10)
         self._wake_w.close()
         self.running = False
+        if hold:
+            self._hold = ReservedPort(self.port)
+
+    def release(self):
+        """Free a port held since stop()."""
+        if self._hold is not None:
+            self._hold.close()
+            self._hold = None
 
     def count(self):
         with self.lock:
@@ -490,9 +539,12 @@ class Sink:
 
     def wait_count(self, n, timeout, what=None):
         """Wait until at least n lines arrived."""
-        return wait_until(lambda: self.count() >= n, timeout,
-                          what or "%d lines at the sink on port %d (have %d)"
-                          % (n, self.port, self.count()))
+        try:
+            return wait_until(lambda: self.count() >= n, timeout,
+                              what or "%d lines at the sink on port %d"
+                              % (n, self.port))
+        except WaitTimeout as e:
+            raise WaitTimeout("%s (have %d)" % (e, self.count()))
 
 
 class SinkTracker:
@@ -875,10 +927,20 @@ class Test:
         self.passed = 0
         self.procs = []
         self.sinks = []
+        self.reserved = []
         self.cleanups = []
         self._aborted = False
         # a runner's timeout sends SIGTERM: stop what we started on the way out
         signal.signal(signal.SIGTERM, self._terminated)
+        global _liveness_hook
+        _liveness_hook = self._check_alive
+
+    def _check_alive(self):
+        """GiveUp when a started daemon exited without being told to."""
+        for p in self.procs:
+            if p.expect_alive and p.p is not None and p.p.poll() is not None:
+                raise GiveUp("%s (pid %d) died unexpectedly with %s"
+                             % (p.name, p.pid, p.p.returncode))
 
     def _terminated(self, signum, frame):
         raise Interrupted("test killed by signal %d" % signum)
@@ -906,6 +968,12 @@ class Test:
         s = Sink(port, rcvbuf=rcvbuf).start()
         self.sinks.append(s)
         return s
+
+    def reserve_port(self):
+        """A ReservedPort (nothing listens there), released at the end."""
+        r = ReservedPort()
+        self.reserved.append(r)
+        return r.port
 
     def carbon_cache(self):
         c = CarbonCache(self.tmp.path)
@@ -1075,7 +1143,10 @@ class Test:
                 pass
         for s in self.sinks:
             try:
-                s.stop()
+                s.stop(hold=False)
+                s.release()
             except Exception:
                 pass
+        for r in self.reserved:
+            r.close()
         self.tmp.remove()

@@ -155,7 +155,8 @@ match * send to sink ;
         errs = send_tcp(port, blocks)
         require(not errs, "; ".join(errs))
         tr = SinkTracker(sink, others)
-        wait_until(tr.complete, 60.0, "the other clients' %d lines" % len(others))
+        wait_until(tr.complete, 60.0, lambda: "the other clients' %d lines (%d missing)"
+                   % (len(others), len(tr.missing)))
         require(b"half.line" not in b"".join(sink.snapshot()),
                 "the unfinished line was delivered before its newline came")
     with t.check("the stalled half line arrives once completed"):
@@ -177,7 +178,8 @@ match * send to sink ;
     with t.check("every good line arrives, cleansed, in order"):
         def arrived():
             return sink.count() - start >= 2 * len(goods)
-        wait_until(arrived, 60.0, "%d good lines" % (2 * len(goods)))
+        wait_until(arrived, 60.0, lambda: "%d good lines (have %d)"
+                   % (2 * len(goods), sink.count() - start))
         got = sink.snapshot()[start:]
         require(len(got) == 2 * len(goods) and got == goods + goods,
                 "differs: got %d lines, expected %d; unexpected %r; missing %r" % (
@@ -210,6 +212,23 @@ match * send to sink ;
         errs = send_tcp(port, [ln + b"\n"])
         require(not errs, "; ".join(errs))
         wait_until(lambda: ln in sink.snapshot(), 30.0, repr(ln))
+
+    with t.check("64 KiB of raw random bytes (newlines, NUL, anything): orchester "
+                 "survives, counts errors, later lines arrive"):
+        before = parse_errors(t.status(control))
+        rng = random.Random(7)
+        raw = bytes(rng.randrange(256) for _ in range(65536))
+        raw += b"".join(bytes([rng.randrange(256)]) * rng.randrange(1, 300) + b"\n"
+                        for _ in range(200))  # runs of one byte, many lines
+        errs = send_tcp(port, [raw + b"\n"], chunk=4093)
+        require(not errs, "; ".join(errs))
+        ln = b"after.noise 43 %d" % ts
+        errs = send_tcp(port, [ln + b"\n"])
+        require(not errs, "; ".join(errs))
+        wait_until(lambda: ln in sink.snapshot(), 30.0, repr(ln))
+        wait_until(lambda: parse_errors(t.status(control))["total"] > before["total"],
+                   10.0, "parseErrors to rise", interval=0.25)
+        require(orch.alive(), "orchester exited with %s" % orch.returncode)
 
     # --- -M 1024 -------------------------------------------------------------------
     port2 = free_port()

@@ -258,7 +258,7 @@ match * send to both archive ;
         require(d.get("state") == "up", "file destination %r" % d)
 
     with t.check("orchester-ctl on an endpoint nobody serves exits 1 within 8 s"):
-        unused = "tcp://127.0.0.1:%d" % free_port()
+        unused = "tcp://127.0.0.1:%d" % t.reserve_port()
         rc, out, err, elapsed = ctl(t.build, ["-e", unused, "status"], timeout=20.0)
         require(rc is not None, "still running after 20 s")
         require(rc == 1, "exit %s (expected 1)" % rc)

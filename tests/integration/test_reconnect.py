@@ -85,7 +85,8 @@ match * send to sink ;
                      % cycle):
             sink.start()
             tr = SinkTracker(sink, down_lines)
-            wait_until(tr.complete, 60.0, "%d queued lines at the restarted sink" % BATCH)
+            wait_until(tr.complete, 60.0, lambda: "%d queued lines at the restarted sink "
+                       "(%d missing)" % (BATCH, len(tr.missing)))
             got = dedup(lines_in(sink, tag + b"."))
             require(got == down_lines, "not in order (first arrivals)")
 

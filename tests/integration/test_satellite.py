@@ -84,7 +84,7 @@ orchester tcp://127.0.0.1:%d ;
 
     with t.check("lines flow through satellite and orchester to the sink", fatal=True):
         wait_until(lambda: tr.update().total >= 30000, 60.0,
-                   "30000 lines at the sink (have %d)" % tr.total)
+                   lambda: "30000 lines at the sink (have %d)" % tr.total)
 
     with t.check("orchester exits with 0 on SIGTERM in mid-stream", fatal=True):
         sent_at_term = sum(progress)
@@ -109,7 +109,7 @@ orchester tcp://127.0.0.1:%d ;
 
     with t.check("every line the clients sent arrives at the sink (at-least-once)"):
         try:
-            wait_until(tr.complete, 120.0, "all %d lines" % len(expected), interval=0.5)
+            wait_until(tr.complete, 120.0, "all %d lines" % len(expected), interval=0.2)
         except Exception:
             pass
         tr.update()

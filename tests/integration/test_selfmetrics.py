@@ -76,7 +76,7 @@ match * send to sink ;
         # the counters of a report may be up to an interval older than the
         # sink's view: wait for one that counts the 100 lines as sent
         wait_until(lambda: any(v >= 100 for v, _ in selfm()["metricsSent"]), 15.0,
-                   "carbon.relays.testhost.metricsSent >= 100 (values so far %r)"
+                   lambda: "carbon.relays.testhost.metricsSent >= 100 (last values %r)"
                    % selfm()["metricsSent"][-5:])
         m = selfm()
         require(all(v == 0 for v, _ in m["metricsDropped"]),

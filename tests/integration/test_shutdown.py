@@ -39,7 +39,7 @@ def body(t):
 
     # --- 1: destination down, short drain time -----------------------------------
     port = free_port()
-    dead = free_port()  # nothing listens here
+    dead = t.reserve_port()  # nothing listens here
     control = "tcp://127.0.0.1:%d" % free_port()
     key = ("sink", "127.0.0.1:%d" % dead)
     with t.check("orchester -D 1 starts with its destination down", fatal=True):

@@ -19,7 +19,6 @@ s:HEX (a string's bytes in hex); or, for a frame the decoder must refuse, the
 single line "REJECT STATUS" (STATUS as pickle_status_str() names it).  A
 line "--" ends each frame's part.
 """
-import math
 import os
 import pickle
 import pickletools
