@@ -21,7 +21,9 @@ static void s_usage(FILE *f)
                "COMMAND\n"
                "commands:\n"
                "  status   listeners, destinations with queue depths, "
-               "counters\n");
+               "counters\n"
+               "  reload   read the configuration again and switch to it when "
+               "it is good\n");
 }
 
 int main(int argc, char **argv)

@@ -204,6 +204,7 @@ int main(int argc, char **argv)
                      .stats_endpoint = EP_STATS,
                      .ctl_endpoint = EP_CTL_HUB,
                      .hostname = host,
+                     .config_path = o.config,
                      .stats_interval = (int)o.stats};
     t.hub = hub_new(zctx, cfg, r, &ho, err, sizeof err);
     if (t.hub == NULL) {
@@ -244,9 +245,10 @@ int main(int argc, char **argv)
         int sig = daemon_wait_signal(1000);
         if (sig == SIGTERM || sig == SIGINT)
             break;
-        if (sig == SIGHUP)
-            log_warn("orchester: SIGHUP: reloading is not supported yet; "
-                     "the running configuration stays");
+        if (sig == SIGHUP) {
+            log_info("orchester: SIGHUP: reloading %s", o.config);
+            zmq_send(ctl_hub, "RELOAD", 6, 0);
+        }
     }
     log_info("orchester: stopping: draining for at most %ld s", o.drain);
     rc = 0;

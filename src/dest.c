@@ -297,3 +297,11 @@ void dest_stats(const dest_t *d, stats_dest_t *out)
 }
 
 const router_dest_t *dest_info(const dest_t *d) { return d->rd; }
+
+void dest_rebind(dest_t *d, const router_dest_t *rd, dest_event_fn *fn,
+                 void *arg)
+{
+    d->rd = rd;
+    d->fn = fn;
+    d->arg = arg;
+}

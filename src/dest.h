@@ -61,6 +61,11 @@ uint64_t dest_queued(const dest_t *d);
 /* dest_stats: a snapshot of the counters. */
 void dest_stats(const dest_t *d, stats_dest_t *out);
 
+/* dest_rebind: after a reload, the destination is described by rd (of the
+ * new router) and reports to fn/arg; its queue and connection stay. */
+void dest_rebind(dest_t *d, const router_dest_t *rd, dest_event_fn *fn,
+                 void *arg);
+
 /* dest_info: the router's description (borrowed). */
 const router_dest_t *dest_info(const dest_t *d);
 

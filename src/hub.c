@@ -20,6 +20,7 @@
 #include "clock.h"
 #include "log.h"
 #include "net.h"
+#include "selfmetrics.h"
 #include "stats.h"
 #include "zwatch.h"
 
@@ -38,10 +39,22 @@ typedef struct {
     uint64_t invalid;     /* datapoints a validate clause dropped */
 } hub_counters_t;
 
+/* A configuration loaded by a reload, kept until the hub is destroyed:
+ * destinations the sender retired may still point into it. */
+typedef struct gen {
+    config_t *cfg;            /* owned */
+    router_t *r;              /* owned */
+    struct gen *next;
+} gen_t;
+
 struct hub {
     struct ev_loop *loop;     /* owned */
-    const config_t *cfg;      /* borrowed */
-    const router_t *r;        /* borrowed */
+    const config_t *cfg;      /* in force: the first is borrowed, later ones
+                                 are owned through gens */
+    const router_t *r;        /* in force, likewise */
+    gen_t *gens;              /* configurations loaded by reloads */
+    char *config_path;        /* what a reload reads (owned) */
+    selfmetrics_t *sm;        /* reset-mode state of the self metrics */
     hub_opts_t o;             /* options; strings owned below */
     char *hostname;
     void *router;             /* ROUTER: batches in, acks out */
@@ -305,13 +318,8 @@ static void s_stats_fn(zwatch_t *w, void *sock, void *arg)
     zmq_msg_close(&parts[1]);
 }
 
-typedef struct {
-    const char *name;
-    uint64_t value;
-} counter_t;
-
 /* The appliance's counters, named as the self metrics name them. */
-static size_t s_counters(const hub_t *h, counter_t *c, size_t max)
+static size_t s_counters(const hub_t *h, selfmetrics_counter_t *c, size_t max)
 {
     uint64_t sent = 0, queued = 0, dropped = 0;
     for (size_t i = 0; i < h->ndests; i++) {
@@ -320,14 +328,15 @@ static size_t s_counters(const hub_t *h, counter_t *c, size_t max)
         dropped += h->dsnap[i].dropped;
     }
     size_t k = 0;
-#define C(n, v)                                                               \
+#define C(n, v) G(n, v, 0)
+#define G(n, v, g)                                                            \
     do {                                                                      \
         if (k < max)                                                          \
-            c[k++] = (counter_t){n, v};                                       \
+            c[k++] = (selfmetrics_counter_t){n, v, g};                        \
     } while (0)
     C("metricsReceived", h->c.received);
     C("metricsSent", sent);
-    C("metricsQueued", queued);
+    G("metricsQueued", queued, 1);
     C("metricsDropped", dropped);
     C("metricsBlackholed", h->c.blackholed);
     C("metricsUnrouted", h->c.unrouted);
@@ -345,8 +354,9 @@ static size_t s_counters(const hub_t *h, counter_t *c, size_t max)
     C("satellites.batches", h->c.batches);
     C("satellites.badBatches", h->c.bad);
     C("satellites.resent", h->ingest.resent);
-    C("connections", h->ingest.connections);
+    G("connections", h->ingest.connections, 1);
 #undef C
+#undef G
     return k;
 }
 
@@ -357,47 +367,39 @@ static void s_statstimer_fn(struct ev_loop *loop, ev_timer *t, int revents)
     hub_t *h = t->data;
     if (h->nheld > 0 || h->stopping)
         return; /* the pipe is full: skip this round */
+    const config_stats_t *st = &h->cfg->stats;
     char prefix[512];
-    if (h->cfg->stats.prefix)
-        snprintf(prefix, sizeof prefix, "%s", h->cfg->stats.prefix);
+    if (st->prefix)
+        snprintf(prefix, sizeof prefix, "%s", st->prefix);
     else
         snprintf(prefix, sizeof prefix, "carbon.relays.%s", h->hostname);
-    long long now = (long long)clock_wall_s();
-    counter_t c[32];
-    size_t n = s_counters(h, c, 32);
-    size_t cap = (n + 3 * h->ndests) * 700 + 1;
-    char *buf = malloc(cap);
+    selfmetrics_counter_t c[40];
+    size_t n = s_counters(h, c, 40);
+    const char **keys = calloc(h->ndests ? h->ndests : 1, sizeof *keys);
+    if (keys == NULL)
+        return;
+    for (size_t i = 0; i < h->ndests; i++)
+        keys[i] = router_dest(h->r, i)->key;
+    size_t len = 0;
+    char *buf = selfmetrics_render(h->sm, prefix, (long long)clock_wall_s(),
+                                   st->reset, c, n, keys, h->dsnap, h->ndests,
+                                   &len);
+    free(keys);
     if (buf == NULL)
         return;
-    size_t len = 0;
-    for (size_t i = 0; i < n; i++)
-        len += (size_t)snprintf(buf + len, cap - len, "%s.%s %llu %lld\n",
-                                prefix, c[i].name,
-                                (unsigned long long)c[i].value, now);
-    for (size_t i = 0; i < h->ndests; i++) {
-        const router_dest_t *d = router_dest(h->r, i);
-        len += (size_t)snprintf(
-            buf + len, cap - len,
-            "%s.destinations.%s.sent %llu %lld\n"
-            "%s.destinations.%s.queued %llu %lld\n"
-            "%s.destinations.%s.dropped %llu %lld\n",
-            prefix, d->key, (unsigned long long)h->dsnap[i].sent, now, prefix,
-            d->key, (unsigned long long)h->dsnap[i].queued, now, prefix,
-            d->key, (unsigned long long)h->dsnap[i].dropped, now);
-    }
-    const config_stats_t *st = &h->cfg->stats;
     const char *p = buf, *end = buf + len;
     while (p < end) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         size_t l = (size_t)(nl - p) + 1;
+        size_t nlen = batch_name_len(p, l - 1);
         if (st->ndests > 0) {
-            size_t nl2 = batch_name_len(p, l - 1);
-            h->cur_rest = p + nl2;
-            h->cur_restlen = l - nl2;
-            router_to_clusters(h->r, h->ctx, st->dests, st->ndests, p, nl2,
+            /* `send to`: those clusters only */
+            h->cur_rest = p + nlen;
+            h->cur_restlen = l - nlen;
+            router_to_clusters(h->r, h->ctx, st->dests, st->ndests, p, nlen,
                                h->alive, s_emit_fn, h);
         } else {
-            s_route_line(h, p, l, batch_name_len(p, l - 1));
+            s_route_line(h, p, l, nlen);
         }
         p = nl + 1;
     }
@@ -408,6 +410,132 @@ static void s_statstimer_fn(struct ev_loop *loop, ev_timer *t, int revents)
             zmq_msg_close(&h->held[i]);
         h->nheld = 0;
     }
+}
+
+/* ---- reload -------------------------------------------------------------- */
+
+static int s_strv_eq(char *const *a, size_t na, char *const *b, size_t nb)
+{
+    if (na != nb)
+        return 0;
+    for (size_t i = 0; i < na; i++)
+        if (strcmp(a[i], b[i]) != 0)
+            return 0;
+    return 1;
+}
+
+static int s_listens_eq(const config_t *a, const config_t *b)
+{
+    if (a->nlistens != b->nlistens)
+        return 0;
+    for (size_t i = 0; i < a->nlistens; i++) {
+        const config_listen_t *x = &a->listens[i], *y = &b->listens[i];
+        if (x->type != y->type || x->proto != y->proto || x->port != y->port ||
+            strcmp(x->host ? x->host : "", y->host ? y->host : "") != 0 ||
+            strcmp(x->path ? x->path : "", y->path ? y->path : "") != 0)
+            return 0;
+    }
+    return 1;
+}
+
+/* Size the per-destination arrays for n destinations; all chunks are empty
+ * (s_build took them). */
+static int s_resize(hub_t *h, size_t n)
+{
+    size_t nd = n ? n : 1;
+    char **obuf = calloc(nd, sizeof *obuf);
+    size_t *olen = calloc(nd, sizeof *olen), *ocap = calloc(nd, sizeof *ocap);
+    uint32_t *ocount = calloc(nd, sizeof *ocount);
+    uint32_t *touched = calloc(nd, sizeof *touched);
+    stats_dest_t *dsnap = calloc(nd, sizeof *dsnap);
+    bool *alive = calloc(nd, sizeof *alive);
+    if (!obuf || !olen || !ocap || !ocount || !touched || !dsnap || !alive) {
+        free(obuf), free(olen), free(ocap), free(ocount), free(touched);
+        free(dsnap), free(alive);
+        return -1;
+    }
+    for (size_t i = 0; i < h->ndests; i++)
+        free(h->obuf[i]);
+    free(h->obuf), free(h->olen), free(h->ocap), free(h->ocount);
+    free(h->touched), free(h->dsnap), free(h->alive);
+    h->obuf = obuf, h->olen = olen, h->ocap = ocap, h->ocount = ocount;
+    h->touched = touched, h->dsnap = dsnap, h->alive = alive;
+    for (size_t i = 0; i < n; i++)
+        h->alive[i] = true;
+    h->ndests = n;
+    h->ntouched = 0;
+    return 0;
+}
+
+static int s_interval(const hub_t *h)
+{
+    int i = h->o.stats_interval > 0 ? h->o.stats_interval
+                                    : h->cfg->stats.interval;
+    return i > 0 ? i : 60;
+}
+
+/* Read the configuration again; swap it in when it is good.  The old rules
+ * route everything taken so far: the held message goes to the sender before
+ * the RELOAD, and the sender switches at that point of its pipe.  msg gets
+ * "ok ..." or "error ...". */
+static int s_reload(hub_t *h, char *msg, size_t cap)
+{
+    char err[1024];
+    config_t *cfg = config_load(h->config_path, err, sizeof err);
+    router_t *r = cfg ? router_new(cfg, err, sizeof err) : NULL;
+    gen_t *g = r ? calloc(1, sizeof *g) : NULL;
+    if (r && router_ndests(r) > 4096) {
+        snprintf(err, sizeof err, "more than 4096 destinations");
+        router_destroy(&r);
+    }
+    if (g == NULL) {
+        if (r)
+            snprintf(err, sizeof err, "out of memory");
+        snprintf(msg, cap, "error %s: the running configuration stays\n", err);
+        log_err("hub: reload refused: %s: the running configuration stays",
+                err);
+        router_destroy(&r);
+        config_destroy(&cfg);
+        return -1;
+    }
+    if (!s_listens_eq(h->cfg, cfg) ||
+        !s_strv_eq(h->cfg->satellites_bind, h->cfg->nsatellites_bind,
+                   cfg->satellites_bind, cfg->nsatellites_bind) ||
+        strcmp(h->cfg->control ? h->cfg->control : "",
+               cfg->control ? cfg->control : "") != 0)
+        log_warn("hub: reload: listen, satellites and control changes take "
+                 "effect at the next restart");
+    s_flush_held(h, 0);
+    ev_timer_stop(h->loop, &h->retry);
+    if (zmq_send(h->out, "RELOAD", 6, ZMQ_SNDMORE) < 0 ||
+        zmq_send(h->out, &r, sizeof r, 0) < 0 || s_resize(h, router_ndests(r)) != 0) {
+        /* the sender did not get it: keep the old rules */
+        snprintf(msg, cap, "error reload: %s\n", zmq_strerror(zmq_errno()));
+        log_err("hub: reload: %s", msg);
+        free(g);
+        router_destroy(&r);
+        config_destroy(&cfg);
+        return -1;
+    }
+    g->cfg = cfg;
+    g->r = r;
+    g->next = h->gens;
+    h->gens = g;
+    int before = s_interval(h);
+    h->cfg = cfg;
+    h->r = r;
+    if (s_interval(h) != before) {
+        ev_timer_stop(h->loop, &h->statstimer);
+        ev_timer_set(&h->statstimer, s_interval(h), s_interval(h));
+        ev_timer_start(h->loop, &h->statstimer);
+    }
+    if (!h->stopping)
+        zwatch_start(h->router_w);
+    snprintf(msg, cap, "ok reloaded %s: %zu destinations, %zu rules\n",
+             h->config_path, router_ndests(r), cfg->nrules);
+    log_info("hub: reloaded %s: %zu destinations, %zu rules", h->config_path,
+             router_ndests(r), cfg->nrules);
+    return 0;
 }
 
 /* ---- control ------------------------------------------------------------- */
@@ -465,8 +593,8 @@ static size_t s_status(hub_t *h)
                     (unsigned long long)s->sent,
                     (unsigned long long)s->dropped);
     }
-    counter_t c[32];
-    size_t n = s_counters(h, c, 32);
+    selfmetrics_counter_t c[40];
+    size_t n = s_counters(h, c, 40);
     for (size_t i = 0; i < n; i++)
         s_reply_add(h, &len, "counter %s %llu\n", c[i].name,
                     (unsigned long long)c[i].value);
@@ -490,9 +618,12 @@ static void s_control_fn(zwatch_t *w, void *sock, void *arg)
     }
     zmq_msg_close(&parts[0]);
     size_t len;
-    if (strcmp(cmd, "status") == 0)
+    if (strcmp(cmd, "status") == 0) {
         len = s_status(h);
-    else
+    } else if (strcmp(cmd, "reload") == 0) {
+        s_reload(h, h->reply, h->replycap);
+        len = strlen(h->reply);
+    } else
         len = (size_t)snprintf(h->reply, h->replycap,
                                "error unknown command '%.40s'\n", cmd);
     zmq_send(sock, h->reply, len, ZMQ_DONTWAIT);
@@ -504,6 +635,11 @@ static void s_ctl_fn(zwatch_t *w, void *sock, void *arg)
     hub_t *h = arg;
     char cmd[16];
     int n = zmq_recv(sock, cmd, sizeof cmd, ZMQ_DONTWAIT);
+    if (n == 6 && memcmp(cmd, "RELOAD", 6) == 0) {
+        char msg[1200];
+        s_reload(h, msg, sizeof msg);
+        return;
+    }
     if (n != 4 || memcmp(cmd, "STOP", 4) != 0)
         return;
     h->stopping = 1;
@@ -542,6 +678,8 @@ hub_t *hub_new(void *zctx, const config_t *cfg, const router_t *r,
     h->r = r;
     h->o = *o;
     h->hostname = strdup(o->hostname);
+    h->config_path = strdup(o->config_path ? o->config_path : "");
+    h->sm = selfmetrics_new();
     h->ndests = router_ndests(r);
     size_t nd = h->ndests ? h->ndests : 1;
     h->obuf = calloc(nd, sizeof *h->obuf);
@@ -557,7 +695,7 @@ hub_t *hub_new(void *zctx, const config_t *cfg, const router_t *r,
     h->replycap = 65536;
     h->reply = malloc(h->replycap);
     h->loop = ev_loop_new(EVFLAG_AUTO);
-    if (!h->hostname || !h->obuf || !h->olen || !h->ocap || !h->ocount ||
+    if (!h->hostname || !h->config_path || !h->sm || !h->obuf || !h->olen || !h->ocap || !h->ocount ||
         !h->touched || !h->dsnap || !h->reply || !h->loop || !h->alive ||
         !h->ctx)
         goto nomem;
@@ -609,11 +747,8 @@ hub_t *hub_new(void *zctx, const config_t *cfg, const router_t *r,
     }
     ev_init(&h->retry, s_retry_fn);
     h->retry.data = h;
-    int interval = o->stats_interval > 0 ? o->stats_interval
-                                         : cfg->stats.interval;
-    if (interval <= 0)
-        interval = 60;
-    ev_timer_init(&h->statstimer, s_statstimer_fn, interval, interval);
+    ev_timer_init(&h->statstimer, s_statstimer_fn, s_interval(h),
+                  s_interval(h));
     h->statstimer.data = h;
     return h;
 zerr:
@@ -675,6 +810,15 @@ void hub_destroy(hub_t **ph)
     router_ctx_destroy(&h->ctx);
     free(h->reply);
     free(h->hostname);
+    free(h->config_path);
+    selfmetrics_destroy(&h->sm);
+    while (h->gens) {
+        gen_t *g = h->gens;
+        h->gens = g->next;
+        router_destroy(&g->r);
+        config_destroy(&g->cfg);
+        free(g);
+    }
     if (h->loop)
         ev_loop_destroy(h->loop);
     free(h);

@@ -14,9 +14,17 @@
  * pipe), answers orchester-ctl on the `control` endpoint (REP), and every
  * statistics interval routes the appliance's own counters as metrics.
  *
+ * Reload ("RELOAD" on the control pipe, from SIGHUP, or `reload` from
+ * orchester-ctl): the hub reads the config file again, builds and checks a
+ * new router, and only when both are good sends everything routed by the
+ * old rules to the sender, then a RELOAD message carrying the new router, and
+ * routes by the new rules from then on.  A bad config is refused with its
+ * message and the old one keeps running.
+ *
  * Life: hub_new() on the main thread, hub_run() on the router thread until
  * "STOP" arrives on the control pipe; it then sends "DRAIN" to the sender and
- * returns.  hub_destroy() after the join.
+ * returns.  hub_destroy() after the sender thread is joined (configurations
+ * loaded by reloads live until then).
  */
 #ifndef ORCHESTER_HUB_H
 #define ORCHESTER_HUB_H
@@ -32,6 +40,7 @@ typedef struct {
     const char *stats_endpoint;    /* PULL bound here for snapshots */
     const char *ctl_endpoint;      /* PAIR connects here (commands) */
     const char *hostname;          /* for carbon.relays.<hostname> */
+    const char *config_path;       /* the file a reload reads */
     int stats_interval;            /* seconds; 0: from the config */
 } hub_opts_t;
 

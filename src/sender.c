@@ -31,6 +31,14 @@ typedef struct {
     int overflow;    /* dropping without holding back, until below half */
 } sdest_t;
 
+/* A destination a reload left out: it writes what it holds until it is
+ * empty or the drain time is over, then it is closed. */
+typedef struct retired {
+    dest_t *d;              /* owned */
+    int64_t deadline;       /* close it then at the latest */
+    struct retired *next;
+} retired_t;
+
 struct sender {
     struct ev_loop *loop;     /* owned */
     sender_opts_t o;          /* options; endpoint strings owned below */
@@ -55,6 +63,7 @@ struct sender {
     int64_t last_stats_ms;
     int draining;
     int64_t drain_deadline;
+    retired_t *retired;       /* destinations a reload left out */
 };
 
 void sender_opts_default(sender_opts_t *o)
@@ -168,6 +177,97 @@ static void s_discard_message(void *sock)
     }
 }
 
+static int s_same_dest(const router_dest_t *a, const router_dest_t *b)
+{
+    return strcmp(a->cluster->name, b->cluster->name) == 0 &&
+           strcmp(a->addr, b->addr) == 0 &&
+           a->member->type == b->member->type &&
+           a->member->proto == b->member->proto &&
+           (a->cluster->type == CLUSTER_FILE ||
+            a->cluster->type == CLUSTER_FILE_IP) ==
+               (b->cluster->type == CLUSTER_FILE ||
+                b->cluster->type == CLUSTER_FILE_IP);
+}
+
+/* Switch to the destinations of router nr: those in both keep their queue
+ * and connection, new ones start, the others retire. */
+static void s_reload(sender_t *s, const router_t *nr)
+{
+    size_t n = router_ndests(nr);
+    sdest_t *nd = calloc(n ? n : 1, sizeof *nd);
+    stats_dest_t *snap = calloc(n ? n : 1, sizeof *snap);
+    char *used = calloc(s->ndests ? s->ndests : 1, 1);
+    if (!nd || !snap || !used) {
+        log_err("sender: reload: out of memory: keeping the destinations");
+        free(nd), free(snap), free(used);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const router_dest_t *rd = router_dest(nr, i);
+        nd[i].s = s;
+        for (size_t j = 0; j < s->ndests; j++) {
+            if (!used[j] && s_same_dest(dest_info(s->dests[j].d), rd)) {
+                used[j] = 1;
+                nd[i].d = s->dests[j].d;
+                nd[i].overflow = s->dests[j].overflow;
+                dest_rebind(nd[i].d, rd, s_dest_fn, &nd[i]);
+                break;
+            }
+        }
+        if (nd[i].d == NULL)
+            nd[i].d = dest_new(s->loop, rd, &s->o.dest, s_dest_fn, &nd[i]);
+    }
+    for (size_t j = 0; j < s->ndests; j++) {
+        if (used[j])
+            continue;
+        retired_t *rt = calloc(1, sizeof *rt);
+        if (rt == NULL) {
+            dest_destroy(&s->dests[j].d);
+            continue;
+        }
+        rt->d = s->dests[j].d;
+        rt->deadline = clock_mono_ms() + s->o.drain_ms;
+        dest_rebind(rt->d, dest_info(rt->d), NULL, NULL);
+        rt->next = s->retired;
+        s->retired = rt;
+    }
+    free(used);
+    free(s->dests);
+    free(s->snap);
+    s->dests = nd;
+    s->snap = snap;
+    s->ndests = n;
+    s->r = nr;
+    for (size_t i = 0; i < n; i++)
+        if (nd[i].d == NULL) {
+            log_err("sender: reload: out of memory: destination %s lost",
+                    router_dest(nr, i)->addr);
+            nd[i].d = NULL;
+        }
+}
+
+/* Close the retired destinations that are empty or out of time. */
+static void s_reap(sender_t *s, int64_t now)
+{
+    retired_t **pp = &s->retired;
+    while (*pp) {
+        retired_t *rt = *pp;
+        uint64_t left = dest_queued(rt->d);
+        if (left == 0 || now >= rt->deadline) {
+            if (left)
+                log_warn("sender: %s %s left the configuration: %llu "
+                         "datapoints not delivered",
+                         dest_info(rt->d)->cluster->name,
+                         dest_info(rt->d)->addr, (unsigned long long)left);
+            dest_destroy(&rt->d);
+            *pp = rt->next;
+            free(rt);
+        } else {
+            pp = &rt->next;
+        }
+    }
+}
+
 static void s_in_fn(zwatch_t *w, void *sock, void *arg)
 {
     sender_t *s = arg;
@@ -178,6 +278,19 @@ static void s_in_fn(zwatch_t *w, void *sock, void *arg)
         return;
     }
     size_t hl = zmq_msg_size(&head);
+    if (hl == 6 && zmq_msg_more(&head) &&
+        memcmp(zmq_msg_data(&head), "RELOAD", 6) == 0) {
+        zmq_msg_close(&head);
+        const router_t *nr = NULL;
+        zmq_msg_t ptr;
+        zmq_msg_init(&ptr);
+        if (zmq_msg_recv(&ptr, sock, ZMQ_DONTWAIT) == (int)sizeof nr) {
+            memcpy(&nr, zmq_msg_data(&ptr), sizeof nr);
+            s_reload(s, nr);
+        }
+        zmq_msg_close(&ptr);
+        return;
+    }
     if (!zmq_msg_more(&head)) {
         if (hl == 5 && memcmp(zmq_msg_data(&head), "DRAIN", 5) == 0) {
             s->draining = 1;
@@ -241,10 +354,13 @@ static void s_tick_fn(struct ev_loop *loop, ev_timer *t, int revents)
         s->last_stats_ms = now;
         s_send_stats(s);
     }
+    s_reap(s, now);
     if (s->draining) {
         uint64_t left = 0;
         for (size_t i = 0; i < s->ndests; i++)
             left += dest_queued(s->dests[i].d);
+        for (retired_t *rt = s->retired; rt; rt = rt->next)
+            left += dest_queued(rt->d);
         if (left == 0 || now >= s->drain_deadline) {
             if (left)
                 log_warn("sender: drain time over: %llu datapoints not "
@@ -348,6 +464,12 @@ void sender_destroy(sender_t **ps)
         zmq_msg_close(&s->parts[i]);
     for (size_t i = 0; s->dests && i < s->ndests; i++)
         dest_destroy(&s->dests[i].d);
+    while (s->retired) {
+        retired_t *rt = s->retired;
+        s->retired = rt->next;
+        dest_destroy(&rt->d);
+        free(rt);
+    }
     zwatch_destroy(&s->in_w);
     zwatch_destroy(&s->ctl_w);
     if (s->in)

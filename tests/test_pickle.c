@@ -14,6 +14,10 @@
  * any read past the end, and decoded twice: by pickle_decode() and by a
  * long-lived pickle_t, which must agree.
  */
+#ifndef _POSIX_C_SOURCE
+#define _POSIX_C_SOURCE 200809L     /* strdup, strtok_r, opendir */
+#endif
+
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -1301,11 +1305,12 @@ test_python_frames(void **state)
                     s_truncations(what, all + off, flen);
                 for (; line && strcmp(line, "--") != 0;
                      line = strtok_r(NULL, "\n", &save)) {
-                    char *f[3], name[1024], *t = line;
+                    char *f[3], name[1024], *fsave = NULL;
                     size_t nl;
 
-                    for (int j = 0; j < 3; j++)
-                        f[j] = strsep(&t, " ");
+                    f[0] = strtok_r(line, " ", &fsave);
+                    f[1] = strtok_r(NULL, " ", &fsave);
+                    f[2] = strtok_r(NULL, " ", &fsave);
                     assert_non_null(f[2]);
                     if (k >= pts.n) {
                         print_error("%s: too few points\n", what);

@@ -18,6 +18,10 @@
  * laid out in one buffer, and for each batch only the timestamps are
  * patched in place before the whole batch goes out in large writes.
  */
+#ifndef _POSIX_C_SOURCE
+#define _POSIX_C_SOURCE 200809L     /* getaddrinfo, clock_gettime */
+#endif
+
 #include <errno.h>
 #include <netdb.h>
 #include <signal.h>

@@ -1,0 +1,64 @@
+/*
+ * test_selfmetrics.c -- self metric names, values and reset mode.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "selfmetrics.h"
+
+static void test_render_and_reset(void **state)
+{
+    (void)state;
+    selfmetrics_t *sm = selfmetrics_new();
+    selfmetrics_counter_t c[2] = {{"metricsReceived", 100, 0},
+                                  {"metricsQueued", 7, 1}};
+    const char *keys[1] = {"127_0_0_1_2003"};
+    stats_dest_t d[1] = {{.sent = 90, .queued = 7, .dropped = 3}};
+    size_t len;
+    char *out = selfmetrics_render(sm, "carbon.relays.h", 1000, 1, c, 2, keys,
+                                   d, 1, &len);
+    assert_non_null(out);
+    const char *want1 =
+        "carbon.relays.h.metricsReceived 100 1000\n"
+        "carbon.relays.h.metricsQueued 7 1000\n"
+        "carbon.relays.h.destinations.127_0_0_1_2003.sent 90 1000\n"
+        "carbon.relays.h.destinations.127_0_0_1_2003.queued 7 1000\n"
+        "carbon.relays.h.destinations.127_0_0_1_2003.dropped 3 1000\n";
+    assert_int_equal(len, strlen(want1));
+    assert_memory_equal(out, want1, len);
+    free(out);
+    /* reset: counts since last time; the gauge as it is */
+    c[0].value = 150;
+    c[1].value = 2;
+    d[0].sent = 140;
+    d[0].queued = 2;
+    out = selfmetrics_render(sm, "p", 1060, 1, c, 2, keys, d, 1, &len);
+    const char *want2 = "p.metricsReceived 50 1060\n"
+                        "p.metricsQueued 2 1060\n"
+                        "p.destinations.127_0_0_1_2003.sent 50 1060\n"
+                        "p.destinations.127_0_0_1_2003.queued 2 1060\n"
+                        "p.destinations.127_0_0_1_2003.dropped 0 1060\n";
+    assert_int_equal(len, strlen(want2));
+    assert_memory_equal(out, want2, len);
+    free(out);
+    /* cumulative mode reports the totals */
+    out = selfmetrics_render(sm, "p", 1120, 0, c, 2, keys, d, 1, &len);
+    assert_non_null(strstr(out, "p.metricsReceived 150 1120\n"));
+    free(out);
+    selfmetrics_destroy(&sm);
+    assert_null(sm);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_render_and_reset),
+    };
+    return cmocka_run_group_tests_name("selfmetrics", tests, NULL, NULL);
+}
