@@ -34,6 +34,7 @@ struct dest {
     queue_t *q;                 /* owned */
     int is_file;                /* file destination */
     int is_pickle;              /* member says `type pickle` */
+    int is_udp;                 /* member says `proto udp` */
     dstate_t state;             /* connection state */
     int fd;                     /* socket or file, -1 when down */
     int io_events;              /* events the ev_io watches now */
@@ -106,7 +107,7 @@ static void s_up(dest_t *d)
     if (d->attempts > 0)
         log_info("dest: %s %s: connected", d->rd->cluster->name, d->rd->addr);
     d->attempts = 0;
-    if (d->is_file)
+    if (d->is_file || d->is_udp)
         s_write(d);
     else
         s_set_io(d, EV_READ | (queue_bytes(d->q) ? EV_WRITE : 0));
@@ -114,9 +115,48 @@ static void s_up(dest_t *d)
         d->fn(d->arg, d);
 }
 
+/* UDP: datagrams of whole lines, at most UDP_DATAGRAM bytes unless one line
+ * is longer.  A datagram the kernel takes counts as sent; UDP has no
+ * delivery to wait for. */
+#define UDP_DATAGRAM 1400
+static void s_write_udp(dest_t *d)
+{
+    struct iovec iov[1];
+    for (int k = 0; k < 64 && d->state == ST_UP; k++) {
+        if (queue_iov(d->q, iov, 1, (size_t)1 << 30) == 0)
+            break;
+        const char *base = iov[0].iov_base;
+        size_t len = iov[0].iov_len;
+        if (len > UDP_DATAGRAM) {
+            size_t cut = UDP_DATAGRAM;
+            while (cut > 0 && base[cut - 1] != '\n')
+                cut--;
+            if (cut == 0) { /* one long line: alone */
+                const char *nl = memchr(base, '\n', len);
+                cut = nl ? (size_t)(nl - base) + 1 : len;
+            }
+            len = cut;
+        }
+        ssize_t w = send(d->fd, base, len, 0);
+        if (w < 0 && errno == ECONNREFUSED) /* an earlier datagram's error */
+            w = send(d->fd, base, len, 0);
+        if (w < 0 && (errno == EAGAIN || errno == EINTR))
+            break;
+        /* sent, or refused by the network: either way it is gone */
+        d->sent += queue_consume(d->q, len);
+    }
+    s_set_io(d, queue_bytes(d->q) ? EV_WRITE : 0);
+}
+
 static void s_write(dest_t *d)
 {
     struct iovec iov[DEST_IOV];
+    if (d->is_udp) {
+        s_write_udp(d);
+        if (d->fn)
+            d->fn(d->arg, d);
+        return;
+    }
     while (d->state == ST_UP) {
         int n = queue_iov(d->q, iov, DEST_IOV, d->o.write_bytes);
         if (n == 0)
@@ -191,6 +231,16 @@ static void s_connect(dest_t *d)
         s_up(d);
         return;
     }
+    if (d->is_udp) {
+        d->fd = net_connect_udp(d->rd->member->host, d->rd->member->port, err,
+                                sizeof err);
+        if (d->fd < 0) {
+            s_fail(d, "connect", errno);
+            return;
+        }
+        s_up(d);
+        return;
+    }
     d->fd = net_connect_tcp(d->rd->member->host, d->rd->member->port, err,
                             sizeof err);
     if (d->fd < 0) {
@@ -223,6 +273,7 @@ dest_t *dest_new(struct ev_loop *loop, const router_dest_t *rd,
     d->is_file = rd->cluster->type == CLUSTER_FILE ||
                  rd->cluster->type == CLUSTER_FILE_IP;
     d->is_pickle = !d->is_file && rd->member->type == WIRE_PICKLE;
+    d->is_udp = !d->is_file && rd->member->proto == PROTO_UDP;
     d->seed = (unsigned int)(clock_mono_ms() ^ (intptr_t)d);
     ev_init(&d->io, s_io_fn);
     d->io.data = d;
@@ -270,7 +321,7 @@ uint64_t dest_push(dest_t *d, const char *data, size_t len, uint32_t lines,
     uint64_t dropped = queue_push(d->q, data, len, lines, release, owner);
     d->dropped += dropped;
     if (d->state == ST_UP) {
-        if (d->is_file)
+        if (d->is_file || d->is_udp)
             s_write(d);
         else if (!(d->io_events & EV_WRITE))
             s_set_io(d, EV_READ | EV_WRITE);

@@ -331,10 +331,6 @@ static int s_ring_kind(const config_cluster_t *c, ring_kind_t *k)
 static int s_cluster(rcluster_t *rc, const config_cluster_t *c, char *err,
                      size_t errlen)
 {
-    for (size_t i = 0; i < c->nmembers; i++)
-        if (c->members[i].proto == PROTO_UDP)
-            return s_unsupported(err, errlen, &c->members[i].pos,
-                                 "'proto udp' output");
     ring_kind_t kind;
     rc->replication = c->replication > 0 ? (size_t)c->replication : 1;
     if (!s_ring_kind(c, &kind))

@@ -10,6 +10,8 @@
  *   - frames built here by hand, one group of cases per opcode group, per
  *     refused opcode, per limit, plus truncation at every byte offset and
  *     seeded mutations (which must never crash).
+ * A default directory missing from the cwd is looked for next to this
+ * source file instead, which serves builds outside the source tree.
  * Every frame is copied to a heap block of its exact length, so ASan sees
  * any read past the end, and decoded twice: by pickle_decode() and by a
  * long-lived pickle_t, which must agree.
@@ -1051,12 +1053,25 @@ s_list_free(char **v)
     free(v);
 }
 
+/* The directory the environment variable name gives; else dflt (relative
+ * to the cwd) when it exists; else rel next to this source file, so that a
+ * build in another directory finds the tree's files ("../tests/..."). */
 static const char *
-s_env(const char *name, const char *dflt)
+s_dir(const char *name, const char *dflt, const char *rel, char *buf,
+      size_t cap)
 {
-    const char *v = getenv(name);
+    const char *v = getenv(name), *slash = strrchr(__FILE__, '/');
+    DIR *d;
 
-    return v && *v ? v : dflt;
+    if (v && *v)
+        return v;
+    if ((d = opendir(dflt)) != NULL) {
+        closedir(d);
+        return dflt;
+    }
+    snprintf(buf, cap, "%.*s%s", slash ? (int)(slash - __FILE__ + 1) : 0,
+             __FILE__, rel);
+    return buf;
 }
 
 /* Every prefix of a good frame must be refused as truncated. */
@@ -1095,8 +1110,10 @@ s_num(const char *s)
 static void
 test_shared_frames(void **state)
 {
-    const char *dir = s_env("ORCHESTER_PICKLE_TESTDATA",
-                            "../shared/testdata/pickle");
+    char buf[4096];
+    const char *dir = s_dir("ORCHESTER_PICKLE_TESTDATA",
+                            "../shared/testdata/pickle",
+                            "../../shared/testdata/pickle", buf, sizeof buf);
     char **names = s_list(dir, ".frame");
     size_t i, nframes = 0;
 
@@ -1257,7 +1274,9 @@ s_field(const char *what, const char *want, const char *got, size_t gotlen)
 static void
 test_python_frames(void **state)
 {
-    const char *dir = s_env("ORCHESTER_PICKLE_DATA", "tests/data/pickle");
+    char buf[4096];
+    const char *dir = s_dir("ORCHESTER_PICKLE_DATA", "tests/data/pickle",
+                            "data/pickle", buf, sizeof buf);
     char **names = s_list(dir, ".frames");
     size_t i, nfiles = 0, nframes = 0, npoints = 0;
 

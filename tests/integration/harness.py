@@ -909,12 +909,15 @@ class Test:
     """One test program.  Use as
 
         t = Test()                      # reads BUILD_DIR from argv
-        with t.check("name"):           # prints PASS or FAIL for the block
-            require(cond, "why")
-        t.finish()                      # stops what was started, exits
+        def body(t):
+            with t.check("name"):       # prints PASS or FAIL for the block
+                require(cond, "why")
+        t.run(body)                     # then stops what was started, exits
 
     Processes made with t.proc() and sinks made with t.sink() are stopped at
-    the end, also after a failure or an exception."""
+    the end, also after a failure, an exception or SIGTERM.  The orchester
+    programs still running after body are stopped by one last check: exit 0
+    on SIGTERM and no sanitizer report."""
 
     def __init__(self, argv=None):
         argv = sys.argv if argv is None else argv
@@ -1070,6 +1073,8 @@ class Test:
     def fail(self, name, why):
         self.failed += 1
         why = " ".join(str(why).split("\n"))
+        if len(why) > 2000:
+            why = why[:2000] + "..."
         sys.stdout.write("FAIL: %s: %s\n" % (name, why))
         sys.stdout.flush()
         self.diagnose()

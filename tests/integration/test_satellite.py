@@ -93,18 +93,21 @@ orchester tcp://127.0.0.1:%d ;
 
     with t.check("orchester exits with 0 on SIGTERM in mid-stream", fatal=True):
         sent_at_term = sum(progress)
+        sink_at_term = tr.update().total
         orch.signal(signal.SIGTERM)
         rc = orch.wait(STOP_TIMEOUT)
         require(rc is not None, "still running %.0f s after SIGTERM" % STOP_TIMEOUT)
         require(rc == 0, "exit code %s" % rc)
         require(sent_at_term < NCONN * PER_CONN,
                 "clients were done before SIGTERM (test too slow to be mid-stream)")
-        sys.stderr.write("# SIGTERM after the clients sent %d lines; sink had %d\n"
-                         % (sent_at_term, tr.update().total))
+        sys.stderr.write("# SIGTERM when the clients had sent %d lines and the sink had %d;"
+                         " at exit the clients had sent %d\n"
+                         % (sent_at_term, sink_at_term, sum(progress)))
 
     with t.check("orchester starts again with the same config", fatal=True):
         orch.start()
         t.wait_ready(orch, control=control)
+        sys.stderr.write("# restarted when the clients had sent %d lines\n" % sum(progress))
 
     with t.check("clients finish sending %d lines" % (NCONN * PER_CONN)):
         for th in threads:
