@@ -1125,11 +1125,11 @@ test_shared_frames(void **state)
         pickle_status_t st;
         pts_t pts;
 
-        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        assert_true(snprintf(path, sizeof path, "%s/%s", dir, names[i]) < (int)sizeof path);
         frame = s_slurp(path, &flen);
         assert_non_null(frame);
-        snprintf(path, sizeof path, "%s/%.*s.expect", dir, (int)stem,
-                 names[i]);
+        assert_true(snprintf(path, sizeof path, "%s/%.*s.expect", dir,
+                             (int)stem, names[i]) < (int)sizeof path);
         exp = (char *)s_slurp(path, &elen);
         assert_non_null(exp);
         assert_true(flen >= 4);
@@ -1286,11 +1286,11 @@ test_python_frames(void **state)
         unsigned char *all;
         size_t alen, elen, off = 0, stem = strlen(names[i]) - 7;
 
-        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        assert_true(snprintf(path, sizeof path, "%s/%s", dir, names[i]) < (int)sizeof path);
         all = s_slurp(path, &alen);
         assert_non_null(all);
-        snprintf(path, sizeof path, "%s/%.*s.points", dir, (int)stem,
-                 names[i]);
+        assert_true(snprintf(path, sizeof path, "%s/%.*s.points", dir,
+                             (int)stem, names[i]) < (int)sizeof path);
         exp = (char *)s_slurp(path, &elen);
         assert_non_null(exp);
         line = strtok_r(exp, "\n", &save);
