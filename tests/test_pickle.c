@@ -3,7 +3,8 @@
  *
  * Three sources of frames:
  *   - the shared golden frames (ORCHESTER_PICKLE_TESTDATA, default
- *     ../shared/testdata/pickle): NAME.frame against NAME.expect;
+ *     ../shared/testdata/pickle, else the copy in tests/data/shared-pickle):
+ *     NAME.frame against NAME.expect;
  *   - frames Python's own pickle wrote at every protocol, Python 2 and 3
  *     (ORCHESTER_PICKLE_DATA, default tests/data/pickle, made by gen.py
  *     there): NAME.frames against NAME.points;
@@ -1113,7 +1114,7 @@ test_shared_frames(void **state)
     char buf[4096];
     const char *dir = s_dir("ORCHESTER_PICKLE_TESTDATA",
                             "../shared/testdata/pickle",
-                            "../../shared/testdata/pickle", buf, sizeof buf);
+                            "data/shared-pickle", buf, sizeof buf);
     char **names = s_list(dir, ".frame");
     size_t i, nframes = 0;
 
