@@ -598,7 +598,10 @@ static size_t s_emit(const router_t *r, router_ctx_t *ctx, size_t ci,
     } else {
         ring_kind_t k = ring_kind(rc->ring);
         const bool *live = NULL;
-        if (alive && (k == RING_ANY_OF || k == RING_FAILOVER))
+        /* any_of, failover, and hash clusters that say `dynamic`, move a
+         * dead member's share to the live members */
+        if (alive && (k == RING_ANY_OF || k == RING_FAILOVER ||
+                      rc->cluster->dynamic))
             live = alive + rc->first;
         n = ring_lookup(rc->ring, key, keylen, rc->replication, live,
                         ctx->out, RING_MAX_MEMBERS);

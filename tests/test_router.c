@@ -216,6 +216,37 @@ static void test_any_of_failover(void **state)
     s_unfix(f);
 }
 
+static void test_dynamic_hash(void **state)
+{
+    (void)state;
+    fix_t *f = s_fix("cluster d carbon_ch dynamic 127.0.0.1 127.0.0.2 127.0.0.3 ;\n"
+                     "cluster s carbon_ch 127.0.0.4 127.0.0.5 ;\n"
+                     "match ^d send to d stop ;\n"
+                     "match * send to s ;\n");
+    bool alive[5] = {true, true, true, true, true};
+    bool dead[5] = {false, true, true, false, true};
+    int moved = 0;
+    for (int i = 0; i < 200; i++) {
+        char name[32];
+        got_t a, b;
+        snprintf(name, sizeof name, "d.m%d", i);
+        s_route(f, name, NULL, alive, &a);
+        s_route(f, name, NULL, dead, &b);
+        assert_int_not_equal(b.out[0], '0'); /* never to the dead member */
+        if (a.out[0] == '0')
+            moved++;
+        else
+            assert_int_equal(a.out[0], b.out[0]); /* the rest stay */
+        /* a hash cluster without `dynamic` keeps its placement */
+        snprintf(name, sizeof name, "s.m%d", i);
+        s_route(f, name, NULL, alive, &a);
+        s_route(f, name, NULL, dead, &b);
+        assert_string_equal(a.out, b.out);
+    }
+    assert_true(moved > 0);
+    s_unfix(f);
+}
+
 /* ---- the index gives the answers of a full evaluation -------------------- */
 
 static const char *s_words[] = {"sys", "app", "web", "db", "a", "ab", "x1"};
@@ -325,6 +356,7 @@ int main(void)
         cmocka_unit_test(test_validate),
         cmocka_unit_test(test_hash_clusters),
         cmocka_unit_test(test_any_of_failover),
+        cmocka_unit_test(test_dynamic_hash),
         cmocka_unit_test(test_index_equivalence),
         cmocka_unit_test(test_unsupported_named),
     };
