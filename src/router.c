@@ -331,6 +331,8 @@ static int s_ring_kind(const config_cluster_t *c, ring_kind_t *k)
 static int s_cluster(rcluster_t *rc, const config_cluster_t *c, char *err,
                      size_t errlen)
 {
+    if (c->type == CLUSTER_FILE_IP)
+        return s_unsupported(err, errlen, &c->pos, "'file ip'");
     ring_kind_t kind;
     rc->replication = c->replication > 0 ? (size_t)c->replication : 1;
     if (!s_ring_kind(c, &kind))
