@@ -7,8 +7,11 @@
  */
 #include "router.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
+#include <netdb.h>
 #include <regex.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +41,9 @@ typedef struct {
 
 typedef struct {
     const config_cluster_t *cluster;  /* borrowed */
+    config_member_t *members;         /* its members: the config's, or with
+                                         `useall` one per address (owned) */
+    int owned;                        /* members (and their hosts) are ours */
     uint32_t first;                   /* id of its first destination */
     uint32_t n;                       /* member count */
     ring_t *ring;                     /* NULL for forward and file */
@@ -337,21 +343,20 @@ static int s_cluster(rcluster_t *rc, const config_cluster_t *c, char *err,
     rc->replication = c->replication > 0 ? (size_t)c->replication : 1;
     if (!s_ring_kind(c, &kind))
         return 0;
-    if (c->nmembers > RING_MAX_MEMBERS) {
+    if (rc->n > RING_MAX_MEMBERS) {
         snprintf(err, errlen, "%s:%d: cluster '%s': more than %d members",
                  c->pos.file, c->pos.line, c->name, RING_MAX_MEMBERS);
         return -1;
     }
-    ring_member_t *m = calloc(c->nmembers ? c->nmembers : 1, sizeof *m);
+    ring_member_t *m = calloc(rc->n ? rc->n : 1, sizeof *m);
     if (m == NULL)
         goto nomem;
-    for (size_t i = 0; i < c->nmembers; i++) {
-        m[i].host = c->members[i].host;
-        m[i].port = (uint16_t)c->members[i].port;
-        m[i].instance = c->members[i].instance;
+    for (size_t i = 0; i < rc->n; i++) {
+        m[i].host = rc->members[i].host;
+        m[i].port = (uint16_t)rc->members[i].port;
+        m[i].instance = rc->members[i].instance;
     }
-    rc->ring = ring_new(kind, m, c->nmembers,
-                        c->graphite ? RING_DIVERSE_HOSTS : 0);
+    rc->ring = ring_new(kind, m, rc->n, c->graphite ? RING_DIVERSE_HOSTS : 0);
     free(m);
     if (rc->ring == NULL)
         goto nomem;
@@ -440,33 +445,105 @@ nomem:
     return -1;
 }
 
+/* `useall`: every address a member's host resolves to becomes a member of
+ * its own.  This resolves names when the config is compiled. */
+static int s_useall(rcluster_t *rc, const config_cluster_t *c, char *err,
+                    size_t errlen)
+{
+    size_t cap = 0, n = 0;
+    config_member_t *out = NULL;
+    for (size_t i = 0; i < c->nmembers; i++) {
+        const config_member_t *m = &c->members[i];
+        struct addrinfo hints, *res = NULL;
+        memset(&hints, 0, sizeof hints);
+        hints.ai_socktype = m->proto == PROTO_UDP ? SOCK_DGRAM : SOCK_STREAM;
+        int rc2 = getaddrinfo(m->host, NULL, &hints, &res);
+        if (rc2 != 0) {
+            snprintf(err, errlen, "%s:%d: cluster '%s' useall: cannot resolve "
+                     "'%s': %s", m->pos.file, m->pos.line, c->name, m->host,
+                     gai_strerror(rc2));
+            goto fail;
+        }
+        for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+            char a[INET6_ADDRSTRLEN];
+            const void *src = ai->ai_family == AF_INET6
+                ? (const void *)&((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr
+                : (const void *)&((struct sockaddr_in *)ai->ai_addr)->sin_addr;
+            if (inet_ntop(ai->ai_family, src, a, sizeof a) == NULL)
+                continue;
+            int dup = 0;
+            for (size_t j = 0; j < n; j++)
+                dup |= strcmp(out[j].host, a) == 0 && out[j].port == m->port;
+            if (dup)
+                continue;
+            if (n == cap) {
+                cap = cap ? cap * 2 : 8;
+                config_member_t *p = realloc(out, cap * sizeof *out);
+                if (p == NULL) {
+                    freeaddrinfo(res);
+                    snprintf(err, errlen, "out of memory");
+                    goto fail;
+                }
+                out = p;
+            }
+            out[n] = *m;
+            out[n].host = strdup(a);
+            out[n].instance = NULL;
+            if (out[n].host == NULL) {
+                freeaddrinfo(res);
+                snprintf(err, errlen, "out of memory");
+                goto fail;
+            }
+            n++;
+        }
+        freeaddrinfo(res);
+    }
+    rc->members = out;
+    rc->n = (uint32_t)n;
+    rc->owned = 1;
+    return 0;
+fail:
+    for (size_t j = 0; j < n; j++)
+        free(out[j].host);
+    free(out);
+    return -1;
+}
+
 router_t *router_new(const config_t *cfg, char *err, size_t errlen)
 {
     router_t *r = calloc(1, sizeof *r);
     if (r == NULL)
         goto nomem;
     r->use_index = true;
-    size_t nd = 0;
-    for (size_t i = 0; i < cfg->nclusters; i++)
-        nd += cfg->clusters[i].nmembers;
-    r->dests = calloc(nd ? nd : 1, sizeof *r->dests);
     r->clusters = calloc(cfg->nclusters ? cfg->nclusters : 1,
                          sizeof *r->clusters);
     r->rules = calloc(cfg->nrules ? cfg->nrules : 1, sizeof *r->rules);
-    if (r->dests == NULL || r->clusters == NULL || r->rules == NULL)
+    if (r->clusters == NULL || r->rules == NULL)
         goto nomem;
+    size_t nd = 0;
     for (size_t i = 0; i < cfg->nclusters; i++) {
         const config_cluster_t *c = &cfg->clusters[i];
         rcluster_t *rc = &r->clusters[r->nclusters++];
         rc->cluster = c;
-        rc->first = (uint32_t)r->ndests;
+        rc->members = c->members;
         rc->n = (uint32_t)c->nmembers;
+        if (c->useall && s_useall(rc, c, err, errlen) != 0)
+            goto err;
         if (s_cluster(rc, c, err, errlen) != 0)
             goto err;
-        for (size_t m = 0; m < c->nmembers; m++) {
+        rc->first = (uint32_t)nd;
+        nd += rc->n;
+    }
+    r->dests = calloc(nd ? nd : 1, sizeof *r->dests);
+    if (r->dests == NULL)
+        goto nomem;
+    for (size_t i = 0; i < r->nclusters; i++) {
+        const rcluster_t *rc = &r->clusters[i];
+        const config_cluster_t *c = rc->cluster;
+        for (size_t m = 0; m < rc->n; m++) {
             router_dest_t *d = &r->dests[r->ndests++];
             d->cluster = c;
-            d->member = &c->members[m];
+            d->member = &rc->members[m];
             if (c->type == CLUSTER_FILE || c->type == CLUSTER_FILE_IP)
                 snprintf(d->addr, sizeof d->addr, "%s", d->member->host);
             else
@@ -506,8 +583,15 @@ void router_destroy(router_t **pr)
         free(rr->into.p);
         free(rr->using.p);
     }
-    for (size_t i = 0; i < r->nclusters; i++)
-        ring_destroy(&r->clusters[i].ring);
+    for (size_t i = 0; i < r->nclusters; i++) {
+        rcluster_t *rc = &r->clusters[i];
+        ring_destroy(&rc->ring);
+        if (rc->owned) {
+            for (size_t m = 0; m < rc->n; m++)
+                free(rc->members[m].host);
+            free(rc->members);
+        }
+    }
     for (size_t i = 0; i < r->nindex; i++)
         free(r->index[i].prefix);
     free(r->index);

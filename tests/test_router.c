@@ -216,6 +216,27 @@ static void test_any_of_failover(void **state)
     s_unfix(f);
 }
 
+static void test_useall(void **state)
+{
+    (void)state;
+    /* numeric hosts resolve to themselves; duplicates fold */
+    fix_t *f = s_fix("cluster u any_of useall 127.0.0.1:2003 127.0.0.1:2003 "
+                     "127.0.0.2:2003 ;\n"
+                     "match * send to u ;\n");
+    assert_int_equal(router_ndests(f->r), 2);
+    assert_string_equal(router_dest(f->r, 1)->addr, "127.0.0.2:2003");
+    s_unfix(f);
+    char err[512];
+    config_t *cfg = config_parse_string(
+        "cluster u forward useall no-such-host.invalid:2003 ;\n", "w.conf",
+        err, sizeof err);
+    assert_non_null(cfg);
+    assert_null(router_new(cfg, err, sizeof err));
+    assert_non_null(strstr(err, "w.conf:1:"));
+    assert_non_null(strstr(err, "resolve"));
+    config_destroy(&cfg);
+}
+
 static void test_dynamic_hash(void **state)
 {
     (void)state;
@@ -357,6 +378,7 @@ int main(void)
         cmocka_unit_test(test_hash_clusters),
         cmocka_unit_test(test_any_of_failover),
         cmocka_unit_test(test_dynamic_hash),
+        cmocka_unit_test(test_useall),
         cmocka_unit_test(test_index_equivalence),
         cmocka_unit_test(test_unsupported_named),
     };
