@@ -53,6 +53,8 @@ struct hub {
                                  are owned through gens */
     const router_t *r;        /* in force, likewise */
     gen_t *gens;              /* configurations loaded by reloads */
+    const config_t *boot;     /* the first configuration: its listeners and
+                                 satellites endpoints are the ones running */
     char *config_path;        /* what a reload reads (owned) */
     selfmetrics_t *sm;        /* reset-mode state of the self metrics */
     hub_opts_t o;             /* options; strings owned below */
@@ -498,10 +500,10 @@ static int s_reload(hub_t *h, char *msg, size_t cap)
         config_destroy(&cfg);
         return -1;
     }
-    if (!s_listens_eq(h->cfg, cfg) ||
-        !s_strv_eq(h->cfg->satellites_bind, h->cfg->nsatellites_bind,
+    if (!s_listens_eq(h->boot, cfg) ||
+        !s_strv_eq(h->boot->satellites_bind, h->boot->nsatellites_bind,
                    cfg->satellites_bind, cfg->nsatellites_bind) ||
-        strcmp(h->cfg->control ? h->cfg->control : "",
+        strcmp(h->boot->control ? h->boot->control : "",
                cfg->control ? cfg->control : "") != 0)
         log_warn("hub: reload: listen, satellites and control changes take "
                  "effect at the next restart");
@@ -568,8 +570,8 @@ static size_t s_status(hub_t *h)
 {
     size_t len = 0;
     h->reply[0] = '\0';
-    for (size_t i = 0; i < h->cfg->nlistens; i++) {
-        const config_listen_t *l = &h->cfg->listens[i];
+    for (size_t i = 0; i < h->boot->nlistens; i++) {
+        const config_listen_t *l = &h->boot->listens[i];
         const char *type = l->type == WIRE_PICKLE ? "pickle" : "linemode";
         if (l->proto == PROTO_UNIX) {
             s_reply_add(h, &len, "listener %s unix %s\n", type, l->path);
@@ -580,8 +582,8 @@ static size_t s_status(hub_t *h)
                         l->proto == PROTO_UDP ? "udp" : "tcp", a);
         }
     }
-    for (size_t i = 0; i < h->cfg->nsatellites_bind; i++)
-        s_reply_add(h, &len, "satellites %s\n", h->cfg->satellites_bind[i]);
+    for (size_t i = 0; i < h->boot->nsatellites_bind; i++)
+        s_reply_add(h, &len, "satellites %s\n", h->boot->satellites_bind[i]);
     for (size_t i = 0; i < h->ndests; i++) {
         const router_dest_t *d = router_dest(h->r, i);
         const stats_dest_t *s = &h->dsnap[i];
@@ -675,6 +677,7 @@ hub_t *hub_new(void *zctx, const config_t *cfg, const router_t *r,
     if (h == NULL)
         goto nomem;
     h->cfg = cfg;
+    h->boot = cfg;
     h->r = r;
     h->o = *o;
     h->hostname = strdup(o->hostname);

@@ -16,13 +16,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "log.h"
 #include "net.h"
 #include "ring.h"
 #include "stats.h"
 
 #define NAME_MAX_LEN 65536  /* longest name a rewrite may produce */
-#define NGROUPS 10          /* \0 .. \9 */
+#define NGROUPS 32          /* groups a reference may name: \1 .. \31 */
 
 /* One piece of a replacement template: literal text or a group. */
 typedef struct {
@@ -86,8 +87,12 @@ struct router {
 };
 
 struct router_ctx {
-    char *name[2];     /* rewritten names, used in turn */
+    char *name[2];     /* the name, NUL-terminated; rewrites use them in turn */
     char *key;         /* placement key */
+    char *data;        /* the data after the name, for validate */
+    size_t cap;        /* bytes of each of the four buffers */
+    int64_t logged_ms; /* when a validate failure was last logged */
+    uint64_t unlogged; /* failures not logged since then */
     uint64_t *cand;    /* candidate rules (bits) */
     size_t ncand;      /* words in cand */
     size_t out[RING_MAX_MEMBERS];
@@ -95,6 +100,14 @@ struct router_ctx {
 
 /* ---- templates ------------------------------------------------------------ */
 
+/* Compile a replacement the way carbon-c-relay reads one: a backslash,
+ * optional flags ('_' lowercase or '^' uppercase, then '.' for dots to
+ * underscores), then the group number, all its digits (\12 is group 12;
+ * \0 and groups the expression does not have are empty).  \g{N} names
+ * group N.  A backslash with flags but no number is dropped with its flags;
+ * a backslash before any other character is dropped and the character kept,
+ * and so are flags right after a reference ("\1\_2" is group 1, then "_2").
+ */
 static int s_tmpl_compile(tmpl_t *t, const char *s, char *err, size_t errlen,
                           const config_pos_t *pos)
 {
@@ -106,46 +119,60 @@ static int s_tmpl_compile(tmpl_t *t, const char *s, char *err, size_t errlen,
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    const char *lit = s;
+    const char *lit = s, *after_ref = NULL;
     while (*s) {
-        if (*s != '\\') {
+        if (*s != '\\' || s[1] == '\0') {
             s++;
-            continue;
-        }
-        const char *q = s + 1;
-        piece_t g = {0};
-        if (*q == '_' || *q == '^') {
-            g.lower = *q == '_';
-            g.upper = *q == '^';
-            q++;
-        }
-        if (*q == '.') {
-            g.dots = 1;
-            q++;
-        }
-        if (*q == 'g' && q[1] == '{' && isdigit((unsigned char)q[2])) {
-            char *end;
-            long v = strtol(q + 2, &end, 10);
-            if (*end != '}' || v >= NGROUPS) {
-                snprintf(err, errlen, "%s:%d: bad group reference in '%s'",
-                         pos->file, pos->line, lit);
-                return -1;
-            }
-            g.group = (int)v;
-            q = end + 1;
-        } else if (isdigit((unsigned char)*q)) {
-            g.group = *q - '0';
-            q++;
-        } else {
-            s++; /* not a reference: the backslash is literal */
             continue;
         }
         if (s > lit)
             t->p[t->n++] = (piece_t){.lit = lit, .litlen = (size_t)(s - lit)};
-        t->p[t->n++] = g;
-        if (g.group > t->maxgroup)
-            t->maxgroup = g.group;
-        s = lit = q;
+        const char *q = s + 1;
+        piece_t g = {0};
+        int flags = 0;
+        if (s == after_ref && (*q == '_' || *q == '^' || *q == '.')) {
+            lit = s + 1; /* no flags right after a reference */
+            s += 2;
+            continue;
+        }
+        if (*q == '_' || *q == '^') {
+            g.lower = *q == '_';
+            g.upper = *q == '^';
+            q++;
+            flags = 1;
+        }
+        if (*q == '.') {
+            g.dots = 1;
+            q++;
+            flags = 1;
+        }
+        long v = -1;
+        if (*q == 'g' && q[1] == '{' && isdigit((unsigned char)q[2])) {
+            char *end;
+            v = strtol(q + 2, &end, 10);
+            if (*end != '}') {
+                snprintf(err, errlen, "%s:%d: bad group reference in '%s'",
+                         pos->file, pos->line, lit);
+                return -1;
+            }
+            q = end + 1;
+        } else if (isdigit((unsigned char)*q)) {
+            char *end;
+            v = strtol(q, &end, 10);
+            q = end;
+        }
+        if (v >= 0) {
+            g.group = v >= NGROUPS ? NGROUPS : (int)v; /* NGROUPS: empty */
+            t->p[t->n++] = g;
+            if (g.group > t->maxgroup && g.group < NGROUPS)
+                t->maxgroup = g.group;
+            s = lit = after_ref = q;
+        } else if (flags) {
+            s = lit = q; /* flags without a number: dropped */
+        } else {
+            lit = s + 1; /* "\x" is "x" */
+            s += 2;
+        }
     }
     if (s > lit)
         t->p[t->n++] = (piece_t){.lit = lit, .litlen = (size_t)(s - lit)};
@@ -166,7 +193,8 @@ static long s_tmpl_expand(const tmpl_t *t, const char *subject,
             src = p->lit;
             l = p->litlen;
         } else {
-            if (m[p->group].rm_so < 0)
+            /* \0, and groups the match does not have, are empty */
+            if (p->group == 0 || p->group >= NGROUPS || m[p->group].rm_so < 0)
                 continue;
             src = subject + m[p->group].rm_so;
             l = (size_t)(m[p->group].rm_eo - m[p->group].rm_so);
@@ -603,15 +631,35 @@ void router_destroy(router_t **pr)
     *pr = NULL;
 }
 
+/* Grow the context's buffers to at least n bytes each. */
+static int s_ctx_reserve(router_ctx_t *c, size_t n)
+{
+    if (n <= c->cap)
+        return 0;
+    size_t cap = c->cap ? c->cap : 1024;
+    while (cap < n)
+        cap *= 2;
+    char *b[4] = {c->name[0], c->name[1], c->key, c->data};
+    for (int i = 0; i < 4; i++) {
+        char *p = realloc(b[i], cap);
+        if (p == NULL)
+            return -1;
+        b[i] = p;
+        switch (i) {
+        case 0: c->name[0] = p; break;
+        case 1: c->name[1] = p; break;
+        case 2: c->key = p; break;
+        default: c->data = p; break;
+        }
+    }
+    c->cap = cap;
+    return 0;
+}
+
 router_ctx_t *router_ctx_new(void)
 {
     router_ctx_t *c = calloc(1, sizeof *c);
-    if (c == NULL)
-        return NULL;
-    c->name[0] = malloc(NAME_MAX_LEN);
-    c->name[1] = malloc(NAME_MAX_LEN);
-    c->key = malloc(NAME_MAX_LEN);
-    if (!c->name[0] || !c->name[1] || !c->key) {
+    if (c == NULL || s_ctx_reserve(c, 4096) != 0) {
         router_ctx_destroy(&c);
         return NULL;
     }
@@ -625,6 +673,7 @@ void router_ctx_destroy(router_ctx_t **pc)
     free((*pc)->name[0]);
     free((*pc)->name[1]);
     free((*pc)->key);
+    free((*pc)->data);
     free((*pc)->cand);
     free(*pc);
     *pc = NULL;
@@ -655,14 +704,15 @@ static int s_matches(const rrule_t *rr, const char *name, size_t namelen,
         }
         return 1;
     }
+    /* name is NUL-terminated (router_route keeps it so) */
     for (size_t i = 0; i < rr->nre; i++) {
-        regmatch_t local[NGROUPS];
-        regmatch_t *mm = rr->captures ? (m ? m : local) : local;
-        size_t nm = rr->captures ? NGROUPS : 1;
-        mm[0].rm_so = 0;
-        mm[0].rm_eo = (regoff_t)namelen;
-        if (regexec(&rr->re[i], name, nm, mm, REG_STARTEND) == 0)
+        regmatch_t local[1];
+        if (rr->captures) {
+            if (regexec(&rr->re[i], name, NGROUPS, m, 0) == 0)
+                return 1;
+        } else if (regexec(&rr->re[i], name, 1, local, 0) == 0) {
             return 1;
+        }
     }
     return 0;
 }
@@ -719,10 +769,15 @@ int router_route(const router_t *r, router_ctx_t *ctx, const char *line,
                  router_emit_fn *emit, void *arg, router_trace_fn *trace,
                  void *targ)
 {
-    const char *name = line;
-    size_t nlen = namelen;
-    int turn = 0, h = 0, matched = 0;
+    int h = 0, matched = 0, turn = 1;
     size_t sent = 0;
+    /* regexec wants NUL-terminated text: the name and the data are copied */
+    if (s_ctx_reserve(ctx, len + 1) != 0)
+        return ROUTE_NOMATCH;
+    char *name = ctx->name[0];
+    size_t nlen = namelen;
+    memcpy(name, line, nlen);
+    name[nlen] = '\0';
     int indexed = r->use_index && r->nindex > 0;
     if (indexed) {
         size_t words = (r->nrules + 63) / 64;
@@ -738,14 +793,17 @@ int router_route(const router_t *r, router_ctx_t *ctx, const char *line,
         if (indexed)
             s_candidates(r, ctx, 0, name, nlen);
     }
-    /* the data after the name, for validate */
-    const char *data = memchr(line, ' ', len);
+    /* the data after the name ("value timestamp"), for validate */
+    const char *sp = memchr(line, ' ', len);
+    char *data = NULL;
     size_t datalen = 0;
-    if (data) {
-        data++;
-        datalen = (size_t)(line + len - data);
-        if (datalen && data[datalen - 1] == '\n')
+    if (sp) {
+        datalen = (size_t)(line + len - (sp + 1));
+        if (datalen && sp[datalen] == '\n')
             datalen--;
+        data = ctx->data;
+        memcpy(data, sp + 1, datalen);
+        data[datalen] = '\0';
     }
     regmatch_t m[NGROUPS];
     for (size_t i = 0; i < r->nrules; i++) {
@@ -755,16 +813,23 @@ int router_route(const router_t *r, router_ctx_t *ctx, const char *line,
         if (!s_matches(rr, name, nlen, m))
             continue;
         if (rr->rule->kind == RULE_REWRITE) {
+            size_t pre = (size_t)m[0].rm_so, post = (size_t)m[0].rm_eo;
+            size_t tail = nlen - post;
+            if (s_ctx_reserve(ctx, pre + tail + NAME_MAX_LEN + 1) != 0)
+                continue;
+            /* the buffers may have moved */
+            name = ctx->name[turn ^ 1];
+            data = sp ? ctx->data : NULL;
             char *out = ctx->name[turn];
-            long pre = m[0].rm_so, post = m[0].rm_eo;
             long k = s_tmpl_expand(&rr->into, name, m, out + pre,
-                                   NAME_MAX_LEN - (size_t)pre - (nlen - (size_t)post));
-            if (k < 0 || (size_t)pre + (size_t)k + (nlen - (size_t)post) > NAME_MAX_LEN)
+                                   NAME_MAX_LEN);
+            if (k < 0)
                 continue; /* would not fit: the name stays */
-            memcpy(out, name, (size_t)pre);
-            memcpy(out + pre + k, name + post, nlen - (size_t)post);
+            memcpy(out, name, pre);
+            memcpy(out + pre + k, name + post, tail);
+            nlen = pre + (size_t)k + tail;
+            out[nlen] = '\0';
             name = out;
-            nlen = (size_t)pre + (size_t)k + (nlen - (size_t)post);
             turn ^= 1;
             if (trace)
                 trace(targ, TRACE_REWRITE, rr->rule, NULL, NULL, name, nlen);
@@ -775,28 +840,46 @@ int router_route(const router_t *r, router_ctx_t *ctx, const char *line,
         if (trace)
             trace(targ, TRACE_RULE, rr->rule, NULL, NULL, name, nlen);
         if (rr->has_validate) {
-            regmatch_t vm[1] = {{0, (regoff_t)datalen}};
-            if (data == NULL ||
-                regexec(&rr->validate, data, 1, vm, REG_STARTEND) != 0) {
+            regmatch_t vm[1];
+            if (data == NULL || regexec(&rr->validate, data, 1, vm, 0) != 0) {
+                /* as carbon-c-relay: the rule sends nothing; a rule that
+                 * stops (or has no destinations: a global validation)
+                 * ends the evaluation, so the metric is dropped */
                 h |= ROUTE_INVALID;
                 if (trace)
                     trace(targ, TRACE_VALIDATE, rr->rule, NULL, NULL, data,
                           datalen);
-                if (rr->rule->validate_action == VALIDATE_LOG)
-                    log_warn("router: %s:%d: validate failed: %.*s %.*s",
-                             rr->rule->pos.file, rr->rule->pos.line,
-                             (int)(nlen > 200 ? 200 : nlen), name,
-                             (int)(datalen > 100 ? 100 : datalen),
-                             data ? data : "");
-                else
-                    continue; /* drop: this rule does not apply */
+                if (rr->rule->validate_action == VALIDATE_LOG) {
+                    /* one line a second at most, with what it left out */
+                    int64_t now = clock_mono_ms();
+                    if (now - ctx->logged_ms >= 1000) {
+                        log_warn("router: %s:%d: validate failed, dropped: "
+                                 "%.*s %.*s (%llu more since the last report)",
+                                 rr->rule->pos.file, rr->rule->pos.line,
+                                 (int)(nlen > 200 ? 200 : nlen), name,
+                                 (int)(datalen > 100 ? 100 : datalen),
+                                 data ? data : "",
+                                 (unsigned long long)ctx->unlogged);
+                        ctx->logged_ms = now;
+                        ctx->unlogged = 0;
+                    } else {
+                        ctx->unlogged++;
+                    }
+                }
+                if (rr->stop || rr->ntargets == 0) {
+                    if (trace)
+                        trace(targ, TRACE_STOP, rr->rule, NULL, NULL, NULL, 0);
+                    break;
+                }
+                continue;
             }
         }
         matched = 1;
         const char *key = name;
         size_t keylen = nlen;
         if (rr->rule->route_using) {
-            long k = s_tmpl_expand(&rr->using, name, m, ctx->key, NAME_MAX_LEN);
+            long k = s_tmpl_expand(&rr->using, name, m, ctx->key,
+                                   ctx->cap - 1);
             if (k >= 0) {
                 key = ctx->key;
                 keylen = s_keylen(key, (size_t)k);
@@ -818,7 +901,7 @@ int router_route(const router_t *r, router_ctx_t *ctx, const char *line,
             break;
         }
     }
-    if (!matched)
+    if (!matched && !(h & ROUTE_INVALID))
         h |= ROUTE_NOMATCH;
     if (sent > 0)
         h |= ROUTE_SENT;

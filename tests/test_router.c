@@ -128,10 +128,26 @@ static void test_rewrite(void **state)
     /* rewrites chain: b. -> X.Y, then q -> Q and dots -> _ in group 2 */
     assert_string_equal(s_route(f, "q.a.b.c", NULL, NULL, &g), "0:Q.a_X_Yc");
     assert_string_equal(s_route(f, "up.a.b", NULL, NULL, &g), "0:A_B");
-    /* then b(.) rewrites the "bc" of the result */
-    assert_string_equal(s_route(f, "g.abcdefghij", NULL, NULL, &g),
-                        "0:iig.aXcYdefghij");
+    /* \g{9} and \9 are group 9; \0 is empty, as carbon-c-relay reads it */
+    assert_string_equal(s_route(f, "g.abcdefghij", NULL, NULL, &g), "0:ii");
     assert_string_equal(s_route(f, "zzz", NULL, NULL, &g), "0:zzz");
+    s_unfix(f);
+}
+
+static void test_replacement_forms(void **state)
+{
+    (void)state;
+    fix_t *f = s_fix("cluster c forward 127.0.0.1 ;\n"
+                     "rewrite ^e1\\.([a-z]+)\\.([a-z]+)$ into x\\12 ;\n"
+                     "rewrite ^e3\\.(.*)$ into x\\-\\1 ;\n"
+                     "rewrite ^e6\\.(a)(b)(c)(d)(e)(f)(g)(h)(i)(j)(k)$ into \\11 ;\n"
+                     "match * send to c ;\n");
+    got_t g;
+    /* all the digits make the group number; a missing group is empty */
+    assert_string_equal(s_route(f, "e1.ab.cd", NULL, NULL, &g), "0:x");
+    /* a backslash before another character is dropped */
+    assert_string_equal(s_route(f, "e3.ab", NULL, NULL, &g), "0:x-ab");
+    assert_string_equal(s_route(f, "e6.abcdefghijk", NULL, NULL, &g), "0:k");
     s_unfix(f);
 }
 
@@ -150,6 +166,26 @@ static void test_validate(void **state)
     router_route(f->r, f->ctx, "a.y 1.5 2\n", 10, 3, NULL, s_emit, &g, NULL,
                  NULL);
     assert_string_equal(g.out, "1:a.y");
+    s_unfix(f);
+    /* a failing rule that stops, or a global validation without
+     * destinations, ends the evaluation: the metric is dropped */
+    f = s_fix("cluster c forward 127.0.0.1 ;\n"
+              "match ^s validate ^[0-9]+\\ [0-9]+$ else drop send to c stop ;\n"
+              "match * validate ^[0-9.]+\\ [0-9]+$ else log ;\n"
+              "match * send to c ;\n");
+    memset(&g, 0, sizeof g);
+    how = router_route(f->r, f->ctx, "s.y 1.5 2\n", 10, 3, NULL, s_emit, &g,
+                       NULL, NULL);
+    assert_string_equal(g.out, "");
+    assert_true(how & ROUTE_INVALID);
+    memset(&g, 0, sizeof g);
+    how = router_route(f->r, f->ctx, "t.y x 2\n", 8, 3, NULL, s_emit, &g,
+                       NULL, NULL);
+    assert_string_equal(g.out, "");
+    memset(&g, 0, sizeof g);
+    router_route(f->r, f->ctx, "t.y 1.5 2\n", 10, 3, NULL, s_emit, &g, NULL,
+                 NULL);
+    assert_string_equal(g.out, "0:t.y");
     s_unfix(f);
 }
 
@@ -374,6 +410,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dests_and_stop),
         cmocka_unit_test(test_rewrite),
+        cmocka_unit_test(test_replacement_forms),
         cmocka_unit_test(test_validate),
         cmocka_unit_test(test_hash_clusters),
         cmocka_unit_test(test_any_of_failover),

@@ -22,7 +22,8 @@ Through each of the two listeners:
     connection still serves a good frame afterwards;
   - a frame of exactly the -F limit is accepted; a frame one byte larger
     closes that client's connection (counted in pickle.tooBig) while other
-    clients, connected before and after, are served;
+    clients, connected before and after, are served (also on a second
+    orchester started with -F 4096);
   - frames written by this python3 with pickle.dumps at protocols 0 to 5
     (tuples, lists instead of tuples, an outer tuple, int, float, bool and
     str values, str and float timestamps, names that need cleansing,
@@ -52,6 +53,7 @@ from harness import (Test, require, free_port, wait_until, check_build,  # noqa:
 
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEFAULT_MAX_FRAME = 1 << 20     # orchester's -F default
+SMALL_MAX_FRAME = 4096          # -F of a second orchester
 ARRIVE_TIMEOUT = 20.0           # a few frames through the relay to the sink
 MARKER = b"marker."
 SELF_PREFIX = b"carbon.relays."
@@ -145,7 +147,7 @@ def plain_points(payload):
     """The (path, (ts, value)) items of a plain-data pickle, or None."""
     import io
     try:
-        obj = _NoGlobals(io.BytesIO(payload)).load()
+        obj = _NoGlobals(io.BytesIO(payload), encoding="latin1").load()
         return [(p, (tv[0], tv[1])) for p, tv in obj]
     except Exception:
         return None
@@ -393,7 +395,7 @@ def other_clients(t, follow, port, label, rejects, control=None):
     prefix = ("other.%s." % label).encode()
     ts = int(time.time())
     first = rejects[0]
-    rounds = 20
+    rounds = 200
     base = t.status(control) if control else None
     exp = []
     bad = socket.create_connection(("127.0.0.1", port), timeout=10.0)
@@ -419,7 +421,8 @@ def other_clients(t, follow, port, label, rejects, control=None):
                 try:
                     bad.sendall(first[len(first) // 2:])
                     for _ in range(rounds):
-                        bad.sendall(b"".join(rejects))
+                        for f in rejects:
+                            bad.sendall(f)
                 except OSError as e:
                     errs.append("bad client: %s" % e)
 
@@ -449,7 +452,10 @@ def other_clients(t, follow, port, label, rejects, control=None):
             why = describe_diff(got, exp)
             require(not why, "other clients' datapoints: " + why)
         # and it closes with a frame cut short: one more refused frame
-        bad.sendall(first[:len(first) // 2])
+        try:
+            bad.sendall(first[:len(first) // 2])
+        except OSError as e:
+            sys.stderr.write("# %s: the bad client's last send: %s\n" % (label, e))
     finally:
         for s in (bad, good1, good2):
             if s is not None:
@@ -493,7 +499,7 @@ def oversize(t, follow, port, label, max_frame, control=None):
     victim = None
     try:
         fr, e = good_frames("big." + label, "before", 2, 10, ts)
-        exp += e
+        exp += e[:10]
         with t.check("%s: a client connected before the oversized frame is served" % label):
             before.sendall(fr[0])
             follow.wait_keys(prefix, exp, ARRIVE_TIMEOUT,
@@ -513,7 +519,7 @@ def oversize(t, follow, port, label, max_frame, control=None):
         with t.check("%s: other clients are served after the oversized frame" % label):
             before.sendall(fr[1])
             fa, ea = good_frames("big." + label, "after", 3, 10, ts)
-            exp += ea
+            exp += e[10:] + ea
             send_conn(port, b"".join(fa))
             got = follow.wait_keys(prefix, exp, ARRIVE_TIMEOUT,
                                    "the frames of the clients connected before and after")
@@ -613,6 +619,9 @@ CARBON_METRIC_INTERVAL = 0
 LOG_LISTENER_CONN_SUCCESS = False
 """ % {"storage": storage, "dir": self.dir, "logdir": self.logdir, "piddir": piddir,
        "line": self.line_port, "pickle": self.pickle_port, "dest": self.dest_port})
+        # carbon reads it even when it only relays
+        with open(os.path.join(self.dir, "storage-schemas.conf"), "w") as f:
+            f.write("[default]\npattern = .*\nretentions = 10s:1d\n")
         env = dict(os.environ)
         env["GRAPHITE_ROOT"] = self.dir
         env["GRAPHITE_CONF_DIR"] = self.dir
@@ -625,13 +634,17 @@ LOG_LISTENER_CONN_SUCCESS = False
 
         def ready():
             if not self.proc.alive():
-                raise GiveUp("carbon-relay exited with %s: %s"
-                             % (self.proc.returncode, self.proc.stderr_tail(800)))
+                raise GiveUp("carbon-relay exited with %s: %s" % (
+                    self.proc.returncode, self.log_tail(800)))
             return tcp_accepts(self.line_port)
 
         wait_until(ready, START_TIMEOUT, "carbon-relay to accept on port %d" % self.line_port,
                    interval=0.1)
         return self
+
+    def log_tail(self, nbytes=2000):
+        """carbon-relay logs to stdout in the foreground."""
+        return (self.proc.stdout()[-nbytes:] + self.proc.stderr_tail(nbytes)).strip()
 
 
 def body(t):
@@ -688,22 +701,21 @@ orchester tcp://127.0.0.1:%d ;
         check_segments(t, "embedded", corpus, segs)
     with t.check("embedded: pickle.frames, pickle.refused, parseErrors.nan and "
                  "parseErrors count the corpus exactly"):
-        known = [c for c in corpus if not c.reject and c.points is not None]
-        require(len(known) == sum(1 for c in corpus if not c.reject),
-                "a frame the .expect accepts is not plain data to python3's "
-                "unpickler: %r" % [c.name for c in corpus
-                                   if not c.reject and c.points is None])
-        nans = sum(c.nans for c in known)
-        dropped = sum(c.points - len(c.expect) for c in known)
-        require(any(c.nans for c in known) or "nan-dropped" not in
-                [c.name for c in corpus], "nan-dropped holds no NaN")
-        wait_counters(t, control, base, {
-            "pickle.frames": len(known) + len(corpus),   # + one marker each
-            "pickle.refused": sum(1 for c in corpus if c.reject),
+        accepted = [c for c in corpus if not c.reject]
+        want = {
+            "pickle.frames": len(accepted) + len(corpus),   # + one marker each
+            "pickle.refused": len(corpus) - len(accepted),
             "pickle.tooBig": 0,
-            "parseErrors.nan": nans,
-            "parseErrors": dropped,
-        }, "the counters to reflect the corpus")
+        }
+        unknown = [c.name for c in accepted if c.points is None]
+        if not unknown:
+            # the datapoints the .expect leaves out were refused one by one
+            want["parseErrors.nan"] = sum(c.nans for c in accepted)
+            want["parseErrors"] = sum(c.points - len(c.expect) for c in accepted)
+        else:
+            sys.stderr.write("# not plain data to python3's unpickler, parseErrors "
+                             "not checked: %r\n" % unknown)
+        wait_counters(t, control, base, want, "the counters to reflect the corpus")
 
     segs = None
     with t.check("satellite: every corpus frame is answered on its connection"):
@@ -716,6 +728,20 @@ orchester tcp://127.0.0.1:%d ;
     other_clients(t, follow, satport, "sat", rejects)
     oversize(t, follow, pport, "emb", DEFAULT_MAX_FRAME, control)
     oversize(t, follow, satport, "sat", sat_max)
+    # a second orchester with a small -F
+    fport = free_port()
+    fstarted = False
+    fcontrol = "tcp://127.0.0.1:%d" % free_port()
+    with t.check("orchester -F %d starts with a pickle listener" % SMALL_MAX_FRAME):
+        t.start_orchester("orchester-F", """listen type pickle 127.0.0.1:%d proto tcp ;
+control %s ;
+cluster sink forward 127.0.0.1:%d ;
+match * send to sink stop ;
+""" % (fport, fcontrol, sink.port), opts=("-S", "3600", "-F", str(SMALL_MAX_FRAME)),
+            control=fcontrol, tcp_ports=(fport,))
+        fstarted = True
+    if fstarted:
+        oversize(t, follow, fport, "F%d" % SMALL_MAX_FRAME, SMALL_MAX_FRAME, fcontrol)
 
     # -- python3's own pickles, protocols 0 to 5 ------------------------------
     pcases = python_cases(int(time.time()) - 600)

@@ -220,21 +220,23 @@ def body(t):
         require("the running configuration stays" in orch.stderr(),
                 "the log does not say the running configuration stays")
         n1 = s1.count()
+        n2 = s2.count()
         data = b"".join(b"seq.%d %d %d\n" % (i, i, ts)
                         for i in range(NSEQ, NSEQ + NAFTER))
         errs = send_tcp(port, [data])
         require(not errs, "; ".join(errs))
-        wait_until(lambda: len(seqs(s2)) >= NSEQ - n1 + NAFTER, 30.0,
-                   lambda: "%d more seq lines at s2" % NAFTER)
+        wait_until(lambda: s2.count() >= n2 + NAFTER, 30.0,
+                   lambda: "%d more seq lines at s2 (have %d)" % (NAFTER, s2.count() - n2))
         b = seqs(s2)
         require(b[-NAFTER:] == list(range(NSEQ, NSEQ + NAFTER)),
                 "s2 tail: %s" % first_difference(b[-NAFTER:], list(range(NSEQ, NSEQ + NAFTER))))
         require(s1.count() == n1, "s1 got %d lines after the refused reload"
                 % (s1.count() - n1))
-        st = wait_status(t.build, control, 10.0, "status answers")
-        require(st["destinations"].get(keep_key, {}).get("state") == "up",
-                "keep destination after the refused reload: %r"
-                % st["destinations"].get(keep_key))
+        nkeep = len(stream.keep_lines)
+        wait_status(t.build, control, 20.0,
+                    "keep destination up with queued=0 sent=%d dropped=0" % nkeep,
+                    lambda st: st["destinations"].get(keep_key) == {
+                        "state": "up", "queued": 0, "sent": nkeep, "dropped": 0})
 
 
 if __name__ == "__main__":

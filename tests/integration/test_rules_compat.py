@@ -28,15 +28,16 @@ Configurations:
   validate  else drop / else log, with and without stop, without
             destinations, after a rewrite (one check per kind)
   corners   replacement strings carbon-c-relay reads in its own way: a
-            two-digit reference, \\0, a backslash before another character,
-            a case modifier right after a reference, a dot before a case
-            modifier
+            two-digit reference (to a group that does or does not exist),
+            \\0, a backslash before another character, a case modifier right
+            after a reference, a dot before a case modifier
   \\g{n}     not in 3.7.3 (carbon-c-relay added it later, so that digits may
             follow a reference): checked against its definition, group n
 
-A rewrite whose regular expression has no group is left out on purpose:
-carbon-c-relay 3.7.3 reads match offsets it never asked regexec for there
-(its result is garbage or an error message).  Names carry no ';' tags (its
+A rewrite by a regular expression without a group (such as x[0-9]+y; a
+plain string such as ^pre\\. is fine) is left out on purpose: carbon-c-relay
+3.7.3 then reads match offsets it never asked regexec for, and its result is
+garbage or an error message.  Names carry no ';' tags (its
 -t mode hashes tags unlike its daemon).
 """
 import os
@@ -121,6 +122,7 @@ CORNER_FAMILIES = [
     ("e3", "'x\\-\\1' (backslash before another character)"),
     ("e4", "'\\1\\_2' (case modifier right after a reference)"),
     ("e5", "'x\\._1' (dot before a case modifier)"),
+    ("e6", "'\\11' with eleven groups (reference to group 11)"),
 ]
 
 CORNER_RULES = r"""rewrite ^e1\.([a-z]+)\.([a-z]+)$ into x\12 ;
@@ -128,6 +130,7 @@ rewrite ^e2\.([a-z]+)$ into x.\0.y ;
 rewrite ^e3\.([a-z]+)$ into x\-\1 ;
 rewrite ^e4\.([a-z]+)\.([A-Z]+)$ into \1\_2 ;
 rewrite ^e5\.([a-z.]+)$ into x\._1 ;
+rewrite ^e6\.(a)(b)(c)(d)(e)(f)(g)(h)(i)(j)(k)$ into \11 ;
 match * send to c ;
 """
 
@@ -195,7 +198,7 @@ def validate_lines(rnd, n):
 def corner_lines():
     return ["e1.ab.cd 1 %d" % TS, "e1.x.y 2 %d" % TS, "e2.ab 1 %d" % TS,
             "e3.ab 1 %d" % TS, "e4.ab.CD 1 %d" % TS, "e4.q.XYZ 1 %d" % TS,
-            "e5.a.b 1 %d" % TS, "e5.c 1 %d" % TS]
+            "e5.a.b 1 %d" % TS, "e5.c 1 %d" % TS, "e6.abcdefghijk 1 %d" % TS]
 
 
 # ---------------------------------------------------------------------------
