@@ -34,7 +34,16 @@ int main(int argc, char **argv)
         switch (c) {
         case 'f': conf = optarg; break;
         case 'e': ep = optarg; break;
-        case 'T': timeout = atoi(optarg); break;
+        case 'T': {
+            char *end;
+            long v = strtol(optarg, &end, 10);
+            if (*end || end == optarg || v <= 0 || v > 3600000) {
+                fprintf(stderr, "orchester-ctl: -T: bad number '%s'\n", optarg);
+                return 2;
+            }
+            timeout = (int)v;
+            break;
+        }
         case 'v': printf("orchester-ctl %s\n", PACKAGE_VERSION); return 0;
         case 'h': s_usage(stdout); return 0;
         default: s_usage(stderr); return 2;

@@ -52,7 +52,7 @@ int main(int argc, char **argv)
         case 'P': pidfile = optarg; break;
         case 'M':
             maxline = strtol(optarg, &end, 10);
-            if (*end || maxline < 64) {
+            if (*end || maxline < 64 || maxline > (1L << 26)) {
                 fprintf(stderr, "satellite: -M: bad number '%s'\n", optarg);
                 return 2;
             }
@@ -66,7 +66,7 @@ int main(int argc, char **argv)
             break;
         case 'W':
             window = strtol(optarg, &end, 10);
-            if (*end || window < 65536) {
+            if (*end || window < 65536 || window > (1L << 34)) {
                 fprintf(stderr, "satellite: -W: bad number '%s' (>= 65536)\n",
                         optarg);
                 return 2;

@@ -72,7 +72,7 @@ struct hub {
     uint32_t *touched;        /* destinations with data, in first-use order */
     size_t ntouched;
     /* the routed message held while the sender's pipe is full */
-    zmq_msg_t held[1 + 4096];
+    zmq_msg_t held[1 + ROUTER_MAX_DESTS];
     size_t nheld;
     zmq_msg_t ack_to;         /* identity to acknowledge once sent */
     int ack_pending;
@@ -154,7 +154,7 @@ static void s_free_fn(void *data, void *hint)
 /* Turn the filled chunks into the held message. */
 static void s_build(hub_t *h)
 {
-    part_hdr_t ph[4096];
+    part_hdr_t ph[ROUTER_MAX_DESTS];
     size_t n = h->ntouched;
     for (size_t i = 0; i < n; i++) {
         uint32_t id = h->touched[i];
@@ -486,10 +486,6 @@ static int s_reload(hub_t *h, char *msg, size_t cap)
     config_t *cfg = config_load(h->config_path, err, sizeof err);
     router_t *r = cfg ? router_new(cfg, err, sizeof err) : NULL;
     gen_t *g = r ? calloc(1, sizeof *g) : NULL;
-    if (r && router_ndests(r) > 4096) {
-        snprintf(err, sizeof err, "more than 4096 destinations");
-        router_destroy(&r);
-    }
     if (g == NULL) {
         if (r)
             snprintf(err, sizeof err, "out of memory");
@@ -702,10 +698,6 @@ hub_t *hub_new(void *zctx, const config_t *cfg, const router_t *r,
         !h->touched || !h->dsnap || !h->reply || !h->loop || !h->alive ||
         !h->ctx)
         goto nomem;
-    if (h->ndests > 4096) {
-        snprintf(err, errlen, "hub: more than 4096 destinations");
-        goto err;
-    }
     int one = 1;
     h->router = s_sock(zctx, ZMQ_ROUTER, 1000);
     h->out = s_sock(zctx, ZMQ_PUSH, 64);

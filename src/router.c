@@ -562,6 +562,11 @@ router_t *router_new(const config_t *cfg, char *err, size_t errlen)
         rc->first = (uint32_t)nd;
         nd += rc->n;
     }
+    if (nd > ROUTER_MAX_DESTS) {
+        snprintf(err, errlen, "%s: %zu destinations; at most %d are supported",
+                 cfg->nfiles ? cfg->files[0] : "config", nd, ROUTER_MAX_DESTS);
+        goto err;
+    }
     r->dests = calloc(nd ? nd : 1, sizeof *r->dests);
     if (r->dests == NULL)
         goto nomem;

@@ -39,6 +39,9 @@ typedef struct {
 
 typedef struct router router_t;
 
+/* Most destinations (cluster members, all clusters) one config may have. */
+#define ROUTER_MAX_DESTS 4096
+
 /* Scratch space of one routing thread (rewritten names, keys). */
 typedef struct router_ctx router_ctx_t;
 

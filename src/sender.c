@@ -16,7 +16,7 @@
 #include "log.h"
 #include "zwatch.h"
 
-#define MAX_PARTS 4096
+#define MAX_PARTS ROUTER_MAX_DESTS
 
 typedef struct {
     uint32_t id;     /* destination id */
