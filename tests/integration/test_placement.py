@@ -224,6 +224,47 @@ def crelay_test(t, conf, names):
     return got
 
 
+CLEAN = re.compile(rb"^[A-Za-z0-9_:#-]+(\.[A-Za-z0-9_:#-]+)*$")
+
+
+def clean_names(rnd, names, n):
+    """n names that orchester's ingest cleansing leaves as they are (so the
+    metric orchester routes is the one carbon-c-relay -t is given): the
+    clean ones of names, then more like them."""
+    out = [x for x in names if CLEAN.match(x)]
+    have = set(out)
+    alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-:#"
+    while len(out) < n:
+        parts = ["".join(rnd.choice(alphabet) for _ in range(rnd.randint(1, 12)))
+                 for _ in range(rnd.randint(1, 6))]
+        x = ".".join(parts).encode()
+        if x not in have:
+            have.add(x)
+            out.append(x)
+    return out[:n]
+
+
+def orchester_test(t, conf, names):
+    """orchester -t's placements, through the whole config and router path,
+    as lines "name host:port ...", in input order.  Its output is one block
+    per metric: the name, then the rule, the cluster, and each member
+    indented by 12 spaces, then a blank line."""
+    data = b"".join(n + b" 1 1\n" for n in names)
+    orch = os.path.join(t.build, "relay", "orchester")
+    rc, out, err, _ = run([orch, "-t", "-f", conf], RUN_TIMEOUT * 3, data)
+    require(rc == 0, "orchester -t exit %s: %s" % (rc, err.strip()[-300:]))
+    got = []
+    for block in out.split("\n\n"):
+        lines = block.split("\n")
+        if not lines or not lines[0]:
+            continue
+        members = [ln.strip() for ln in lines[1:] if ln.startswith(" " * 12)]
+        got.append(" ".join([lines[0]] + members))
+    require(len(got) == len(names), "orchester -t printed %d results for %d "
+            "names" % (len(got), len(names)))
+    return got
+
+
 def compare(got, exp, what):
     """Fail naming the differences between two lists of placement lines."""
     bad = [(g, e) for g, e in zip(got, exp) if g != e]
@@ -279,6 +320,7 @@ def body(t):
                 % (len(hits), len(targets_md5 | targets_fnv)))
     have = set(names)
     names += [h for h in hits if h not in have]
+    clean = clean_names(rnd, names, NNAMES)
 
     for label, kind, members, reps in CASES:
         for rep in reps:
@@ -288,12 +330,17 @@ def body(t):
                 exp = crelay_test(t, conf, names)
                 got = ringplace(t, kind, rep, members(), names)
                 compare(got, exp, "carbon-c-relay")
+            with t.check("orchester -t on the same config, %s replication %d: "
+                         "%d names as carbon-c-relay places them"
+                         % (label, rep, len(clean))):
+                compare(orchester_test(t, conf, clean),
+                        crelay_test(t, conf, clean), "carbon-c-relay")
 
-    python_carbon(t, names)
+    python_carbon(t, names, clean)
     tagged(t, rnd)
 
 
-def python_carbon(t, names):
+def python_carbon(t, names, clean):
     sys.path.insert(0, CARBON_PY)
     try:
         from carbon.hashing import ConsistentHashRing
@@ -333,6 +380,17 @@ def python_carbon(t, names):
                for s in strs]
         got = ringplace(t, "carbon_ch_graphite", 2, members, names, ["-d"])
         compare(got, exp, "Python carbon")
+
+    with t.check("orchester -t with 'carbon_ch graphite replication 2' places "
+                 "%d names as Python carbon's router does" % len(clean)):
+        conf = t.tmp.write("graphite.conf",
+                           "cluster c carbon_ch graphite replication 2\n%s    ;\n"
+                           "match * send to c stop ;\n"
+                           % "".join("    %s\n" % member_arg(m) for m in members))
+        exp = [" ".join([s.decode()] + ["%s:%d" % (h, p)
+                                        for h, p, _ in router.getDestinations(s.decode())])
+               for s in clean]
+        compare(orchester_test(t, conf, clean), exp, "Python carbon")
 
 
 def tagged(t, rnd):
