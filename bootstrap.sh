@@ -79,7 +79,7 @@ build)
     build
     ;;
 run)
-    install_pkgs $BUILD_PKGS
+    install_pkgs $BUILD_PKGS netcat-openbsd
     build
     mkdir -p run/conf.d
     rm -f run/conf.d/carbon.conf
