@@ -264,19 +264,19 @@ static void s_resend(ingest_t *ig, int64_t now)
 
 /* ---- lines --------------------------------------------------------------- */
 
-static void s_line(ingest_t *ig, const char *s, size_t len, long long now)
+/* Make room in the batch for one more canonical line. */
+static void s_room(ingest_t *ig)
 {
-    if (len > ig->o.maxline) {
-        ig->st.errors[LINE_TOOLONG]++;
-        return;
-    }
     if (ig->batchcap - ig->batchlen < ig->o.maxline + 64)
         s_flush_batch(ig);
-    line_result_t res;
-    line_status_t st = line_parse(s, len, now, ig->batch + ig->batchlen,
-                                  ig->batchcap - ig->batchlen, &res);
+}
+
+/* Account for a datapoint the parser wrote at the end of the batch (st ==
+ * LINE_OK) or refused. */
+static void s_counted(ingest_t *ig, line_status_t st, const line_result_t *res)
+{
     if (st == LINE_OK) {
-        ig->batchlen += res.len;
+        ig->batchlen += res->len;
         ig->batchcount++;
         ig->st.received++;
         if (ig->batchlen >= ig->o.batch_bytes)
@@ -284,6 +284,18 @@ static void s_line(ingest_t *ig, const char *s, size_t len, long long now)
     } else if (st != LINE_EMPTY) {
         ig->st.errors[st]++;
     }
+}
+
+static void s_line(ingest_t *ig, const char *s, size_t len, long long now)
+{
+    if (len > ig->o.maxline) {
+        ig->st.errors[LINE_TOOLONG]++;
+        return;
+    }
+    s_room(ig);
+    line_result_t res;
+    s_counted(ig, line_parse(s, len, now, ig->batch + ig->batchlen,
+                             ig->batchcap - ig->batchlen, &res), &res);
 }
 
 /* Split buf on '\n'; returns the offset of the unfinished tail. */
@@ -377,21 +389,11 @@ static void s_pickle_point(void *arg, const char *name, size_t namelen,
                            size_t tslen)
 {
     ingest_t *ig = arg;
-    if (ig->batchcap - ig->batchlen < ig->o.maxline + 64)
-        s_flush_batch(ig);
+    s_room(ig);
     line_result_t res;
-    line_status_t st = line_canon(name, namelen, value, valuelen, ts, tslen,
-                                  ig->pickle_now, ig->batch + ig->batchlen,
-                                  ig->o.maxline + 1, &res);
-    if (st == LINE_OK) {
-        ig->batchlen += res.len;
-        ig->batchcount++;
-        ig->st.received++;
-        if (ig->batchlen >= ig->o.batch_bytes)
-            s_flush_batch(ig);
-    } else {
-        ig->st.errors[st]++;
-    }
+    s_counted(ig, line_canon(name, namelen, value, valuelen, ts, tslen,
+                             ig->pickle_now, ig->batch + ig->batchlen,
+                             ig->o.maxline + 1, &res), &res);
 }
 
 /* Decode every whole frame at the start of the connection's buffer.

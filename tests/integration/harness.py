@@ -639,6 +639,15 @@ def ctl_status(build, endpoint, timeout=CTL_TIMEOUT):
     return parse_status(out)
 
 
+def rss_kb(pid):
+    """The resident memory of process pid, in kB (VmRSS)."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
 def counter(st, name):
     """A counter of a parsed status (0 when it is absent)."""
     return st["counters"].get(name, 0)

@@ -18,20 +18,13 @@ import time
 
 sys.dont_write_bytecode = True  # leave no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (Test, require, free_port, send_tcp, wait_until,  # noqa: E402
+from harness import (Test, require, free_port, rss_kb, send_tcp, wait_until,  # noqa: E402
                      check_build, wait_status)
 
 QUEUE = 20000
 CONNS = 2
 PER_CONN = 150000
 
-
-def rss_kb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
 
 
 def body(t):

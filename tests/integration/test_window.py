@@ -18,19 +18,12 @@ import time
 
 sys.dont_write_bytecode = True  # leave no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (Test, require, free_port, wait_until, check_build,  # noqa: E402
+from harness import (Test, require, free_port, rss_kb, wait_until, check_build,  # noqa: E402
                      SinkTracker)
 
 LINES = 1000000          # about 40 MB
 WINDOW = 65536
 
-
-def rss_kb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
 
 
 def body(t):
