@@ -93,6 +93,10 @@ int main(int argc, char **argv)
         config_destroy(&cfg);
         return 1;
     }
+    if (cfg->nclusters || cfg->nrules || cfg->nsatellites_bind || cfg->control)
+        log_warn("satellite: %s: cluster, match, rewrite, satellites and "
+                 "control statements are the orchester's; a satellite only "
+                 "listens and sends to its orchester", conf);
     daemon_block_signals();
     int rc = 1;
     void *zctx = zmq_ctx_new();

@@ -542,6 +542,15 @@ router_t *router_new(const config_t *cfg, char *err, size_t errlen)
     router_t *r = calloc(1, sizeof *r);
     if (r == NULL)
         goto nomem;
+    /* statements of later versions: refused, never ignored */
+    if (cfg->buffer.target) {
+        s_unsupported(err, errlen, &cfg->buffer.pos, "'buffer' (the Redis buffer)");
+        goto err;
+    }
+    if (cfg->ha.role != HA_NONE) {
+        s_unsupported(err, errlen, &cfg->ha.pos, "'ha' (the HA pair)");
+        goto err;
+    }
     r->use_index = true;
     r->clusters = calloc(cfg->nclusters ? cfg->nclusters : 1,
                          sizeof *r->clusters);
