@@ -706,6 +706,10 @@ hub_t *hub_new(void *zctx, const config_t *cfg, const router_t *r,
     if (!h->router || !h->out || !h->stats || !h->ctl)
         goto zerr;
     zmq_setsockopt(h->router, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
+    /* a batch is tens of kilobytes; a peer that sends a frame this large
+     * is not a satellite, and zmq drops its connection */
+    int64_t maxmsg = (int64_t)128 << 20;
+    zmq_setsockopt(h->router, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
     failed = o->batches_endpoint;
     if (zmq_bind(h->router, o->batches_endpoint) != 0)
         goto zerr;
