@@ -87,6 +87,9 @@ struct hub {
     hub_counters_t c;
     stats_ingest_t ingest;    /* latest snapshot (summed over threads: one now) */
     stats_dest_t *dsnap;      /* latest sender snapshot, ndests */
+    stats_listener_t *lsnap;  /* latest per-listener counters, boot->nlistens */
+    char (*lnames)[2][400];   /* self metric names of each listener:
+                                 listeners.KEY.received, ...parseErrors */
     char *reply;              /* control reply buffer */
     size_t replycap;
 };
@@ -309,6 +312,10 @@ static void s_stats_fn(zwatch_t *w, void *sock, void *arg)
     if (tl == strlen(STATS_TAG_INGEST) &&
         memcmp(tag, STATS_TAG_INGEST, tl) == 0 && bl == sizeof h->ingest)
         memcpy(&h->ingest, zmq_msg_data(&parts[1]), bl);
+    else if (tl == strlen(STATS_TAG_LISTENERS) &&
+             memcmp(tag, STATS_TAG_LISTENERS, tl) == 0 &&
+             bl == h->boot->nlistens * sizeof *h->lsnap)
+        memcpy(h->lsnap, zmq_msg_data(&parts[1]), bl);
     else if (tl == strlen(STATS_TAG_SENDER) &&
              memcmp(tag, STATS_TAG_SENDER, tl) == 0 &&
              bl == h->ndests * sizeof *h->dsnap) {
@@ -321,7 +328,8 @@ static void s_stats_fn(zwatch_t *w, void *sock, void *arg)
 }
 
 /* The appliance's counters, named as the self metrics name them. */
-static size_t s_counters(const hub_t *h, selfmetrics_counter_t *c, size_t max)
+static size_t s_counters(const hub_t *h, selfmetrics_counter_t *c, size_t max,
+                         int listeners)
 {
     uint64_t sent = 0, queued = 0, dropped = 0;
     for (size_t i = 0; i < h->ndests; i++) {
@@ -357,6 +365,10 @@ static size_t s_counters(const hub_t *h, selfmetrics_counter_t *c, size_t max)
     C("satellites.badBatches", h->c.bad);
     C("satellites.resent", h->ingest.resent);
     G("connections", h->ingest.connections, 1);
+    for (size_t i = 0; listeners && i < h->boot->nlistens; i++) {
+        C(h->lnames[i][0], h->lsnap[i].received);
+        C(h->lnames[i][1], h->lsnap[i].errors);
+    }
 #undef C
 #undef G
     return k;
@@ -375,11 +387,16 @@ static void s_statstimer_fn(struct ev_loop *loop, ev_timer *t, int revents)
         snprintf(prefix, sizeof prefix, "%s", st->prefix);
     else
         snprintf(prefix, sizeof prefix, "carbon.relays.%s", h->hostname);
-    selfmetrics_counter_t c[40];
-    size_t n = s_counters(h, c, 40);
-    const char **keys = calloc(h->ndests ? h->ndests : 1, sizeof *keys);
-    if (keys == NULL)
+    size_t cmax = 40 + 2 * h->boot->nlistens;
+    selfmetrics_counter_t *c = calloc(cmax, sizeof *c);
+    if (c == NULL)
         return;
+    size_t n = s_counters(h, c, cmax, 1);
+    const char **keys = calloc(h->ndests ? h->ndests : 1, sizeof *keys);
+    if (keys == NULL) {
+        free(c);
+        return;
+    }
     for (size_t i = 0; i < h->ndests; i++)
         keys[i] = router_dest(h->r, i)->key;
     size_t len = 0;
@@ -387,6 +404,7 @@ static void s_statstimer_fn(struct ev_loop *loop, ev_timer *t, int revents)
                                    st->reset, c, n, keys, h->dsnap, h->ndests,
                                    &len);
     free(keys);
+    free(c);
     if (buf == NULL)
         return;
     const char *p = buf, *end = buf + len;
@@ -570,13 +588,16 @@ static size_t s_status(hub_t *h)
         const config_listen_t *l = &h->boot->listens[i];
         const char *type = l->type == WIRE_PICKLE ? "pickle" : "linemode";
         if (l->proto == PROTO_UNIX) {
-            s_reply_add(h, &len, "listener %s unix %s\n", type, l->path);
+            s_reply_add(h, &len, "listener %s unix %s", type, l->path);
         } else {
             char a[300];
             net_addr_str(a, sizeof a, l->host, l->port);
-            s_reply_add(h, &len, "listener %s %s %s\n", type,
+            s_reply_add(h, &len, "listener %s %s %s", type,
                         l->proto == PROTO_UDP ? "udp" : "tcp", a);
         }
+        s_reply_add(h, &len, " received=%llu errors=%llu\n",
+                    (unsigned long long)h->lsnap[i].received,
+                    (unsigned long long)h->lsnap[i].errors);
     }
     for (size_t i = 0; i < h->boot->nsatellites_bind; i++)
         s_reply_add(h, &len, "satellites %s\n", h->boot->satellites_bind[i]);
@@ -592,7 +613,7 @@ static size_t s_status(hub_t *h)
                     (unsigned long long)s->dropped);
     }
     selfmetrics_counter_t c[40];
-    size_t n = s_counters(h, c, 40);
+    size_t n = s_counters(h, c, 40, 0); /* the listeners' are on their lines */
     for (size_t i = 0; i < n; i++)
         s_reply_add(h, &len, "counter %s %llu\n", c[i].name,
                     (unsigned long long)c[i].value);
@@ -688,6 +709,8 @@ hub_t *hub_new(void *zctx, const config_t *cfg, const router_t *r,
     h->touched = calloc(nd, sizeof *h->touched);
     h->dsnap = calloc(nd, sizeof *h->dsnap);
     h->alive = calloc(nd, sizeof *h->alive);
+    h->lsnap = calloc(cfg->nlistens ? cfg->nlistens : 1, sizeof *h->lsnap);
+    h->lnames = calloc(cfg->nlistens ? cfg->nlistens : 1, sizeof *h->lnames);
     h->ctx = router_ctx_new();
     for (size_t i = 0; h->alive && i < h->ndests; i++)
         h->alive[i] = true; /* until the sender says otherwise */
@@ -696,8 +719,25 @@ hub_t *hub_new(void *zctx, const config_t *cfg, const router_t *r,
     h->loop = ev_loop_new(EVFLAG_AUTO);
     if (!h->hostname || !h->config_path || !h->sm || !h->obuf || !h->olen || !h->ocap || !h->ocount ||
         !h->touched || !h->dsnap || !h->reply || !h->loop || !h->alive ||
-        !h->ctx)
+        !h->ctx || !h->lsnap || !h->lnames)
         goto nomem;
+    for (size_t i = 0; i < cfg->nlistens; i++) {
+        const config_listen_t *l = &cfg->listens[i];
+        char a[320], key[340];
+        if (l->proto == PROTO_UNIX)
+            snprintf(a, sizeof a, "unix_%s", l->path);
+        else {
+            char hp[300];
+            net_addr_str(hp, sizeof hp, l->host, l->port);
+            snprintf(a, sizeof a, "%s_%s",
+                     l->proto == PROTO_UDP ? "udp" : "tcp", hp);
+        }
+        stats_metric_part(key, sizeof key, a);
+        snprintf(h->lnames[i][0], sizeof h->lnames[i][0],
+                 "listeners.%s.received", key);
+        snprintf(h->lnames[i][1], sizeof h->lnames[i][1],
+                 "listeners.%s.parseErrors", key);
+    }
     int one = 1;
     h->router = s_sock(zctx, ZMQ_ROUTER, 1000);
     h->out = s_sock(zctx, ZMQ_PUSH, 64);
@@ -806,6 +846,8 @@ void hub_destroy(hub_t **ph)
     free(h->touched);
     free(h->dsnap);
     free(h->alive);
+    free(h->lsnap);
+    free(h->lnames);
     router_ctx_destroy(&h->ctx);
     free(h->reply);
     free(h->hostname);

@@ -39,6 +39,7 @@ typedef struct {
     ev_io io;                      /* readable: accept or recv */
     ev_timer retry;                /* re-enables accept after EMFILE */
     char name[320];                /* "tcp 127.0.0.1:2003" for logs */
+    stats_listener_t st;           /* its counters */
 } listener_t;
 
 typedef struct conn {
@@ -91,6 +92,8 @@ struct ingest {
     int64_t last_ack_ms;           /* when the last acknowledgement came */
     stats_ingest_t st;             /* counters */
     pickle_t *pickle;              /* decoder for pickle connections */
+    listener_t *cur;               /* the listener whose input is parsed now */
+    stats_listener_t *lsnap;       /* per-listener counters, for the stats */
     long long pickle_now;          /* time for -1 while a frame is decoded */
     ev_prepare flush;              /* sends the partial batch before blocking */
     ev_timer tick;                 /* resend check, stats, stop check */
@@ -279,10 +282,12 @@ static void s_counted(ingest_t *ig, line_status_t st, const line_result_t *res)
         ig->batchlen += res->len;
         ig->batchcount++;
         ig->st.received++;
+        ig->cur->st.received++;
         if (ig->batchlen >= ig->o.batch_bytes)
             s_flush_batch(ig);
     } else if (st != LINE_EMPTY) {
         ig->st.errors[st]++;
+        ig->cur->st.errors++;
     }
 }
 
@@ -290,6 +295,7 @@ static void s_line(ingest_t *ig, const char *s, size_t len, long long now)
 {
     if (len > ig->o.maxline) {
         ig->st.errors[LINE_TOOLONG]++;
+        ig->cur->st.errors++;
         return;
     }
     s_room(ig);
@@ -338,6 +344,7 @@ static void s_conn_fn(struct ev_loop *loop, ev_io *io, int revents)
     (void)revents;
     conn_t *c = io->data;
     ingest_t *ig = c->ig;
+    ig->cur = c->l;
     char *buf = ig->scratch;
     size_t have = c->partlen;
     if (have)
@@ -368,6 +375,7 @@ static void s_conn_fn(struct ev_loop *loop, ev_io *io, int revents)
     if (rest > ig->o.maxline) {
         /* an over-long line: count it once, skip to its end */
         ig->st.errors[LINE_TOOLONG]++;
+        c->l->st.errors++;
         c->discarding = 1;
         rest = 0;
     }
@@ -409,6 +417,7 @@ static int s_pickle_frames(conn_t *c)
                       ((size_t)p[2] << 8) | p[3];
         if (flen > ig->o.max_frame) {
             ig->st.pickle_toobig++;
+            c->l->st.errors++;
             return -1;
         }
         if (c->partlen - off - 4 < flen)
@@ -418,8 +427,10 @@ static int s_pickle_frames(conn_t *c)
         if (pickle_run(ig->pickle, p + 4, flen, s_pickle_point, ig, &why,
                        &n) == 0)
             ig->st.pickle_frames++;
-        else
+        else {
             ig->st.pickle_refused++;
+            c->l->st.errors++;
+        }
         off += 4 + flen;
     }
     if (off > 0) {
@@ -435,6 +446,7 @@ static void s_pickle_conn_fn(struct ev_loop *loop, ev_io *io, int revents)
     (void)revents;
     conn_t *c = io->data;
     ingest_t *ig = c->ig;
+    ig->cur = c->l;
     /* room for what the current frame still needs, at most READ_CHUNK */
     size_t want = READ_CHUNK;
     if (c->partlen >= 4) {
@@ -459,8 +471,10 @@ static void s_pickle_conn_fn(struct ev_loop *loop, ev_io *io, int revents)
     if (n < 0 && (errno == EAGAIN || errno == EINTR))
         return;
     if (n <= 0) {
-        if (c->partlen > 0)
-            ig->st.pickle_refused++; /* a frame cut short by the close */
+        if (c->partlen > 0) { /* a frame cut short by the close */
+            ig->st.pickle_refused++;
+            c->l->st.errors++;
+        }
         s_conn_close(c);
         return;
     }
@@ -532,6 +546,7 @@ static void s_udp_fn(struct ev_loop *loop, ev_io *io, int revents)
     (void)revents;
     listener_t *l = io->data;
     ingest_t *ig = l->ig;
+    ig->cur = l;
     for (int i = 0; i < UDP_BURST && !ig->paused; i++) {
         ssize_t n = recv(l->fd, ig->scratch, ig->scratchcap, 0);
         if (n <= 0)
@@ -554,12 +569,20 @@ static void s_send_stats(ingest_t *ig)
     if (zmq_send(ig->stats, STATS_TAG_INGEST, strlen(STATS_TAG_INGEST),
                  ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0)
         zmq_send(ig->stats, &ig->st, sizeof ig->st, ZMQ_DONTWAIT);
+    for (size_t i = 0; i < ig->nls; i++)
+        ig->lsnap[i] = ig->ls[i].st;
+    if (ig->nls > 0 &&
+        zmq_send(ig->stats, STATS_TAG_LISTENERS, strlen(STATS_TAG_LISTENERS),
+                 ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0)
+        zmq_send(ig->stats, ig->lsnap, ig->nls * sizeof *ig->lsnap,
+                 ZMQ_DONTWAIT);
 }
 
 static void s_close_clients(ingest_t *ig)
 {
     while (ig->conns) {
         conn_t *c = ig->conns;
+        ig->cur = c->l;
         if (c->partlen && !c->discarding && c->l->wire == WIRE_LINEMODE)
             s_line(ig, c->part, c->partlen, (long long)ev_now(ig->loop));
         s_conn_close(c);
@@ -680,10 +703,11 @@ ingest_t *ingest_new(void *zctx, const config_listen_t *listens, size_t n,
     ig->batchcap = o->batch_bytes + o->maxline + 128;
     ig->batch = malloc(ig->batchcap);
     ig->ls = calloc(n ? n : 1, sizeof *ig->ls);
+    ig->lsnap = calloc(n ? n : 1, sizeof *ig->lsnap);
     ig->pickle = pickle_new(NULL);
     if (ig->loop == NULL || ig->scratch == NULL || ig->batch == NULL ||
         ig->ls == NULL || ig->orchester == NULL || ig->ctl_endpoint == NULL ||
-        ig->pickle == NULL)
+        ig->pickle == NULL || ig->lsnap == NULL)
         goto nomem;
     for (size_t i = 0; i < n; i++) {
         if (s_listener(ig, &ig->ls[i], &listens[i], err, errlen) != 0) {
@@ -772,6 +796,7 @@ void ingest_destroy(ingest_t **pig)
     if (ig->loop)
         ev_loop_destroy(ig->loop);
     free(ig->ls);
+    free(ig->lsnap);
     pickle_destroy(&ig->pickle);
     free(ig->scratch);
     free(ig->batch);

@@ -17,6 +17,15 @@
 
 #define STATS_TAG_INGEST "ingest"
 #define STATS_TAG_SENDER "sender"
+#define STATS_TAG_LISTENERS "listeners"
+
+/* Counters of one listener (cumulative since start); an ingest thread sends
+ * an array of them, one per listen address in config order. */
+typedef struct {
+    uint64_t received;  /* datapoints accepted */
+    uint64_t errors;    /* datapoints refused (parse errors), and pickle
+                           frames refused or over the size limit */
+} stats_listener_t;
 
 /* Counters of one ingest thread (cumulative since start). */
 typedef struct {

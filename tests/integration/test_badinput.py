@@ -203,6 +203,17 @@ match * send to sink ;
         diff = {k: (now[k] - base[k], want[k] - base[k]) for k in want if now[k] != want[k]}
         require(not diff, "rose by (got, expected): %r" % diff)
 
+    with t.check("the listener's own counters agree: its errors are the parse errors"):
+        st = t.status(control)
+        ls = [l for l in st["listeners"] if l["proto"] == "tcp"]
+        require(len(ls) == 1, "listeners %r" % st["listeners"])
+        kv = dict(x.split("=", 1) for x in ls[0]["extra"])
+        require(int(kv.get("errors", -1)) == parse_errors(st)["total"],
+                "listener errors=%s, parseErrors %s" % (kv.get("errors"),
+                                                        parse_errors(st)["total"]))
+        require(int(kv.get("received", 0)) >= 2 * len(goods),
+                "listener received=%s" % kv.get("received"))
+
     with t.check("orchester stays up"):
         require(orch.alive(), "orchester exited with %s" % orch.returncode)
 

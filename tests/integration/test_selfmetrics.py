@@ -65,6 +65,13 @@ match * send to sink ;
                     out.setdefault(p[0][len(PREFIX):], []).append((p[1], p[2]))
         return out
 
+    with t.check("per-listener self metrics: listeners.tcp_127_0_0_1_PORT.received "
+                 ">= 100 and .parseErrors"):
+        key = "listeners.tcp_127_0_0_1_%d." % port
+        wait_until(lambda: any(v >= 100 for v, _ in selfm().get(key + "received", [])),
+                   30.0, key + "received >= 100")
+        require(key + "parseErrors" in selfm(), "no %sparseErrors" % key)
+
     with t.check("carbon.relays.testhost.metricsReceived >= 100 arrives"):
         wait_until(lambda: any(v >= 100 for v, _ in selfm().get("metricsReceived", [])),
                    30.0, "carbon.relays.testhost.metricsReceived >= 100")
