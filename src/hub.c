@@ -85,6 +85,11 @@ struct hub {
     const char *cur_rest;     /* the line being routed, after its name */
     size_t cur_restlen;
     hub_counters_t c;
+    struct {
+        uint64_t id;          /* satellite id from the batch header */
+        int64_t seen_ms;      /* when its last batch came */
+    } sats[256];              /* satellites heard from recently */
+    size_t nsats;
     stats_ingest_t ingest;    /* latest snapshot (summed over threads: one now) */
     stats_dest_t *dsnap;      /* latest sender snapshot, ndests */
     stats_listener_t *lsnap;  /* latest per-listener counters, boot->nlistens */
@@ -247,6 +252,35 @@ static void s_recv_rest(void *sock, zmq_msg_t *parts, int max, int *n)
     }
 }
 
+/* Note that satellite id sent a batch (for satellites.connected). */
+static void s_seen(hub_t *h, uint64_t id)
+{
+    int64_t now = (int64_t)(ev_now(h->loop) * 1000.0);
+    size_t oldest = 0;
+    for (size_t i = 0; i < h->nsats; i++) {
+        if (h->sats[i].id == id) {
+            h->sats[i].seen_ms = now;
+            return;
+        }
+        if (h->sats[i].seen_ms < h->sats[oldest].seen_ms)
+            oldest = i;
+    }
+    size_t k = h->nsats < sizeof h->sats / sizeof h->sats[0] ? h->nsats++
+                                                             : oldest;
+    h->sats[k].id = id;
+    h->sats[k].seen_ms = now;
+}
+
+/* Satellites that sent a batch within the last 10 seconds. */
+static uint64_t s_connected(const hub_t *h)
+{
+    int64_t now = (int64_t)(ev_now(h->loop) * 1000.0);
+    uint64_t n = 0;
+    for (size_t i = 0; i < h->nsats; i++)
+        n += now - h->sats[i].seen_ms <= 10000;
+    return n;
+}
+
 static void s_router_fn(zwatch_t *w, void *sock, void *arg)
 {
     hub_t *h = arg;
@@ -278,6 +312,7 @@ static void s_router_fn(zwatch_t *w, void *sock, void *arg)
     else
         h->c.received += (uint64_t)k;
     h->c.batches++;
+    s_seen(h, bh.sat_id);
     s_build(h);
     zmq_msg_init(&h->ack_to);
     zmq_msg_move(&h->ack_to, &parts[0]);
@@ -364,6 +399,7 @@ static size_t s_counters(const hub_t *h, selfmetrics_counter_t *c, size_t max,
     C("satellites.batches", h->c.batches);
     C("satellites.badBatches", h->c.bad);
     C("satellites.resent", h->ingest.resent);
+    G("satellites.connected", s_connected(h), 1);
     G("connections", h->ingest.connections, 1);
     for (size_t i = 0; listeners && i < h->boot->nlistens; i++) {
         C(h->lnames[i][0], h->lsnap[i].received);

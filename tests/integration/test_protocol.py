@@ -71,6 +71,12 @@ orchester tcp://127.0.0.1:%d ;
         require(b"not.a.satellite" not in b"".join(sink.snapshot()),
                 "plaintext sent to the satellites endpoint was routed")
         require(set(got) == set(lines), "lines differ")
+
+    with t.check("status counts the one satellite that sent batches "
+                 "(satellites.connected)"):
+        st = t.status(control)
+        require(st["counters"].get("satellites.connected") == 1,
+                "satellites.connected = %r" % st["counters"].get("satellites.connected"))
     for s in stray:
         s.close()
 
