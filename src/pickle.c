@@ -18,6 +18,7 @@
  */
 #include "pickle.h"
 #include "numfmt.h"
+#include "pyesc.h"
 
 #include <assert.h>
 #include <math.h>
@@ -442,17 +443,6 @@ s_trim(const unsigned char **s, size_t *n)
         (*n)--;
 }
 
-static int
-s_hex(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
 
 /* A decimal memo index (PUT, GET).  Returns 0, or -1 when malformed. */
 static int
@@ -604,40 +594,15 @@ s_long_bin(pickle_t *self, const unsigned char *s, size_t n)
     return PICKLE_OK;
 }
 
-/* Append the UTF-8 of code point cp to t (room for 4 bytes). */
-static size_t
-s_utf8(unsigned char *t, uint32_t cp)
-{
-    if (cp < 0x80) {
-        t[0] = (unsigned char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        t[0] = (unsigned char)(0xc0 | cp >> 6);
-        t[1] = (unsigned char)(0x80 | (cp & 0x3f));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        t[0] = (unsigned char)(0xe0 | cp >> 12);
-        t[1] = (unsigned char)(0x80 | (cp >> 6 & 0x3f));
-        t[2] = (unsigned char)(0x80 | (cp & 0x3f));
-        return 3;
-    }
-    t[0] = (unsigned char)(0xf0 | cp >> 18);
-    t[1] = (unsigned char)(0x80 | (cp >> 12 & 0x3f));
-    t[2] = (unsigned char)(0x80 | (cp >> 6 & 0x3f));
-    t[3] = (unsigned char)(0x80 | (cp & 0x3f));
-    return 4;
-}
 
 /* Push the quoted Python 2 string literal s/n (STRING): 'abc' or "abc",
- * with backslash escapes as Python's escape_decode reads them. */
+ * with backslash escapes as Python's escape_decode reads them
+ * (src/pyesc.c). */
 static pickle_status_t
 s_string_text(pickle_t *self, const unsigned char *s, size_t n)
 {
-    size_t i = 0, w;
-    unsigned char *t;
     pickle_status_t st;
+    long w;
 
     if (n < 2 || s[0] != s[n - 1] || (s[0] != '\'' && s[0] != '"'))
         return PICKLE_OPERAND;
@@ -645,67 +610,25 @@ s_string_text(pickle_t *self, const unsigned char *s, size_t n)
     n -= 2;
     if (!memchr(s, '\\', n))
         return s_push_str(self, K_BYTES, (size_t)(s - self->buf), n);
+    /* unescaping never makes the text longer, except unknown escapes,
+     * which stay as written */
     if ((st = s_text(self, n)) != PICKLE_OK)
         return st;
-    t = self->text + self->ntext;
-    w = 0;
-    while (i < n) {
-        unsigned char c = s[i++];
-
-        if (c != '\\') {
-            t[w++] = c;
-            continue;
-        }
-        if (i == n)
-            return PICKLE_OPERAND;      /* a trailing backslash */
-        c = s[i++];
-        switch (c) {
-        case '\\': case '\'': case '"': t[w++] = c; break;
-        case 'a': t[w++] = '\a'; break;
-        case 'b': t[w++] = '\b'; break;
-        case 'f': t[w++] = '\f'; break;
-        case 'n': t[w++] = '\n'; break;
-        case 'r': t[w++] = '\r'; break;
-        case 't': t[w++] = '\t'; break;
-        case 'v': t[w++] = '\v'; break;
-        case 'x': {
-            int hi = i + 2 <= n ? s_hex(s[i]) : -1;
-            int lo = i + 2 <= n ? s_hex(s[i + 1]) : -1;
-
-            if (hi < 0 || lo < 0)
-                return PICKLE_OPERAND;
-            t[w++] = (unsigned char)(hi << 4 | lo);
-            i += 2;
-            break;
-        }
-        default:
-            if (c >= '0' && c <= '7') {
-                unsigned v = c - '0', k;
-
-                for (k = 0; k < 2 && i < n && s[i] >= '0' && s[i] <= '7'; k++)
-                    v = v * 8 + (s[i++] - '0');
-                t[w++] = (unsigned char)v;
-            } else {
-                t[w++] = '\\';          /* unknown escapes stay as written */
-                t[w++] = c;
-            }
-        }
-    }
-    if ((st = s_push_str(self, K_TEXT, self->ntext, w)) != PICKLE_OK)
+    if ((w = pyesc_string(s, n, self->text + self->ntext)) < 0)
+        return PICKLE_OPERAND;
+    if ((st = s_push_str(self, K_TEXT, self->ntext, (size_t)w)) != PICKLE_OK)
         return st;
-    self->ntext += w;
+    self->ntext += (size_t)w;
     return PICKLE_OK;
 }
 
-/* Push the raw-unicode-escape text s/n (UNICODE) as UTF-8: bytes are
- * Latin-1 code points, and \uXXXX / \UXXXXXXXX after an odd run of
- * backslashes are escapes. */
+/* Push the raw-unicode-escape text s/n (UNICODE) as UTF-8 (src/pyesc.c). */
 static pickle_status_t
 s_unicode_text(pickle_t *self, const unsigned char *s, size_t n)
 {
-    size_t i = 0, w = 0, j, r, k;
-    unsigned char *t;
+    size_t j;
     pickle_status_t st;
+    long w;
 
     for (j = 0; j < n && s[j] < 0x80 && s[j] != '\\'; j++)
         ;
@@ -714,45 +637,11 @@ s_unicode_text(pickle_t *self, const unsigned char *s, size_t n)
     /* at most 2 bytes out per byte in */
     if ((st = s_text(self, 2 * n)) != PICKLE_OK)
         return st;
-    t = self->text + self->ntext;
-    while (i < n) {
-        if (s[i] != '\\') {
-            w += s_utf8(t + w, s[i++]);
-            continue;
-        }
-        for (j = i; j < n && s[j] == '\\'; j++)
-            ;
-        r = j - i;
-        if (!(r & 1) || j == n || (s[j] != 'u' && s[j] != 'U')) {
-            memset(t + w, '\\', r);
-            w += r;
-            i = j;
-            continue;
-        }
-        memset(t + w, '\\', r - 1);
-        w += r - 1;
-        {
-            size_t nd = s[j] == 'u' ? 4 : 8;
-            uint32_t cp = 0;
-
-            if (n - (j + 1) < nd)
-                return PICKLE_OPERAND;
-            for (k = 0; k < nd; k++) {
-                int h = s_hex(s[j + 1 + k]);
-
-                if (h < 0)
-                    return PICKLE_OPERAND;
-                cp = cp << 4 | (uint32_t)h;
-            }
-            if (cp > 0x10ffff)
-                return PICKLE_OPERAND;
-            w += s_utf8(t + w, cp);
-            i = j + 1 + nd;
-        }
-    }
-    if ((st = s_push_str(self, K_TEXT, self->ntext, w)) != PICKLE_OK)
+    if ((w = pyesc_raw_unicode(s, n, self->text + self->ntext)) < 0)
+        return PICKLE_OPERAND;
+    if ((st = s_push_str(self, K_TEXT, self->ntext, (size_t)w)) != PICKLE_OK)
         return st;
-    self->ntext += w;
+    self->ntext += (size_t)w;
     return PICKLE_OK;
 }
 

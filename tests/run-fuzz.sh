@@ -22,7 +22,7 @@ mods() {
     case "$1" in
     line) echo "src/line.c" ;;
     config) echo "src/config.c src/config_lex.c" ;;
-    pickle) echo "src/pickle.c src/numfmt.c" ;;
+    pickle) echo "src/pickle.c src/numfmt.c src/pyesc.c" ;;
     *) echo "" ;;
     esac
 }
