@@ -302,7 +302,7 @@ static void s_in_fn(zwatch_t *w, void *sock, void *arg)
         return;
     }
     size_t n = hl / sizeof(part_hdr_t);
-    if (hl % sizeof(part_hdr_t) != 0 || n > MAX_PARTS) {
+    if (hl % sizeof(part_hdr_t) != 0 || n == 0 || n > MAX_PARTS) {
         log_err("sender: malformed message from the router: dropped");
         zmq_msg_close(&head);
         s_discard_message(sock);
