@@ -9,6 +9,10 @@ relay's listener; the relay forwards everything to one linesink.
           a relay that drops under the flood shows it in `delivered`)
   paced   RATE lines/s per connection for PACED_LINES lines (the CPU and
           memory a steady load costs, at a rate both relays sustain)
+  rules   as paced, but the config has RULES match rules with anchored
+          expressions that these names do not match before the one that
+          does (the cost of rule evaluation: orchester's prefix index,
+          carbon-c-relay's rule optimiser)
 
 For each relay and workload it prints:
 
@@ -95,6 +99,9 @@ def main():
     ap.add_argument("--rate", type=int, default=10000,
                     help="paced workload: lines/s per connection")
     ap.add_argument("--paced-lines", type=int, default=400000)
+    ap.add_argument("--rules", type=int, default=200,
+                    help="rules workload: match rules before the one that "
+                         "matches")
     a = ap.parse_args()
     tools = os.path.join(a.build, "tests")
     orch = os.path.join(a.build, "relay", "orchester")
@@ -111,18 +118,28 @@ def main():
                 "match * send to sink ;\n"
                 "statistics submit every 3600 seconds ;\n" % (rp, sp))
 
+    def rules_conf(rp, sp):
+        rules = "".join("match ^svc%d\\.[a-z]+\\. send to sink stop ;\n" % k
+                        for k in range(a.rules))
+        return ("listen type linemode 127.0.0.1:%d proto tcp ;\n"
+                "cluster sink forward 127.0.0.1:%d ;\n"
+                "%s"
+                "match ^bench\\. send to sink stop ;\n"
+                "statistics submit every 3600 seconds ;\n" % (rp, sp, rules))
+
     relays = [
-        ("orchester", lambda c: [orch, "-f", c, "-q", str(a.queue)], conf),
-        ("carbon-c-relay", lambda c: [ccr, "-f", c, "-q", str(a.queue)], conf),
+        ("orchester", lambda c: [orch, "-f", c, "-q", str(a.queue)]),
+        ("carbon-c-relay", lambda c: [ccr, "-f", c, "-q", str(a.queue)]),
     ]
     tmp = tempfile.mkdtemp(prefix="orchester-bench-")
     paced = a.paced_lines - a.paced_lines % a.conns
-    workloads = [("flood", lines, 0), ("paced", paced, a.rate)]
+    workloads = [("flood", lines, 0, conf), ("paced", paced, a.rate, conf),
+                 ("rules", paced, a.rate, rules_conf)]
     best = {}
     try:
         for run in range(a.runs):
-            for wl, n, rate in workloads:
-                for name, argv_fn, conf_fn in relays:
+            for wl, n, rate, conf_fn in workloads:
+                for name, argv_fn in relays:
                     r = run_one(name, argv_fn, conf_fn, tools, n, a.conns,
                                 tmp, rate)
                     print("run %d %-5s %-15s %10.0f datapoints/s  %6.3f "
@@ -141,9 +158,11 @@ def main():
     print("machine: %d cores; %d TCP connections, one forward destination, "
           "queue %d, best of %d runs" % (os.cpu_count(), a.conns, a.queue,
                                           a.runs))
-    for wl, n, rate in workloads:
+    for wl, n, rate, _ in workloads:
         what = ("%d lines as fast as possible" % n if not rate else
                 "%d lines at %d lines/s per connection" % (n, rate))
+        if wl == "rules":
+            what += ", %d rules to pass first" % a.rules
         print("%s: %s" % (wl, what))
         print("  %-15s %14s %10s %10s %12s" % ("relay", "datapoints/s",
                                                "cpu-s/M", "peak MB",
