@@ -5,7 +5,8 @@
 #                          in the foreground with etc/orchester.conf
 #   ./bootstrap.sh check   install what is missing, build, run the whole suite
 #                          (unit and integration tests, normal and ASan+UBSan
-#                          builds, and a bounded fuzz run of each harness);
+#                          builds, a bounded fuzz run of each harness, and a
+#                          check that the tree is as checked out);
 #                          ends with "N passed, N failed"
 #   ./bootstrap.sh build   install the build dependencies and build
 #   ./bootstrap.sh deps    install the packages only
@@ -106,6 +107,7 @@ check)
         tests/run-suite.sh "$top/build-asan" 2>&1 | tee -a "$out" || rc=1
     say "fuzz: ${FUZZ_SECONDS:-60} s per harness, ASan+UBSan"
     tests/run-fuzz.sh 2>&1 | tee -a "$out" || rc=1
+    tests/check-tree.sh 2>&1 | tee -a "$out" || rc=1
     passed=$(sed -n 's/^suite: \([0-9]*\) passed, \([0-9]*\) failed$/\1/p' "$out" | awk '{s+=$1} END {print s+0}')
     failed=$(sed -n 's/^suite: \([0-9]*\) passed, \([0-9]*\) failed$/\2/p' "$out" | awk '{s+=$1} END {print s+0}')
     rm -f "$out"

@@ -13,12 +13,6 @@ build=$(cd "$build" && pwd)
 passed=0
 failed=0
 log=$(mktemp)
-# the project's shared pickle frames, when they sit beside the checkout (a
-# copy of them ships in tests/data/shared-pickle for builds elsewhere)
-if [ -d "$src/../shared/testdata/pickle" ]; then
-    ORCHESTER_PICKLE_TESTDATA=$(cd "$src/../shared/testdata/pickle" && pwd)
-    export ORCHESTER_PICKLE_TESTDATA
-fi
 
 for t in "$build"/tests/test_*; do
     [ -x "$t" ] || continue

@@ -8,8 +8,8 @@ An orchester with an embedded pickle listener (default -F, 1 MiB) and
 Through each of the two listeners:
 
   - every NAME.frame of the shared pickle corpus
-    ($ORCHESTER_PICKLE_TESTDATA, else ../shared/testdata/pickle from the
-    top of the tree) is sent on its own connection, followed on the same
+    ($ORCHESTER_PICKLE_TESTDATA, else the copy shipped in the tree,
+    tests/data/shared-pickle) is sent on its own connection, followed on the same
     connection by a small marker frame; once the marker is at the sink,
     the lines between the previous marker and this one are what the frame
     gave: exactly NAME.expect (values and timestamps compared as numbers,
@@ -180,7 +180,7 @@ def testdata_dir():
     d = os.environ.get("ORCHESTER_PICKLE_TESTDATA")
     if d:
         return d
-    return os.path.normpath(os.path.join(TOP, "..", "shared", "testdata", "pickle"))
+    return os.path.join(TOP, "tests", "data", "shared-pickle")
 
 
 def load_corpus(d):
