@@ -25,6 +25,7 @@
 #include "hub.h"
 #include "ingest.h"
 #include "log.h"
+#include "msg.h"
 #include "router.h"
 #include "sender.h"
 #include "testmode.h"
@@ -247,21 +248,21 @@ int main(int argc, char **argv)
             break;
         if (sig == SIGHUP) {
             log_info("orchester: SIGHUP: reloading %s", o.config);
-            zmq_send(ctl_hub, "RELOAD", 6, 0);
+            msg_send_ctl(ctl_hub, MSG_RELOAD, 0, 0);
         }
     }
     log_info("orchester: stopping: draining for at most %ld s", o.drain);
     rc = 0;
 stop:
     if (started_ig) {
-        zmq_send(ctl_ingest, "STOP", 4, 0);
+        msg_send_ctl(ctl_ingest, MSG_STOP, 0, 0);
         pthread_join(th_ig, NULL);
     }
     if (started_hub) {
-        zmq_send(ctl_hub, "STOP", 4, 0);
+        msg_send_ctl(ctl_hub, MSG_STOP, 0, 0);
         pthread_join(th_hub, NULL);
     } else if (started_snd) {
-        zmq_send(ctl_sender, "STOP", 4, 0);
+        msg_send_ctl(ctl_sender, MSG_STOP, 0, 0);
     }
     if (started_snd)
         pthread_join(th_snd, NULL);

@@ -22,6 +22,7 @@
 #include "daemon.h"
 #include "ingest.h"
 #include "log.h"
+#include "msg.h"
 
 #define EP_CTL "inproc://satellite-ctl"
 
@@ -141,7 +142,7 @@ int main(int argc, char **argv)
         if (sig == SIGTERM || sig == SIGINT)
             break;
     }
-    zmq_send(ctl, "STOP", 4, 0);
+    msg_send_ctl(ctl, MSG_STOP, 0, 0);
     pthread_join(th, NULL);
     rc = 0;
 out:

@@ -9,6 +9,9 @@
 #include "hub.h"
 
 #include <errno.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <stdarg.h>
 #include <ev.h>
 #include <stdio.h>
@@ -19,16 +22,11 @@
 #include "batch.h"
 #include "clock.h"
 #include "log.h"
+#include "msg.h"
 #include "net.h"
 #include "selfmetrics.h"
 #include "stats.h"
 #include "zwatch.h"
-
-
-typedef struct {
-    uint32_t id;     /* destination id */
-    uint32_t lines;  /* datapoints in the frame */
-} part_hdr_t;
 
 typedef struct {
     uint64_t received;    /* datapoints in batches */
@@ -37,14 +35,17 @@ typedef struct {
     uint64_t blackholed;  /* datapoints sent to the blackhole only */
     uint64_t unrouted;    /* datapoints no rule matched */
     uint64_t invalid;     /* datapoints a validate clause dropped */
+    uint64_t reloads;     /* configurations reloaded */
+    uint64_t reloads_refused; /* reloads refused (the old one stayed) */
 } hub_counters_t;
 
-/* A configuration loaded by a reload, kept until the hub is destroyed:
- * destinations the sender retired may still point into it. */
+/* A configuration loaded by a reload.  Kept until the sender says that no
+ * destination points into it any more (MSG_RETIRED, see msg.h). */
 typedef struct gen {
+    uint64_t gen;             /* its generation */
     config_t *cfg;            /* owned */
     router_t *r;              /* owned */
-    struct gen *next;
+    struct gen *next;         /* the next older one */
 } gen_t;
 
 struct hub {
@@ -52,7 +53,9 @@ struct hub {
     const config_t *cfg;      /* in force: the first is borrowed, later ones
                                  are owned through gens */
     const router_t *r;        /* in force, likewise */
-    gen_t *gens;              /* configurations loaded by reloads */
+    gen_t *gens;              /* configurations loaded by reloads, newest
+                                 first, until retired */
+    uint64_t gen;             /* generation in force (0: the first) */
     const config_t *boot;     /* the first configuration: its listeners and
                                  satellites endpoints are the ones running */
     char *config_path;        /* what a reload reads (owned) */
@@ -162,20 +165,21 @@ static void s_free_fn(void *data, void *hint)
 /* Turn the filled chunks into the held message. */
 static void s_build(hub_t *h)
 {
-    part_hdr_t ph[ROUTER_MAX_DESTS];
     size_t n = h->ntouched;
+    zmq_msg_init_size(&h->held[0], sizeof(msg_hdr_t) + n * sizeof(msg_part_t));
+    msg_hdr_t mh = {.type = MSG_ROUTED, .count = (uint32_t)n, .gen = h->gen};
+    char *head = zmq_msg_data(&h->held[0]);
+    memcpy(head, &mh, sizeof mh);
     for (size_t i = 0; i < n; i++) {
         uint32_t id = h->touched[i];
-        ph[i].id = id;
-        ph[i].lines = h->ocount[id];
+        msg_part_t ph = {.id = id, .lines = h->ocount[id]};
+        memcpy(head + sizeof mh + i * sizeof ph, &ph, sizeof ph);
         zmq_msg_init_data(&h->held[1 + i], h->obuf[id], h->olen[id],
                           s_free_fn, NULL);
         h->obuf[id] = NULL;
         h->olen[id] = h->ocap[id] = 0;
         h->ocount[id] = 0;
     }
-    zmq_msg_init_size(&h->held[0], n * sizeof ph[0]);
-    memcpy(zmq_msg_data(&h->held[0]), ph, n * sizeof ph[0]);
     h->nheld = 1 + n;
     h->ntouched = 0;
 }
@@ -329,6 +333,36 @@ static void s_router_fn(zwatch_t *w, void *sock, void *arg)
 
 /* ---- counters ------------------------------------------------------------ */
 
+/* Free the configurations older than gen: the sender said that none of its
+ * destinations points into them (MSG_RETIRED).  The one in force stays. */
+static void s_retire(hub_t *h, uint64_t gen)
+{
+    gen_t **pp = &h->gens;
+    int freed = 0;
+    while (*pp) {
+        gen_t *g = *pp;
+        if (g->gen < gen && g->gen != h->gen) {
+            *pp = g->next;
+            router_destroy(&g->r);
+            config_destroy(&g->cfg);
+            free(g);
+            freed = 1;
+        } else {
+            pp = &g->next;
+        }
+    }
+#ifdef __GLIBC__
+    /* a configuration is many small blocks; give their pages back, so that
+     * a process reloaded in a loop keeps the footprint of one config */
+    if (freed)
+        malloc_trim(0);
+#else
+    (void)freed;
+#endif
+}
+
+/* Snapshots and events from the other threads (msg.h); what belongs to a
+ * generation other than the one in force is stale and dropped. */
 static void s_stats_fn(zwatch_t *w, void *sock, void *arg)
 {
     (void)w;
@@ -336,30 +370,54 @@ static void s_stats_fn(zwatch_t *w, void *sock, void *arg)
     zmq_msg_t parts[2];
     int n = 0;
     s_recv_rest(sock, parts, 2, &n);
-    if (n != 2) {
+    msg_hdr_t mh;
+    size_t extra = 0;
+    if (n < 1 || n > 2 ||
+        msg_hdr_parse(zmq_msg_data(&parts[0]), zmq_msg_size(&parts[0]), &mh,
+                      &extra) != 0 || extra != 0) {
         for (int i = 0; i < n && i < 2; i++)
             zmq_msg_close(&parts[i]);
         return;
     }
-    const char *tag = zmq_msg_data(&parts[0]);
-    size_t tl = zmq_msg_size(&parts[0]);
-    size_t bl = zmq_msg_size(&parts[1]);
-    if (tl == strlen(STATS_TAG_INGEST) &&
-        memcmp(tag, STATS_TAG_INGEST, tl) == 0 && bl == sizeof h->ingest)
-        memcpy(&h->ingest, zmq_msg_data(&parts[1]), bl);
-    else if (tl == strlen(STATS_TAG_LISTENERS) &&
-             memcmp(tag, STATS_TAG_LISTENERS, tl) == 0 &&
-             bl == h->boot->nlistens * sizeof *h->lsnap)
-        memcpy(h->lsnap, zmq_msg_data(&parts[1]), bl);
-    else if (tl == strlen(STATS_TAG_SENDER) &&
-             memcmp(tag, STATS_TAG_SENDER, tl) == 0 &&
-             bl == h->ndests * sizeof *h->dsnap) {
-        memcpy(h->dsnap, zmq_msg_data(&parts[1]), bl);
-        for (size_t i = 0; i < h->ndests; i++)
-            h->alive[i] = h->dsnap[i].up != 0;
+    const void *body = n == 2 ? zmq_msg_data(&parts[1]) : NULL;
+    size_t bl = n == 2 ? zmq_msg_size(&parts[1]) : 0;
+    switch (mh.type) {
+    case MSG_STATS_INGEST:
+        if (bl == sizeof h->ingest)
+            memcpy(&h->ingest, body, bl);
+        break;
+    case MSG_STATS_LISTENERS:
+        if (mh.count == h->boot->nlistens && bl == mh.count * sizeof *h->lsnap)
+            memcpy(h->lsnap, body, bl);
+        break;
+    case MSG_STATS_SENDER:
+        if (mh.gen == h->gen && mh.count == h->ndests &&
+            bl == h->ndests * sizeof *h->dsnap) {
+            memcpy(h->dsnap, body, bl);
+            for (size_t i = 0; i < h->ndests; i++)
+                h->alive[i] = h->dsnap[i].up != 0;
+        }
+        break;
+    case MSG_DEST_STATE: {
+        msg_dest_state_t ev;
+        if (mh.gen == h->gen && bl == sizeof ev) {
+            memcpy(&ev, body, sizeof ev);
+            if (ev.id < h->ndests) {
+                h->alive[ev.id] = ev.up != 0;
+                h->dsnap[ev.id].up = ev.up != 0;
+            }
+        }
+        break;
     }
-    zmq_msg_close(&parts[0]);
-    zmq_msg_close(&parts[1]);
+    case MSG_RETIRED:
+        if (n == 1)
+            s_retire(h, mh.gen);
+        break;
+    default:
+        break;
+    }
+    for (int i = 0; i < n; i++)
+        zmq_msg_close(&parts[i]);
 }
 
 /* The appliance's counters, named as the self metrics name them. */
@@ -401,6 +459,8 @@ static size_t s_counters(const hub_t *h, selfmetrics_counter_t *c, size_t max,
     C("satellites.resent", h->ingest.resent);
     G("satellites.connected", s_connected(h), 1);
     G("connections", h->ingest.connections, 1);
+    C("reloads", h->c.reloads);
+    C("reloadsRefused", h->c.reloads_refused);
     for (size_t i = 0; listeners && i < h->boot->nlistens; i++) {
         C(h->lnames[i][0], h->lsnap[i].received);
         C(h->lnames[i][1], h->lsnap[i].errors);
@@ -494,33 +554,63 @@ static int s_listens_eq(const config_t *a, const config_t *b)
     return 1;
 }
 
-/* Size the per-destination arrays for n destinations; all chunks are empty
- * (s_build took them). */
-static int s_resize(hub_t *h, size_t n)
+/* The per-destination arrays of one generation. */
+typedef struct {
+    size_t n;                 /* destinations */
+    char **obuf;              /* chunk being filled, per destination */
+    size_t *olen, *ocap;      /* its length and allocation */
+    uint32_t *ocount;         /* datapoints in it */
+    uint32_t *touched;        /* destinations with data */
+    stats_dest_t *dsnap;      /* latest sender snapshot */
+    bool *alive;              /* up, as the sender last said */
+} tables_t;
+
+static void s_tables_free(tables_t *t)
+{
+    for (size_t i = 0; t->obuf && i < t->n; i++)
+        free(t->obuf[i]);
+    free(t->obuf), free(t->olen), free(t->ocap), free(t->ocount);
+    free(t->touched), free(t->dsnap), free(t->alive);
+    memset(t, 0, sizeof *t);
+}
+
+/* Allocate empty tables for n destinations, every one alive until the
+ * sender says otherwise.  Returns 0, or -1 (nothing allocated). */
+static int s_tables_new(tables_t *t, size_t n)
 {
     size_t nd = n ? n : 1;
-    char **obuf = calloc(nd, sizeof *obuf);
-    size_t *olen = calloc(nd, sizeof *olen), *ocap = calloc(nd, sizeof *ocap);
-    uint32_t *ocount = calloc(nd, sizeof *ocount);
-    uint32_t *touched = calloc(nd, sizeof *touched);
-    stats_dest_t *dsnap = calloc(nd, sizeof *dsnap);
-    bool *alive = calloc(nd, sizeof *alive);
-    if (!obuf || !olen || !ocap || !ocount || !touched || !dsnap || !alive) {
-        free(obuf), free(olen), free(ocap), free(ocount), free(touched);
-        free(dsnap), free(alive);
+    memset(t, 0, sizeof *t);
+    t->obuf = calloc(nd, sizeof *t->obuf);
+    t->olen = calloc(nd, sizeof *t->olen);
+    t->ocap = calloc(nd, sizeof *t->ocap);
+    t->ocount = calloc(nd, sizeof *t->ocount);
+    t->touched = calloc(nd, sizeof *t->touched);
+    t->dsnap = calloc(nd, sizeof *t->dsnap);
+    t->alive = calloc(nd, sizeof *t->alive);
+    if (!t->obuf || !t->olen || !t->ocap || !t->ocount || !t->touched ||
+        !t->dsnap || !t->alive) {
+        s_tables_free(t);
         return -1;
     }
-    for (size_t i = 0; i < h->ndests; i++)
-        free(h->obuf[i]);
-    free(h->obuf), free(h->olen), free(h->ocap), free(h->ocount);
-    free(h->touched), free(h->dsnap), free(h->alive);
-    h->obuf = obuf, h->olen = olen, h->ocap = ocap, h->ocount = ocount;
-    h->touched = touched, h->dsnap = dsnap, h->alive = alive;
+    t->n = n;
     for (size_t i = 0; i < n; i++)
-        h->alive[i] = true;
-    h->ndests = n;
-    h->ntouched = 0;
+        t->alive[i] = true;
     return 0;
+}
+
+/* Put tables t in force (the hub's chunks are all empty: s_build took
+ * them) and free the old ones.  Cannot fail. */
+static void s_tables_swap(hub_t *h, tables_t *t)
+{
+    tables_t old = {h->ndests, h->obuf,    h->olen,  h->ocap,
+                    h->ocount, h->touched, h->dsnap, h->alive};
+    s_tables_free(&old);
+    h->ndests = t->n;
+    h->obuf = t->obuf, h->olen = t->olen, h->ocap = t->ocap;
+    h->ocount = t->ocount, h->touched = t->touched;
+    h->dsnap = t->dsnap, h->alive = t->alive;
+    h->ntouched = 0;
+    memset(t, 0, sizeof *t);
 }
 
 static int s_interval(const hub_t *h)
@@ -532,20 +622,28 @@ static int s_interval(const hub_t *h)
 
 /* Read the configuration again; swap it in when it is good.  The old rules
  * route everything taken so far: the held message goes to the sender before
- * the RELOAD, and the sender switches at that point of its pipe.  msg gets
- * "ok ..." or "error ...". */
+ * the MSG_SWITCH, and the sender switches at that point of its pipe.  Every
+ * step that can fail comes before the first that cannot be undone (the
+ * switch: from then on the sender uses the new router).  msg gets "ok ..."
+ * or "error ...". */
 static int s_reload(hub_t *h, char *msg, size_t cap)
 {
     char err[1024];
     config_t *cfg = config_load(h->config_path, err, sizeof err);
     router_t *r = cfg ? router_new(cfg, err, sizeof err) : NULL;
     gen_t *g = r ? calloc(1, sizeof *g) : NULL;
+    tables_t t = {0};
+    if (g != NULL && s_tables_new(&t, router_ndests(r)) != 0) {
+        free(g);
+        g = NULL;
+    }
     if (g == NULL) {
         if (r)
             snprintf(err, sizeof err, "out of memory");
         snprintf(msg, cap, "error %s: the running configuration stays\n", err);
         log_err("hub: reload refused: %s: the running configuration stays",
                 err);
+        h->c.reloads_refused++;
         router_destroy(&r);
         config_destroy(&cfg);
         return -1;
@@ -559,16 +657,23 @@ static int s_reload(hub_t *h, char *msg, size_t cap)
                  "effect at the next restart");
     s_flush_held(h, 0);
     ev_timer_stop(h->loop, &h->retry);
-    if (zmq_send(h->out, "RELOAD", 6, ZMQ_SNDMORE) < 0 ||
-        zmq_send(h->out, &r, sizeof r, 0) < 0 || s_resize(h, router_ndests(r)) != 0) {
+    const router_t *rp = r;
+    if (msg_send(h->out, MSG_SWITCH, h->gen + 1, 0, &rp, sizeof rp, 0) != 0) {
         /* the sender did not get it: keep the old rules */
         snprintf(msg, cap, "error reload: %s\n", zmq_strerror(zmq_errno()));
-        log_err("hub: reload: %s", msg);
+        log_err("hub: reload: %s", zmq_strerror(zmq_errno()));
+        h->c.reloads_refused++;
+        s_tables_free(&t);
         free(g);
         router_destroy(&r);
         config_destroy(&cfg);
+        if (!h->stopping)
+            zwatch_start(h->router_w);
         return -1;
     }
+    s_tables_swap(h, &t);
+    h->c.reloads++;
+    g->gen = ++h->gen;
     g->cfg = cfg;
     g->r = r;
     g->next = h->gens;
@@ -688,21 +793,21 @@ static void s_ctl_fn(zwatch_t *w, void *sock, void *arg)
 {
     (void)w;
     hub_t *h = arg;
-    char cmd[16];
-    int n = zmq_recv(sock, cmd, sizeof cmd, ZMQ_DONTWAIT);
-    if (n == 6 && memcmp(cmd, "RELOAD", 6) == 0) {
+    msg_hdr_t mh;
+    int type = msg_recv_ctl(sock, &mh);
+    if (type == MSG_RELOAD) {
         char msg[1200];
         s_reload(h, msg, sizeof msg);
         return;
     }
-    if (n != 4 || memcmp(cmd, "STOP", 4) != 0)
+    if (type != MSG_STOP)
         return;
     h->stopping = 1;
     zwatch_stop(h->router_w);
     ev_timer_stop(h->loop, &h->retry);
     /* what was taken is acknowledged only once the sender has it */
     s_flush_held(h, 0);
-    zmq_send(h->out, "DRAIN", 5, 0);
+    msg_send_ctl(h->out, MSG_DRAIN, h->gen, 0);
     ev_break(h->loop, EVBREAK_ALL);
 }
 
@@ -736,20 +841,13 @@ hub_t *hub_new(void *zctx, const config_t *cfg, const router_t *r,
     h->hostname = strdup(o->hostname);
     h->config_path = strdup(o->config_path ? o->config_path : "");
     h->sm = selfmetrics_new();
-    h->ndests = router_ndests(r);
-    size_t nd = h->ndests ? h->ndests : 1;
-    h->obuf = calloc(nd, sizeof *h->obuf);
-    h->olen = calloc(nd, sizeof *h->olen);
-    h->ocap = calloc(nd, sizeof *h->ocap);
-    h->ocount = calloc(nd, sizeof *h->ocount);
-    h->touched = calloc(nd, sizeof *h->touched);
-    h->dsnap = calloc(nd, sizeof *h->dsnap);
-    h->alive = calloc(nd, sizeof *h->alive);
+    tables_t t;
+    if (s_tables_new(&t, router_ndests(r)) != 0)
+        goto nomem;
+    s_tables_swap(h, &t);
     h->lsnap = calloc(cfg->nlistens ? cfg->nlistens : 1, sizeof *h->lsnap);
     h->lnames = calloc(cfg->nlistens ? cfg->nlistens : 1, sizeof *h->lnames);
     h->ctx = router_ctx_new();
-    for (size_t i = 0; h->alive && i < h->ndests; i++)
-        h->alive[i] = true; /* until the sender says otherwise */
     h->replycap = 65536;
     h->reply = malloc(h->replycap);
     h->loop = ev_loop_new(EVFLAG_AUTO);
@@ -873,15 +971,9 @@ void hub_destroy(hub_t **ph)
     for (size_t i = 0; i < sizeof socks / sizeof socks[0]; i++)
         if (socks[i])
             zmq_close(socks[i]);
-    for (size_t i = 0; h->obuf && i < h->ndests; i++)
-        free(h->obuf[i]);
-    free(h->obuf);
-    free(h->olen);
-    free(h->ocap);
-    free(h->ocount);
-    free(h->touched);
-    free(h->dsnap);
-    free(h->alive);
+    tables_t t = {h->ndests, h->obuf,    h->olen,  h->ocap,
+                  h->ocount, h->touched, h->dsnap, h->alive};
+    s_tables_free(&t);
     free(h->lsnap);
     free(h->lnames);
     router_ctx_destroy(&h->ctx);

@@ -14,17 +14,23 @@
  * pipe), answers orchester-ctl on the `control` endpoint (REP), and every
  * statistics interval routes the appliance's own counters as metrics.
  *
- * Reload ("RELOAD" on the control pipe, from SIGHUP, or `reload` from
+ * Reload (MSG_RELOAD on the control pipe, from SIGHUP, or `reload` from
  * orchester-ctl): the hub reads the config file again, builds and checks a
- * new router, and only when both are good sends everything routed by the
- * old rules to the sender, then a RELOAD message carrying the new router, and
- * routes by the new rules from then on.  A bad config is refused with its
- * message and the old one keeps running.
+ * new router and its tables, and only when all of that is good sends
+ * everything routed by the old rules to the sender, then a MSG_SWITCH
+ * lending it the new router (generation + 1), and routes by the new rules
+ * from then on.  A bad config is refused with its message and the old one
+ * keeps running.  An old generation is freed when the sender says
+ * MSG_RETIRED (src/msg.h): reloading in a loop does not grow the process.
+ *
+ * Liveness: the sender tells the hub the moment a destination goes up or
+ * down (MSG_DEST_STATE), so any_of, failover and dynamic placement move a
+ * dead member's share at once; every message naming destinations carries
+ * its generation, and stale ones are dropped.
  *
  * Life: hub_new() on the main thread, hub_run() on the router thread until
- * "STOP" arrives on the control pipe; it then sends "DRAIN" to the sender and
- * returns.  hub_destroy() after the sender thread is joined (configurations
- * loaded by reloads live until then).
+ * MSG_STOP arrives on the control pipe; it then sends MSG_DRAIN to the
+ * sender and returns.  hub_destroy() after the sender thread is joined.
  */
 #ifndef ORCHESTER_HUB_H
 #define ORCHESTER_HUB_H

@@ -20,6 +20,7 @@
 #include "clock.h"
 #include "line.h"
 #include "log.h"
+#include "msg.h"
 #include "net.h"
 #include "pickle.h"
 #include "stats.h"
@@ -566,16 +567,13 @@ static void s_send_stats(ingest_t *ig)
     if (ig->stats == NULL)
         return;
     ig->st.window_bytes = ig->window;
-    if (zmq_send(ig->stats, STATS_TAG_INGEST, strlen(STATS_TAG_INGEST),
-                 ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0)
-        zmq_send(ig->stats, &ig->st, sizeof ig->st, ZMQ_DONTWAIT);
+    msg_send(ig->stats, MSG_STATS_INGEST, 0, 1, &ig->st, sizeof ig->st,
+             ZMQ_DONTWAIT);
     for (size_t i = 0; i < ig->nls; i++)
         ig->lsnap[i] = ig->ls[i].st;
-    if (ig->nls > 0 &&
-        zmq_send(ig->stats, STATS_TAG_LISTENERS, strlen(STATS_TAG_LISTENERS),
-                 ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0)
-        zmq_send(ig->stats, ig->lsnap, ig->nls * sizeof *ig->lsnap,
-                 ZMQ_DONTWAIT);
+    if (ig->nls > 0)
+        msg_send(ig->stats, MSG_STATS_LISTENERS, 0, (uint32_t)ig->nls,
+                 ig->lsnap, ig->nls * sizeof *ig->lsnap, ZMQ_DONTWAIT);
 }
 
 static void s_close_clients(ingest_t *ig)
@@ -601,12 +599,8 @@ static void s_ctl_fn(zwatch_t *w, void *sock, void *arg)
 {
     (void)w;
     ingest_t *ig = arg;
-    char cmd[32];
-    int n = zmq_recv(sock, cmd, sizeof cmd - 1, ZMQ_DONTWAIT);
-    if (n < 0)
-        return;
-    cmd[n < (int)sizeof cmd ? n : (int)sizeof cmd - 1] = '\0';
-    if (strcmp(cmd, "STOP") == 0 && !ig->stopping) {
+    msg_hdr_t h;
+    if (msg_recv_ctl(sock, &h) == MSG_STOP && !ig->stopping) {
         ig->stopping = 1;
         ig->stop_deadline = clock_mono_ms() + ig->o.stop_wait_ms;
         s_close_clients(ig);

@@ -13,7 +13,7 @@
  * reading its clients while the window is full.
  *
  * Life: ingest_new() (any thread; binds the listeners, so errors show before
- * threads start), ingest_run() on the ingest thread until a "STOP" arrives
+ * threads start), ingest_run() on the ingest thread until MSG_STOP arrives
  * on the control pipe, ingest_destroy() after the thread is joined.
  */
 #ifndef ORCHESTER_INGEST_H

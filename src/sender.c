@@ -14,27 +14,33 @@
 
 #include "clock.h"
 #include "log.h"
+#include "msg.h"
 #include "zwatch.h"
 
 #define MAX_PARTS ROUTER_MAX_DESTS
-
-typedef struct {
-    uint32_t id;     /* destination id */
-    uint32_t lines;  /* datapoints in the frame */
-} part_hdr_t;
 
 typedef struct sender sender_t;
 
 typedef struct {
     sender_t *s;     /* back pointer */
-    dest_t *d;       /* owned */
+    size_t id;       /* its index in the sender's table */
+    dest_t *d;       /* owned; NULL only when making it ran out of memory
+                        (retried every tick; what is routed to it meanwhile
+                        is dropped and counted in lost) */
     int overflow;    /* dropping without holding back, until below half */
+    int up;          /* the state last reported to the hub */
+    uint64_t lost;   /* datapoints dropped because d was NULL */
+    uint64_t unlogged; /* datapoints dropped since the last log line */
+    int64_t logged_ms; /* when a drop was last logged */
 } sdest_t;
 
 /* A destination a reload left out: it writes what it holds until it is
- * empty or the drain time is over, then it is closed. */
+ * empty or the drain time is over, then it is closed.  It still points into
+ * the router of its generation, which the hub keeps until told otherwise
+ * (MSG_RETIRED). */
 typedef struct retired {
     dest_t *d;              /* owned */
+    uint64_t gen;           /* the generation it belonged to */
     int64_t deadline;       /* close it then at the latest */
     struct retired *next;
 } retired_t;
@@ -45,14 +51,22 @@ struct sender {
     char *in_ep, *ctl_ep, *stats_ep;
     void *in;                 /* PULL */
     void *ctl;                /* PAIR */
-    void *stats;              /* PUSH */
+    void *stats;              /* PUSH: snapshots, events, MSG_RETIRED */
     zwatch_t *in_w, *ctl_w;
-    const router_t *r;        /* borrowed */
+    const router_t *r;        /* borrowed from the hub (see msg.h) */
+    uint64_t gen;             /* generation of r */
+    const router_t *next_r;   /* a switch that ran out of memory, retried
+                                 every tick; NULL when none */
+    uint64_t next_gen;        /* its generation */
+    uint64_t retired_told;    /* the last MSG_RETIRED generation sent */
+    uint64_t stale;           /* routed messages of another generation */
+    int switching;            /* inside s_switch: no state events (ids and
+                                 generation do not agree yet) */
     sdest_t *dests;           /* ndests */
     size_t ndests;
     stats_dest_t *snap;       /* ndests, for the stats message */
     /* the message being placed */
-    part_hdr_t hdrs[MAX_PARTS];
+    msg_part_t hdrs[MAX_PARTS];
     zmq_msg_t parts[MAX_PARTS];
     size_t nparts;            /* frames after the header frame */
     size_t next;              /* first part not placed yet */
@@ -81,19 +95,22 @@ static void s_release_fn(void *owner)
     free(m);
 }
 
+/* Queue part i of the held message at its destination. */
 static void s_push(sender_t *s, size_t i)
 {
     sdest_t *sd = &s->dests[s->hdrs[i].id];
-    zmq_msg_t *m = malloc(sizeof *m);
+    zmq_msg_t *m = sd->d ? malloc(sizeof *m) : NULL;
     if (m == NULL) {
+        sd->lost += s->hdrs[i].lines;
+        sd->unlogged += s->hdrs[i].lines;
         zmq_msg_close(&s->parts[i]);
         return;
     }
     zmq_msg_init(m);
     zmq_msg_move(m, &s->parts[i]);
     zmq_msg_close(&s->parts[i]);
-    dest_push(sd->d, zmq_msg_data(m), zmq_msg_size(m), s->hdrs[i].lines,
-              s_release_fn, m);
+    sd->unlogged += dest_push(sd->d, zmq_msg_data(m), zmq_msg_size(m),
+                              s->hdrs[i].lines, s_release_fn, m);
 }
 
 /* Place the parts of the held message; returns 1 when all are placed. */
@@ -103,7 +120,7 @@ static int s_place(sender_t *s)
     while (s->next < s->nparts) {
         size_t i = s->next;
         sdest_t *sd = &s->dests[s->hdrs[i].id];
-        if (!dest_room(sd->d, s->hdrs[i].lines) && !sd->overflow &&
+        if (sd->d && !dest_room(sd->d, s->hdrs[i].lines) && !sd->overflow &&
             dest_up(sd->d) && !s->draining) {
             if (s->blocked_since == 0)
                 s->blocked_since = now;
@@ -116,10 +133,9 @@ static int s_place(sender_t *s)
                 }
                 return 0;
             }
+            /* it did not make room in time: it drops its oldest from now
+             * on (logged by s_log_drops when something is dropped) */
             sd->overflow = 1;
-            log_warn("dest: %s %s: queue full for %d ms: dropping oldest",
-                     dest_info(sd->d)->cluster->name, dest_info(sd->d)->addr,
-                     s->o.stall_ms);
         }
         s_push(s, i);
         s->next++;
@@ -151,29 +167,53 @@ static void s_retry_fn(struct ev_loop *loop, ev_idle *w, int revents)
     s_resume(w->data);
 }
 
+/* Tell the hub at once that destination id went up or down, so placement
+ * (any_of, failover, dynamic) moves its share without waiting for the next
+ * snapshot.  A lost event (full pipe) is mended by the next snapshot. */
+static void s_tell_state(sender_t *s, size_t id, int up)
+{
+    if (s->switching)
+        return;
+    msg_dest_state_t ev = {.id = (uint32_t)id, .up = (uint32_t)up};
+    if (msg_send(s->stats, MSG_DEST_STATE, s->gen, 0, &ev, sizeof ev,
+                 ZMQ_DONTWAIT) == 0)
+        s->dests[id].up = up;
+}
+
 static void s_dest_fn(void *arg, dest_t *d)
 {
     sdest_t *sd = arg;
     sender_t *s = sd->s;
     if (sd->overflow && dest_queued(d) < s->o.dest.queue_cap / 2)
         sd->overflow = 0;
+    if (dest_up(d) != sd->up)
+        s_tell_state(s, sd->id, dest_up(d));
     if (s->nparts > 0 && !ev_is_active(&s->retry))
         ev_idle_start(s->loop, &s->retry);
 }
 
-static void s_discard_message(void *sock)
+/* Log what destinations dropped, with the count, at most once per 10 s
+ * each; nothing when nothing was dropped. */
+static void s_log_drops(sender_t *s, int64_t now)
 {
-    int more = 1;
-    size_t sz = sizeof more;
-    while (more) {
-        zmq_msg_t m;
-        zmq_msg_init(&m);
-        if (zmq_msg_recv(&m, sock, ZMQ_DONTWAIT) < 0) {
-            zmq_msg_close(&m);
-            return;
-        }
-        zmq_msg_close(&m);
-        zmq_getsockopt(sock, ZMQ_RCVMORE, &more, &sz);
+    for (size_t i = 0; i < s->ndests; i++) {
+        sdest_t *sd = &s->dests[i];
+        if (sd->unlogged == 0 ||
+            (sd->logged_ms != 0 && now - sd->logged_ms < 10000))
+            continue;
+        const router_dest_t *rd = router_dest(s->r, i);
+        if (sd->d == NULL)
+            log_err("dest: %s %s: out of memory: %llu datapoints dropped",
+                    rd->cluster->name, rd->addr,
+                    (unsigned long long)sd->unlogged);
+        else
+            log_warn("dest: %s %s: queue full (%s): dropped the oldest "
+                     "%llu datapoints",
+                     rd->cluster->name, rd->addr,
+                     dest_up(sd->d) ? "it does not keep up" : "down",
+                     (unsigned long long)sd->unlogged);
+        sd->unlogged = 0;
+        sd->logged_ms = now;
     }
 }
 
@@ -189,48 +229,86 @@ static int s_same_dest(const router_dest_t *a, const router_dest_t *b)
                 b->cluster->type == CLUSTER_FILE_IP);
 }
 
-/* Switch to the destinations of router nr: those in both keep their queue
- * and connection, new ones start, the others retire. */
-static void s_reload(sender_t *s, const router_t *nr)
+/* The oldest generation a destination of the sender still points into; the
+ * hub may free every one before it. */
+static uint64_t s_oldest_gen(const sender_t *s)
+{
+    uint64_t g = s->gen;
+    for (const retired_t *rt = s->retired; rt; rt = rt->next)
+        if (rt->gen < g)
+            g = rt->gen;
+    return g;
+}
+
+/* Say MSG_RETIRED when the oldest generation in use moved on; retried at
+ * every tick until the pipe takes it. */
+static void s_tell_retired(sender_t *s)
+{
+    uint64_t g = s_oldest_gen(s);
+    if (g > s->retired_told &&
+        msg_send_ctl(s->stats, MSG_RETIRED, g, ZMQ_DONTWAIT) == 0)
+        s->retired_told = g;
+}
+
+static void s_send_stats(sender_t *s);
+
+/* Switch to the destinations of router nr (generation gen): those in both
+ * keep their queue and connection, new ones start, the others retire.
+ * Everything that can fail is done before anything changes: returns -1
+ * (nothing changed) when the new tables cannot be had; a destination that
+ * cannot be made is left NULL and made again at the next tick. */
+static int s_switch(sender_t *s, const router_t *nr, uint64_t gen)
 {
     size_t n = router_ndests(nr);
     sdest_t *nd = calloc(n ? n : 1, sizeof *nd);
     stats_dest_t *snap = calloc(n ? n : 1, sizeof *snap);
     char *used = calloc(s->ndests ? s->ndests : 1, 1);
-    if (!nd || !snap || !used) {
-        log_err("sender: reload: out of memory: keeping the destinations");
-        free(nd), free(snap), free(used);
-        return;
+    retired_t **rts = calloc(s->ndests ? s->ndests : 1, sizeof *rts);
+    int ok = nd && snap && used && rts;
+    for (size_t j = 0; ok && j < s->ndests; j++)
+        ok = (rts[j] = calloc(1, sizeof *rts[j])) != NULL;
+    if (!ok) {
+        for (size_t j = 0; rts && j < s->ndests; j++)
+            free(rts[j]);
+        free(nd), free(snap), free(used), free(rts);
+        return -1;
     }
+    s->switching = 1;
     for (size_t i = 0; i < n; i++) {
         const router_dest_t *rd = router_dest(nr, i);
         nd[i].s = s;
+        nd[i].id = i;
         for (size_t j = 0; j < s->ndests; j++) {
-            if (!used[j] && s_same_dest(dest_info(s->dests[j].d), rd)) {
+            if (!used[j] && s->dests[j].d &&
+                s_same_dest(dest_info(s->dests[j].d), rd)) {
                 used[j] = 1;
-                nd[i].d = s->dests[j].d;
-                nd[i].overflow = s->dests[j].overflow;
+                nd[i] = s->dests[j];
+                nd[i].id = i;
+                nd[i].lost = 0;
                 dest_rebind(nd[i].d, rd, s_dest_fn, &nd[i]);
                 break;
             }
         }
-        if (nd[i].d == NULL)
+        if (nd[i].d == NULL) {
             nd[i].d = dest_new(s->loop, rd, &s->o.dest, s_dest_fn, &nd[i]);
+            nd[i].up = nd[i].d ? dest_up(nd[i].d) : 0;
+        }
     }
+    int64_t now = clock_mono_ms();
     for (size_t j = 0; j < s->ndests; j++) {
-        if (used[j])
-            continue;
-        retired_t *rt = calloc(1, sizeof *rt);
-        if (rt == NULL) {
-            dest_destroy(&s->dests[j].d);
+        if (used[j] || s->dests[j].d == NULL) {
+            free(rts[j]);
             continue;
         }
+        retired_t *rt = rts[j];
         rt->d = s->dests[j].d;
-        rt->deadline = clock_mono_ms() + s->o.drain_ms;
+        rt->gen = s->gen;
+        rt->deadline = now + s->o.drain_ms;
         dest_rebind(rt->d, dest_info(rt->d), NULL, NULL);
         rt->next = s->retired;
         s->retired = rt;
     }
+    free(rts);
     free(used);
     free(s->dests);
     free(s->snap);
@@ -238,12 +316,27 @@ static void s_reload(sender_t *s, const router_t *nr)
     s->snap = snap;
     s->ndests = n;
     s->r = nr;
-    for (size_t i = 0; i < n; i++)
-        if (nd[i].d == NULL) {
-            log_err("sender: reload: out of memory: destination %s lost",
-                    router_dest(nr, i)->addr);
-            nd[i].d = NULL;
-        }
+    s->gen = gen;
+    s->switching = 0;
+    /* the hub starts the new generation with every destination alive:
+     * tell it the truth now */
+    s_send_stats(s);
+    s_tell_retired(s);
+    return 0;
+}
+
+/* Make the destinations that ran out of memory, and a switch that did. */
+static void s_mend(sender_t *s)
+{
+    if (s->next_r != NULL && s_switch(s, s->next_r, s->next_gen) == 0) {
+        log_info("sender: reload to generation %llu done after running out "
+                 "of memory", (unsigned long long)s->next_gen);
+        s->next_r = NULL;
+    }
+    for (size_t i = 0; i < s->ndests; i++)
+        if (s->dests[i].d == NULL)
+            s->dests[i].d = dest_new(s->loop, router_dest(s->r, i),
+                                     &s->o.dest, s_dest_fn, &s->dests[i]);
 }
 
 /* Close the retired destinations that are empty or out of time. */
@@ -266,6 +359,47 @@ static void s_reap(sender_t *s, int64_t now)
             pp = &rt->next;
         }
     }
+    s_tell_retired(s);
+}
+
+/* Take the frames of a MSG_ROUTED whose header frame said h/extra. */
+static void s_routed(sender_t *s, void *sock, const msg_hdr_t *h,
+                     const void *table, size_t extra)
+{
+    size_t n = h->count;
+    if (n == 0 || n > MAX_PARTS || extra != n * sizeof(msg_part_t)) {
+        log_err("sender: malformed message from the router: dropped");
+        msg_discard_rest(sock);
+        return;
+    }
+    memcpy(s->hdrs, table, extra);
+    size_t k = 0;
+    for (; k < n; k++) {
+        zmq_msg_init(&s->parts[k]);
+        if (zmq_msg_recv(&s->parts[k], sock, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&s->parts[k]);
+            break;
+        }
+        if (s->hdrs[k].id >= s->ndests || zmq_msg_more(&s->parts[k]) != (k + 1 < n)) {
+            k++;
+            break;
+        }
+    }
+    if (k != n || s->hdrs[k - 1].id >= s->ndests || h->gen != s->gen ||
+        zmq_msg_more(&s->parts[k - 1])) {
+        if (h->gen != s->gen) /* the hub switches only after we have */
+            s->stale++;
+        else
+            log_err("sender: malformed message from the router: dropped");
+        for (size_t i = 0; i < k; i++)
+            zmq_msg_close(&s->parts[i]);
+        msg_discard_rest(sock);
+        return;
+    }
+    s->nparts = n;
+    s->next = 0;
+    if (!s_place(s))
+        zwatch_stop(s->in_w);
 }
 
 static void s_in_fn(zwatch_t *w, void *sock, void *arg)
@@ -277,72 +411,60 @@ static void s_in_fn(zwatch_t *w, void *sock, void *arg)
         zmq_msg_close(&head);
         return;
     }
-    size_t hl = zmq_msg_size(&head);
-    if (hl == 6 && zmq_msg_more(&head) &&
-        memcmp(zmq_msg_data(&head), "RELOAD", 6) == 0) {
+    msg_hdr_t h;
+    size_t extra = 0;
+    if (msg_hdr_parse(zmq_msg_data(&head), zmq_msg_size(&head), &h,
+                      &extra) != 0) {
+        log_err("sender: malformed message from the router: dropped");
         zmq_msg_close(&head);
+        msg_discard_rest(sock);
+        return;
+    }
+    int more = zmq_msg_more(&head);
+    if (h.type == MSG_ROUTED && more) {
+        s_routed(s, sock, &h, (const char *)zmq_msg_data(&head) + sizeof h,
+                 extra);
+    } else if (h.type == MSG_SWITCH && more) {
         const router_t *nr = NULL;
         zmq_msg_t ptr;
         zmq_msg_init(&ptr);
-        if (zmq_msg_recv(&ptr, sock, ZMQ_DONTWAIT) == (int)sizeof nr) {
+        if (zmq_msg_recv(&ptr, sock, ZMQ_DONTWAIT) == (int)sizeof nr &&
+            !zmq_msg_more(&ptr)) {
             memcpy(&nr, zmq_msg_data(&ptr), sizeof nr);
-            s_reload(s, nr);
+            if (s_switch(s, nr, h.gen) != 0) {
+                log_err("sender: reload: out of memory: retrying");
+                s->next_r = nr;
+                s->next_gen = h.gen;
+            }
         }
         zmq_msg_close(&ptr);
-        return;
-    }
-    if (!zmq_msg_more(&head)) {
-        if (hl == 5 && memcmp(zmq_msg_data(&head), "DRAIN", 5) == 0) {
-            s->draining = 1;
-            s->drain_deadline = clock_mono_ms() + s->o.drain_ms;
-            zwatch_stop(w);
-            ev_feed_event(s->loop, &s->tick, EV_TIMER);
-        }
-        zmq_msg_close(&head);
-        return;
-    }
-    size_t n = hl / sizeof(part_hdr_t);
-    if (hl % sizeof(part_hdr_t) != 0 || n == 0 || n > MAX_PARTS) {
-        log_err("sender: malformed message from the router: dropped");
-        zmq_msg_close(&head);
-        s_discard_message(sock);
-        return;
-    }
-    memcpy(s->hdrs, zmq_msg_data(&head), hl);
-    zmq_msg_close(&head);
-    size_t k = 0;
-    for (; k < n; k++) {
-        zmq_msg_init(&s->parts[k]);
-        if (zmq_msg_recv(&s->parts[k], sock, ZMQ_DONTWAIT) < 0) {
-            zmq_msg_close(&s->parts[k]);
-            break;
-        }
-        if (s->hdrs[k].id >= s->ndests) {
-            k++;
-            break;
-        }
-    }
-    if (k != n || s->hdrs[k - 1].id >= s->ndests) {
-        log_err("sender: malformed message from the router: dropped");
-        for (size_t i = 0; i < k; i++)
-            zmq_msg_close(&s->parts[i]);
-        s_discard_message(sock);
-        return;
-    }
-    s->nparts = n;
-    s->next = 0;
-    if (!s_place(s))
+        msg_discard_rest(sock);
+    } else if (h.type == MSG_DRAIN && !more) {
+        s->draining = 1;
+        s->drain_deadline = clock_mono_ms() + s->o.drain_ms;
         zwatch_stop(w);
+        ev_feed_event(s->loop, &s->tick, EV_TIMER);
+    } else {
+        log_err("sender: unexpected message type %u from the router: "
+                "dropped", h.type);
+        msg_discard_rest(sock);
+    }
+    zmq_msg_close(&head);
 }
 
 static void s_send_stats(sender_t *s)
 {
-    for (size_t i = 0; i < s->ndests; i++)
-        dest_stats(s->dests[i].d, &s->snap[i]);
-    if (zmq_send(s->stats, STATS_TAG_SENDER, strlen(STATS_TAG_SENDER),
-                 ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0)
-        zmq_send(s->stats, s->snap, s->ndests * sizeof *s->snap,
-                 ZMQ_DONTWAIT);
+    for (size_t i = 0; i < s->ndests; i++) {
+        sdest_t *sd = &s->dests[i];
+        if (sd->d)
+            dest_stats(sd->d, &s->snap[i]);
+        else
+            memset(&s->snap[i], 0, sizeof s->snap[i]);
+        s->snap[i].dropped += sd->lost;
+        sd->up = (int)s->snap[i].up;
+    }
+    msg_send(s->stats, MSG_STATS_SENDER, s->gen, (uint32_t)s->ndests,
+             s->snap, s->ndests * sizeof *s->snap, ZMQ_DONTWAIT);
 }
 
 static void s_tick_fn(struct ev_loop *loop, ev_timer *t, int revents)
@@ -350,15 +472,22 @@ static void s_tick_fn(struct ev_loop *loop, ev_timer *t, int revents)
     (void)revents;
     sender_t *s = t->data;
     int64_t now = clock_mono_ms();
+    if (s->stale) {
+        log_err("sender: %llu routed messages of another generation "
+                "dropped", (unsigned long long)s->stale);
+        s->stale = 0;
+    }
+    s_mend(s);
     if (now - s->last_stats_ms >= 1000) {
         s->last_stats_ms = now;
         s_send_stats(s);
+        s_log_drops(s, now);
     }
     s_reap(s, now);
     if (s->draining) {
         uint64_t left = 0;
         for (size_t i = 0; i < s->ndests; i++)
-            left += dest_queued(s->dests[i].d);
+            left += s->dests[i].d ? dest_queued(s->dests[i].d) : 0;
         for (retired_t *rt = s->retired; rt; rt = rt->next)
             left += dest_queued(rt->d);
         if (left == 0 || now >= s->drain_deadline) {
@@ -367,6 +496,7 @@ static void s_tick_fn(struct ev_loop *loop, ev_timer *t, int revents)
                          "delivered",
                          (unsigned long long)left);
             s_send_stats(s);
+            s_log_drops(s, now + 10000);
             ev_break(loop, EVBREAK_ALL);
         }
     }
@@ -376,9 +506,8 @@ static void s_ctl_fn(zwatch_t *w, void *sock, void *arg)
 {
     (void)w;
     sender_t *s = arg;
-    char cmd[32];
-    int n = zmq_recv(sock, cmd, sizeof cmd, ZMQ_DONTWAIT);
-    if (n == 4 && memcmp(cmd, "STOP", 4) == 0)
+    msg_hdr_t h;
+    if (msg_recv_ctl(sock, &h) == MSG_STOP)
         ev_break(s->loop, EVBREAK_ALL);
 }
 
@@ -425,10 +554,12 @@ sender_t *sender_new(void *zctx, const router_t *r, const sender_opts_t *o,
     s->tick.data = s;
     for (size_t i = 0; i < s->ndests; i++) {
         s->dests[i].s = s;
+        s->dests[i].id = i;
         s->dests[i].d = dest_new(s->loop, router_dest(r, i), &o->dest,
                                  s_dest_fn, &s->dests[i]);
         if (s->dests[i].d == NULL)
             goto nomem;
+        s->dests[i].up = dest_up(s->dests[i].d);
     }
     return s;
 zerr:

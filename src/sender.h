@@ -14,8 +14,14 @@
  * that did not make room in time, drops its oldest data instead, and does
  * not hold back intake again until its queue is below half.
  *
- * A message of one frame "DRAIN" starts the shutdown: the sender writes what
- * it can for at most drain_ms, then its run returns.
+ * The messages it takes and sends are those of src/msg.h: MSG_ROUTED chunks
+ * and MSG_SWITCH (a reload) from the hub; MSG_DEST_STATE the moment a
+ * destination goes up or down, a MSG_STATS_SENDER snapshot every second and
+ * MSG_RETIRED when an old generation is no longer used, to the hub.  Drops
+ * are logged with their count, at most once per 10 s per destination.
+ *
+ * MSG_DRAIN starts the shutdown: the sender writes what it can for at most
+ * drain_ms, then its run returns.
  */
 #ifndef ORCHESTER_SENDER_H
 #define ORCHESTER_SENDER_H
@@ -37,8 +43,8 @@ typedef struct sender sender_t;
 /* sender_opts_default: defaults above, endpoints NULL. */
 void sender_opts_default(sender_opts_t *o);
 
-/* sender_new: one writer per destination of r (borrowed; outlives the
- * sender).  Endpoint strings are copied.  NULL with err on failure. */
+/* sender_new: one writer per destination of r (generation 0, borrowed; it
+ * outlives the sender).  Endpoint strings are copied.  NULL with err on failure. */
 sender_t *sender_new(void *zctx, const router_t *r, const sender_opts_t *o,
                      char *err, size_t errlen);
 

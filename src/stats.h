@@ -2,10 +2,10 @@
  * stats.h -- counter snapshots that threads send to the router thread.
  *
  * Threads share no counters.  Every second the ingest and sender threads
- * send a snapshot of their own counters as a two-frame zmq message
- * [tag][struct bytes] on the stats pipe (inproc, same process, so the
- * structs travel as raw bytes).  The router thread keeps the latest of each
- * and serves them to orchester-ctl and the self metrics.
+ * send a snapshot of their own counters on the stats pipe, as the messages
+ * MSG_STATS_* of msg.h (inproc, same process, so the structs travel as raw
+ * bytes).  The router thread keeps the latest of each and serves them to
+ * orchester-ctl and the self metrics.
  */
 #ifndef ORCHESTER_STATS_H
 #define ORCHESTER_STATS_H
@@ -14,10 +14,6 @@
 #include <stdint.h>
 
 #include "line.h"
-
-#define STATS_TAG_INGEST "ingest"
-#define STATS_TAG_SENDER "sender"
-#define STATS_TAG_LISTENERS "listeners"
 
 /* Counters of one listener (cumulative since start); an ingest thread sends
  * an array of them, one per listen address in config order. */

@@ -10,9 +10,13 @@ must all reach the good sink, in order per connection; the clients must
 finish sending; the stuck and the dead destination hold at most their queue
 bound and count what they dropped; the memory of the process stays small.
 When the stuck sink reads again, the stuck destination delivers what it
-still holds.
+still holds.  The log names each dropping destination with the count it
+dropped, and once orchester has stopped those counts add up to exactly
+what status said was dropped; a destination that dropped nothing (the good
+one) is never said to drop.
 """
 import os
+import re
 import sys
 import time
 
@@ -112,6 +116,24 @@ match * send to good stuck dead ;
             prefix = b"iso.c%d." % c
             mine = [int(ln.split()[1]) for ln in got if ln.startswith(prefix)]
             require(mine == sorted(mine), "connection %d out of order" % c)
+
+    with t.check("the log gives each destination's drops with their count, "
+                 "adding up to status's dropped; nothing for the good one"):
+        st = t.status(control)
+        want = {name: dest(st, name, p).get("dropped", 0)
+                for name, p in (("good", good.port), ("stuck", stuck.port),
+                                ("dead", dead_port))}
+        orch.stop()
+        logged = {"good": 0, "stuck": 0, "dead": 0}
+        pat = re.compile(r"dest: (\w+) \S+: queue full .*: dropped the oldest (\d+) datapoints")
+        for ln in orch.stderr().splitlines():
+            m = pat.search(ln)
+            if m:
+                logged[m.group(1)] += int(m.group(2))
+            elif "dropping" in ln or "dropped" in ln:
+                require("not delivered" in ln, "a drop logged without its count: %r" % ln)
+        require(want["good"] == 0, "the good destination dropped %d" % want["good"])
+        require(logged == want, "logged drops %r, status %r" % (logged, want))
 
 
 if __name__ == "__main__":
