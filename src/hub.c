@@ -84,7 +84,8 @@ struct hub {
     ev_timer statstimer;      /* self metrics */
     int stopping;
     router_ctx_t *ctx;        /* routing scratch (owned) */
-    bool *alive;              /* per destination, from the sender's snapshots */
+    bool *alive;              /* per destination: up, as the sender's last
+                                 event or snapshot said */
     const char *cur_rest;     /* the line being routed, after its name */
     size_t cur_restlen;
     hub_counters_t c;
@@ -93,7 +94,7 @@ struct hub {
         int64_t seen_ms;      /* when its last batch came */
     } sats[256];              /* satellites heard from recently */
     size_t nsats;
-    stats_ingest_t ingest;    /* latest snapshot (summed over threads: one now) */
+    stats_ingest_t ingest;    /* latest snapshot of the (one) ingest thread */
     stats_dest_t *dsnap;      /* latest sender snapshot, ndests */
     stats_listener_t *lsnap;  /* latest per-listener counters, boot->nlistens */
     char (*lnames)[2][400];   /* self metric names of each listener:

@@ -11,7 +11,9 @@
  * sends what, and the ownership rules below.
  *
  *   type            from -> to             frames after the header frame
- *   MSG_STOP        main -> every thread   none
+ *   MSG_STOP        main -> ingest, hub    none (the sender stops after
+ *                                          MSG_DRAIN; main says STOP to it
+ *                                          only if the hub never started)
  *   MSG_RELOAD      main -> hub            none (re-read the config file)
  *   MSG_DRAIN       hub -> sender          none (write what is queued, end)
  *   MSG_ROUTED      hub -> sender          the header frame carries count
@@ -21,8 +23,7 @@
  *                                          generation gen (see below)
  *   MSG_RETIRED     sender -> hub          none: every generation below gen
  *                                          is no longer used by the sender
- *   MSG_DEST_STATE  sender -> hub          the header frame carries one
- *                                          msg_dest_state_t after the header
+ *   MSG_DEST_STATE  sender -> hub          one frame: a msg_dest_state_t
  *   MSG_STATS_SENDER sender -> hub         one frame: count stats_dest_t
  *   MSG_STATS_INGEST ingest -> hub         one frame: a stats_ingest_t
  *   MSG_STATS_LISTENERS ingest -> hub      one frame: count stats_listener_t

@@ -332,6 +332,8 @@ static void s_mend(sender_t *s)
         log_info("sender: reload to generation %llu done after running out "
                  "of memory", (unsigned long long)s->next_gen);
         s->next_r = NULL;
+        if (!s->draining)
+            zwatch_start(s->in_w);
     }
     for (size_t i = 0; i < s->ndests; i++)
         if (s->dests[i].d == NULL)
@@ -387,7 +389,8 @@ static void s_routed(sender_t *s, void *sock, const msg_hdr_t *h,
     }
     if (k != n || s->hdrs[k - 1].id >= s->ndests || h->gen != s->gen ||
         zmq_msg_more(&s->parts[k - 1])) {
-        if (h->gen != s->gen) /* the hub switches only after we have */
+        if (h->gen != s->gen) /* never: the pipe is in order, and a switch
+                                 that failed stops the reading */
             s->stale++;
         else
             log_err("sender: malformed message from the router: dropped");
@@ -432,9 +435,13 @@ static void s_in_fn(zwatch_t *w, void *sock, void *arg)
             !zmq_msg_more(&ptr)) {
             memcpy(&nr, zmq_msg_data(&ptr), sizeof nr);
             if (s_switch(s, nr, h.gen) != 0) {
+                /* what follows in the pipe is routed for the new table:
+                 * take nothing more until the switch is made (the hub
+                 * then stops acknowledging, and satellites hold it) */
                 log_err("sender: reload: out of memory: retrying");
                 s->next_r = nr;
                 s->next_gen = h.gen;
+                zwatch_stop(w);
             }
         }
         zmq_msg_close(&ptr);

@@ -10,9 +10,9 @@
  * Backpressure: when a chunk does not fit in the queue of a destination that
  * is up, the sender stops taking messages (so the router stops
  * acknowledging, and satellites stop reading their clients) for at most
- * stall_ms while that destination writes.  A destination that is down, or
- * that did not make room in time, drops its oldest data instead, and does
- * not hold back intake again until its queue is below half.
+ * stall_ms while that destination writes.  A destination that is down
+ * drops its oldest data instead.  One that did not make room in time drops
+ * too, and does not hold back intake again until its queue is below half.
  *
  * The messages it takes and sends are those of src/msg.h: MSG_ROUTED chunks
  * and MSG_SWITCH (a reload) from the hub; MSG_DEST_STATE the moment a

@@ -684,6 +684,52 @@ def send_tcp(port, blocks, timeout=120.0, host=HOST, chunk=1 << 16):
     return errors
 
 
+class SeqStream(threading.Thread):
+    """A steady client: one TCP connection to port, sending
+    "seq.N N TS" lines (N = 0, 1, ...) at rate lines per second in chunks
+    of chunk lines, until stop is set.  sent counts the lines written;
+    error holds what went wrong (None when nothing did); done is set when
+    it has ended."""
+
+    def __init__(self, port, rate, ts=None, chunk=20, host=HOST):
+        super().__init__(name="seq-stream", daemon=True)
+        self.port, self.rate, self.chunk, self.host = port, rate, chunk, host
+        self.ts = ts if ts is not None else int(time.time()) - 600
+        self.sent = 0
+        self.error = None
+        self.stop = threading.Event()
+        self.done = threading.Event()
+
+    def run(self):
+        try:
+            s = socket.create_connection((self.host, self.port), timeout=10.0)
+            s.settimeout(60.0)
+            t0 = time.monotonic()
+            n = 0
+            while not self.stop.is_set():
+                s.sendall(b"".join(b"seq.%d %d %d\n" % (i, i, self.ts)
+                                   for i in range(n, n + self.chunk)))
+                n += self.chunk
+                self.sent = n
+                ahead = n / self.rate - (time.monotonic() - t0)
+                if ahead > 0:
+                    time.sleep(ahead)  # pacing the client, not waiting for a condition
+            s.close()
+        except Exception as e:  # reported by whoever joins the thread
+            self.error = "%s: %s" % (type(e).__name__, e)
+        finally:
+            self.done.set()
+
+    def finish(self, timeout=30.0):
+        """Stop sending; raise CheckFailed unless it ended cleanly."""
+        self.stop.set()
+        if not self.done.wait(timeout):
+            raise CheckFailed("the seq stream did not end in %.0f s" % timeout)
+        if self.error is not None:
+            raise CheckFailed("seq stream client: %s" % self.error)
+        return self.sent
+
+
 def send_unix(path, data, timeout=60.0):
     """Send data over a stream unix socket and close."""
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

@@ -21,18 +21,14 @@ is up).  One client sends seq.N lines at RATE per second for the whole test.
      exactly once at A or B, none dropped.
 """
 import os
-import socket
 import sys
-import threading
-import time
 
 sys.dont_write_bytecode = True  # leave no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (Test, require, free_port, wait_until, check_build,  # noqa: E402
-                     wait_status, ctl, ctl_status)
+                     wait_status, ctl, ctl_status, SeqStream)
 
 RATE = 2000.0          # seq lines per second
-CHUNK = 20             # lines per send (10 ms of the stream)
 LATE_MAX_S = 0.1
 LATE_MAX = int(RATE * LATE_MAX_S)
 SETTLE = 3000          # lines sent after each event before A's queue is read
@@ -44,36 +40,6 @@ control %s ;
 cluster f failover 127.0.0.1:%d 127.0.0.1:%d ;
 match * send to f stop ;
 """ % (port, control, first, second)
-
-
-class Stream(threading.Thread):
-    def __init__(self, port, ts):
-        super().__init__(name="stream", daemon=True)
-        self.port, self.ts = port, ts
-        self.sent = 0
-        self.error = None
-        self.stop = threading.Event()
-        self.done = threading.Event()
-
-    def run(self):
-        try:
-            s = socket.create_connection(("127.0.0.1", self.port), timeout=10.0)
-            s.settimeout(30.0)
-            t0 = time.monotonic()
-            n = 0
-            while not self.stop.is_set():
-                s.sendall(b"".join(b"seq.%d %d %d\n" % (i, i, self.ts)
-                                   for i in range(n, n + CHUNK)))
-                n += CHUNK
-                self.sent = n
-                ahead = n / RATE - (time.monotonic() - t0)
-                if ahead > 0:
-                    time.sleep(ahead)  # pacing the client, not waiting for a condition
-            s.close()
-        except Exception as e:
-            self.error = "%s: %s" % (type(e).__name__, e)
-        finally:
-            self.done.set()
 
 
 def body(t):
@@ -90,7 +56,7 @@ def body(t):
         wait_status(t.build, control, 20.0, "both members up",
                     lambda st: all(d.get("state") == "up"
                                    for d in st["destinations"].values()))
-        stream = Stream(port, int(time.time()) - 600)
+        stream = SeqStream(port, RATE)
         t.on_cleanup(lambda: (stream.stop.set(), stream.join(5)))
         stream.start()
         a.wait_count(500, 20.0, "the stream at A")
@@ -128,10 +94,7 @@ def body(t):
 
     with t.check("A comes back: every line arrived exactly once, none dropped"):
         a.start()
-        stream.stop.set()
-        require(stream.done.wait(20.0) and stream.error is None,
-                "client: %s" % stream.error)
-        n = stream.sent
+        n = stream.finish()
         wait_until(lambda: a.count() + b.count() >= n, 30.0,
                    lambda: "%d lines at A and B (have %d + %d)"
                    % (n, a.count(), b.count()))
