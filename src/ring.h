@@ -19,7 +19,7 @@
  *   RING_JUMP_FNV1A_CH       jump_fnv1a_ch, carbon-c-relay-compatible
  *   RING_ANY_OF              any_of: FNV-1a-32(name) mod N
  *   RING_FAILOVER            failover: the first live member in config order
- * ARCHITECTURE.md, "Hash placement", states the exact functions.
+ * docs/architecture.rst, "Hash placement", states the exact functions.
  *
  * A ring never changes after ring_new: any number of threads may call
  * ring_lookup on it at once.  ring_lookup does not allocate.

@@ -198,7 +198,7 @@ static void test_hash_clusters(void **state)
         "127.0.0.7:2009 ;\n"
         "match * send to ch ;\n");
     got_t g;
-    /* placement facts (ARCHITECTURE.md, Hash placement) */
+    /* placement facts (docs/architecture.rst, "Hash placement") */
     s_route(f, "iiZeik7oongohdohgane", NULL, NULL, &g);
     assert_string_equal(g.out, "6:iiZeik7oongohdohgane 4:iiZeik7oongohdohgane");
     s_unfix(f);
