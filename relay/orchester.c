@@ -29,6 +29,7 @@
 #include "router.h"
 #include "sender.h"
 #include "testmode.h"
+#include "useall.h"
 
 #define EP_BATCHES "inproc://orchester-batches"
 #define EP_SENDER "inproc://orchester-sender"
@@ -151,7 +152,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "orchester: %s\n", err);
         return 1;
     }
-    router_t *r = router_new(cfg, err, sizeof err);
+    router_t *r = useall_expand(cfg, err, sizeof err) == 0
+                      ? router_new(cfg, err, sizeof err)
+                      : NULL;
     if (r == NULL) {
         fprintf(stderr, "orchester: %s\n", err);
         config_destroy(&cfg);

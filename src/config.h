@@ -65,6 +65,8 @@ typedef struct {
     int replication;      /* 1 unless given */
     bool dynamic;         /* "dynamic" given */
     bool useall;          /* "useall" given */
+    bool resolved;        /* useall: members are the addresses the hosts
+                             resolved to (src/useall.c) */
     bool graphite;        /* carbon_ch "graphite": Python carbon's ring */
     config_member_t *members;
     size_t nmembers;

@@ -26,6 +26,7 @@
 #include "net.h"
 #include "selfmetrics.h"
 #include "stats.h"
+#include "useall.h"
 #include "zwatch.h"
 
 typedef struct {
@@ -631,7 +632,9 @@ static int s_reload(hub_t *h, char *msg, size_t cap)
 {
     char err[1024];
     config_t *cfg = config_load(h->config_path, err, sizeof err);
-    router_t *r = cfg ? router_new(cfg, err, sizeof err) : NULL;
+    router_t *r = cfg && useall_expand(cfg, err, sizeof err) == 0
+                      ? router_new(cfg, err, sizeof err)
+                      : NULL;
     gen_t *g = r ? calloc(1, sizeof *g) : NULL;
     tables_t t = {0};
     if (g != NULL && s_tables_new(&t, router_ndests(r)) != 0) {

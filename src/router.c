@@ -7,11 +7,8 @@
  */
 #include "router.h"
 
-#include <arpa/inet.h>
 #include <ctype.h>
-#include <netdb.h>
 #include <regex.h>
-#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,9 +39,9 @@ typedef struct {
 
 typedef struct {
     const config_cluster_t *cluster;  /* borrowed */
-    config_member_t *members;         /* its members: the config's, or with
-                                         `useall` one per address (owned) */
-    int owned;                        /* members (and their hosts) are ours */
+    const config_member_t *members;   /* its members (borrowed from the
+                                         config; useall_expand resolved
+                                         `useall` ones to addresses) */
     uint32_t first;                   /* id of its first destination */
     uint32_t n;                       /* member count */
     ring_t *ring;                     /* NULL for forward and file */
@@ -473,70 +470,6 @@ nomem:
     return -1;
 }
 
-/* `useall`: every address a member's host resolves to becomes a member of
- * its own.  This resolves names when the config is compiled. */
-static int s_useall(rcluster_t *rc, const config_cluster_t *c, char *err,
-                    size_t errlen)
-{
-    size_t cap = 0, n = 0;
-    config_member_t *out = NULL;
-    for (size_t i = 0; i < c->nmembers; i++) {
-        const config_member_t *m = &c->members[i];
-        struct addrinfo hints, *res = NULL;
-        memset(&hints, 0, sizeof hints);
-        hints.ai_socktype = m->proto == PROTO_UDP ? SOCK_DGRAM : SOCK_STREAM;
-        int rc2 = getaddrinfo(m->host, NULL, &hints, &res);
-        if (rc2 != 0) {
-            snprintf(err, errlen, "%s:%d: cluster '%s' useall: cannot resolve "
-                     "'%s': %s", m->pos.file, m->pos.line, c->name, m->host,
-                     gai_strerror(rc2));
-            goto fail;
-        }
-        for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
-            char a[INET6_ADDRSTRLEN];
-            const void *src = ai->ai_family == AF_INET6
-                ? (const void *)&((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr
-                : (const void *)&((struct sockaddr_in *)ai->ai_addr)->sin_addr;
-            if (inet_ntop(ai->ai_family, src, a, sizeof a) == NULL)
-                continue;
-            int dup = 0;
-            for (size_t j = 0; j < n; j++)
-                dup |= strcmp(out[j].host, a) == 0 && out[j].port == m->port;
-            if (dup)
-                continue;
-            if (n == cap) {
-                cap = cap ? cap * 2 : 8;
-                config_member_t *p = realloc(out, cap * sizeof *out);
-                if (p == NULL) {
-                    freeaddrinfo(res);
-                    snprintf(err, errlen, "out of memory");
-                    goto fail;
-                }
-                out = p;
-            }
-            out[n] = *m;
-            out[n].host = strdup(a);
-            out[n].instance = NULL;
-            if (out[n].host == NULL) {
-                freeaddrinfo(res);
-                snprintf(err, errlen, "out of memory");
-                goto fail;
-            }
-            n++;
-        }
-        freeaddrinfo(res);
-    }
-    rc->members = out;
-    rc->n = (uint32_t)n;
-    rc->owned = 1;
-    return 0;
-fail:
-    for (size_t j = 0; j < n; j++)
-        free(out[j].host);
-    free(out);
-    return -1;
-}
-
 router_t *router_new(const config_t *cfg, char *err, size_t errlen)
 {
     router_t *r = calloc(1, sizeof *r);
@@ -564,8 +497,12 @@ router_t *router_new(const config_t *cfg, char *err, size_t errlen)
         rc->cluster = c;
         rc->members = c->members;
         rc->n = (uint32_t)c->nmembers;
-        if (c->useall && s_useall(rc, c, err, errlen) != 0)
+        if (c->useall && !c->resolved) { /* a caller's mistake */
+            snprintf(err, errlen, "%s:%d: cluster '%s' useall: not resolved "
+                     "(useall_expand before router_new)", c->pos.file,
+                     c->pos.line, c->name);
             goto err;
+        }
         if (s_cluster(rc, c, err, errlen) != 0)
             goto err;
         rc->first = (uint32_t)nd;
@@ -628,11 +565,6 @@ void router_destroy(router_t **pr)
     for (size_t i = 0; i < r->nclusters; i++) {
         rcluster_t *rc = &r->clusters[i];
         ring_destroy(&rc->ring);
-        if (rc->owned) {
-            for (size_t m = 0; m < rc->n; m++)
-                free(rc->members[m].host);
-            free(rc->members);
-        }
     }
     for (size_t i = 0; i < r->nindex; i++)
         free(r->index[i].prefix);

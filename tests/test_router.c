@@ -16,6 +16,7 @@
 
 #include "config.h"
 #include "router.h"
+#include "useall.h"
 
 /* What one routing call produced: "id:name" per emit, space-separated. */
 typedef struct {
@@ -46,7 +47,9 @@ static fix_t *s_fix(const char *conf)
     f->cfg = config_parse_string(conf, "t.conf", err, sizeof err);
     if (f->cfg == NULL)
         fail_msg("config: %s", err);
-    f->r = router_new(f->cfg, err, sizeof err);
+    f->r = useall_expand(f->cfg, err, sizeof err) == 0
+               ? router_new(f->cfg, err, sizeof err)
+               : NULL;
     if (f->r == NULL)
         fail_msg("router: %s", err);
     f->ctx = router_ctx_new();
@@ -267,9 +270,12 @@ static void test_useall(void **state)
         "cluster u forward useall no-such-host.invalid:2003 ;\n", "w.conf",
         err, sizeof err);
     assert_non_null(cfg);
-    assert_null(router_new(cfg, err, sizeof err));
+    assert_int_equal(useall_expand(cfg, err, sizeof err), -1);
     assert_non_null(strstr(err, "w.conf:1:"));
     assert_non_null(strstr(err, "resolve"));
+    /* the router resolves nothing itself: unexpanded useall is refused */
+    assert_null(router_new(cfg, err, sizeof err));
+    assert_non_null(strstr(err, "useall_expand"));
     config_destroy(&cfg);
 }
 
