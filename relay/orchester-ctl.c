@@ -14,12 +14,16 @@
 #include <zmq.h>
 
 #include "config.h"
+#include "options.h"
 
 static void s_usage(FILE *f)
 {
     fprintf(f, "usage: orchester-ctl (-f CONFIG | -e ENDPOINT) [-T MS] "
                "COMMAND\n"
-               "commands:\n"
+               "  -f FILE  the configuration whose control endpoint to use\n"
+               "  -e EP    the control endpoint\n");
+    opt_usage(f, OPT_P_CTL);
+    fprintf(f, "commands:\n"
                "  status   listeners, destinations with queue depths, "
                "counters\n"
                "  reload   read the configuration again and switch to it when "
@@ -29,33 +33,32 @@ static void s_usage(FILE *f)
 int main(int argc, char **argv)
 {
     const char *conf = NULL, *ep = NULL;
-    int timeout = 3000, c;
-    while ((c = getopt(argc, argv, "f:e:T:vh")) != -1) {
+    long long v[OPT_N];
+    char spec[64], err[1024];
+    opt_init(v);
+    opt_getopt(OPT_P_CTL, "f:e:vh", spec, sizeof spec);
+    int c;
+    while ((c = getopt(argc, argv, spec)) != -1) {
         switch (c) {
         case 'f': conf = optarg; break;
         case 'e': ep = optarg; break;
-        case 'T': {
-            char *end;
-            long v = strtol(optarg, &end, 10);
-            if (*end || end == optarg || v <= 0 || v > 3600000) {
-                fprintf(stderr, "orchester-ctl: -T: bad number '%s'\n", optarg);
-                return 2;
-            }
-            timeout = (int)v;
-            break;
-        }
         case 'v': printf("orchester-ctl %s\n", PACKAGE_VERSION); return 0;
         case 'h': s_usage(stdout); return 0;
-        default: s_usage(stderr); return 2;
+        default:
+            switch (opt_take(OPT_P_CTL, c, optarg, v, err, sizeof err)) {
+            case 1: break;
+            case -1: fprintf(stderr, "orchester-ctl: %s\n", err); return 2;
+            default: s_usage(stderr); return 2;
+            }
         }
     }
-    if ((conf == NULL) == (ep == NULL) || optind != argc - 1 || timeout <= 0) {
+    int timeout = (int)v[OPT_CTL_TIMEOUT];
+    if ((conf == NULL) == (ep == NULL) || optind != argc - 1) {
         s_usage(stderr);
         return 2;
     }
     const char *cmd = argv[optind];
     config_t *cfg = NULL;
-    char err[1024];
     if (conf) {
         cfg = config_load(conf, err, sizeof err);
         if (cfg == NULL) {

@@ -25,6 +25,7 @@
 #include "hub.h"
 #include "ingest.h"
 #include "log.h"
+#include "options.h"
 #include "msg.h"
 #include "router.h"
 #include "sender.h"
@@ -41,12 +42,7 @@
 typedef struct {
     const char *config;
     int test;
-    long queue;
-    long maxline;
-    long maxframe;
-    long drain;
-    long stall;
-    long stats;
+    long long v[OPT_N];   /* the numbers (src/options.h) */
     const char *hostname;
     const char *pidfile;
 } opts_t;
@@ -58,55 +54,34 @@ static void s_usage(FILE *f)
             "       orchester -t [-t] -f CONFIG\n"
             "  -f FILE  configuration file\n"
             "  -t       test mode: route metric lines from stdin and print where\n"
-            "           they go; -t -t only checks the configuration\n"
-            "  -q N     queue size per destination, datapoints (100000)\n"
-            "  -M N     longest accepted line, bytes (16384)\n"
-            "  -F N     largest accepted pickle frame, bytes (1048576); a\n"
-            "           client that sends a larger one is disconnected\n"
-            "  -D N     drain time on SIGTERM, seconds (10)\n"
-            "  -L N     how long a full queue of a live destination may hold\n"
-            "           back intake, ms (250)\n"
-            "  -S N     statistics interval, seconds (the config's, or 60)\n"
+            "           they go; -t -t only checks the configuration\n");
+    opt_usage(f, OPT_P_ORCHESTER);
+    fprintf(f,
             "  -H NAME  host name in self metrics (this host's)\n"
             "  -P FILE  write the pid to FILE\n"
             "  -v       print the version\n");
 }
 
-static int s_num(const char *s, long min, long max, long *out)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || *end || end == s || v < min || v > max)
-        return -1;
-    *out = v;
-    return 0;
-}
-
 static int s_parse(int argc, char **argv, opts_t *o)
 {
+    char spec[128], err[200];
+    opt_getopt(OPT_P_ORCHESTER, "f:tH:P:vh", spec, sizeof spec);
     int c;
-    while ((c = getopt(argc, argv, "f:tq:M:F:D:L:S:H:P:vh")) != -1) {
-        long *num = NULL;
-        long min = 1, max = 1L << 40;
+    while ((c = getopt(argc, argv, spec)) != -1) {
         switch (c) {
         case 'f': o->config = optarg; break;
         case 't': o->test++; break;
-        case 'q': num = &o->queue; break;
-        case 'M': num = &o->maxline; min = 64; max = 1 << 26; break;
-        case 'F': num = &o->maxframe; min = 64; max = 1L << 30; break;
-        case 'D': num = &o->drain; min = 0; max = 86400; break;
-        case 'L': num = &o->stall; min = 0; max = 600000; break;
-        case 'S': num = &o->stats; max = 86400; break;
         case 'H': o->hostname = optarg; break;
         case 'P': o->pidfile = optarg; break;
         case 'v': printf("orchester %s\n", PACKAGE_VERSION); exit(0);
         case 'h': s_usage(stdout); exit(0);
-        default: s_usage(stderr); return -1;
-        }
-        if (num && s_num(optarg, min, max, num) != 0) {
-            fprintf(stderr, "orchester: -%c: bad number '%s'\n", c, optarg);
-            return -1;
+        default:
+            switch (opt_take(OPT_P_ORCHESTER, c, optarg, o->v, err,
+                             sizeof err)) {
+            case 1: break;
+            case -1: fprintf(stderr, "orchester: %s\n", err); return -1;
+            default: s_usage(stderr); return -1;
+            }
         }
     }
     if (o->config == NULL || optind != argc) {
@@ -142,8 +117,8 @@ static void *s_pair(void *zctx, const char *ep)
 
 int main(int argc, char **argv)
 {
-    opts_t o = {.queue = 100000, .maxline = 16384, .maxframe = 1 << 20,
-                .drain = 10, .stall = 250};
+    opts_t o = {0};
+    opt_init(o.v);
     char err[1024];
     if (s_parse(argc, argv, &o) != 0)
         return 2;
@@ -163,7 +138,7 @@ int main(int argc, char **argv)
     if (o.test) {
         int rc = 0;
         if (o.test == 1)
-            rc = testmode_run(r, stdin, stdout, (size_t)o.maxline);
+            rc = testmode_run(r, stdin, stdout, (size_t)o.v[OPT_MAXLINE]);
         else
             printf("%s: configuration ok\n", o.config);
         router_destroy(&r);
@@ -192,9 +167,9 @@ int main(int argc, char **argv)
 
     sender_opts_t so;
     sender_opts_default(&so);
-    so.dest.queue_cap = (uint64_t)o.queue;
-    so.stall_ms = (int)o.stall;
-    so.drain_ms = (int)o.drain * 1000;
+    so.dest.queue_cap = (uint64_t)o.v[OPT_QUEUE];
+    so.stall_ms = (int)o.v[OPT_STALL];
+    so.drain_ms = (int)o.v[OPT_DRAIN] * 1000;
     so.in_endpoint = EP_SENDER;
     so.ctl_endpoint = EP_CTL_SENDER;
     so.stats_endpoint = EP_STATS;
@@ -209,7 +184,7 @@ int main(int argc, char **argv)
                      .ctl_endpoint = EP_CTL_HUB,
                      .hostname = host,
                      .config_path = o.config,
-                     .stats_interval = (int)o.stats};
+                     .stats_interval = (int)o.v[OPT_STATS]};
     t.hub = hub_new(zctx, cfg, r, &ho, err, sizeof err);
     if (t.hub == NULL) {
         log_err("orchester: %s", err);
@@ -218,8 +193,8 @@ int main(int argc, char **argv)
     if (cfg->nlistens > 0) {
         ingest_opts_t io;
         ingest_opts_default(&io);
-        io.maxline = (size_t)o.maxline;
-        io.max_frame = (size_t)o.maxframe;
+        io.maxline = (size_t)o.v[OPT_MAXLINE];
+        io.max_frame = (size_t)o.v[OPT_MAXFRAME];
         io.orchester = EP_BATCHES;
         io.ctl_endpoint = EP_CTL_INGEST;
         io.stats_endpoint = EP_STATS;
@@ -246,7 +221,7 @@ int main(int argc, char **argv)
     log_info("orchester: started: %zu listeners, %zu destinations, %zu rules",
              cfg->nlistens, router_ndests(r), cfg->nrules);
     for (;;) {
-        int sig = daemon_wait_signal(1000);
+        int sig = daemon_wait_signal((int)opt_default(OPT_SIGNAL_POLL));
         if (sig == SIGTERM || sig == SIGINT)
             break;
         if (sig == SIGHUP) {
@@ -254,7 +229,8 @@ int main(int argc, char **argv)
             msg_send_ctl(ctl_hub, MSG_RELOAD, 0, 0);
         }
     }
-    log_info("orchester: stopping: draining for at most %ld s", o.drain);
+    log_info("orchester: stopping: draining for at most %lld s",
+             o.v[OPT_DRAIN]);
     rc = 0;
 stop:
     if (started_ig) {

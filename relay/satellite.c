@@ -22,21 +22,19 @@
 #include "daemon.h"
 #include "ingest.h"
 #include "log.h"
+#include "options.h"
 #include "msg.h"
 
 #define EP_CTL "inproc://satellite-ctl"
 
 static void s_usage(FILE *f)
 {
-    fprintf(f, "usage: satellite -f CONFIG [-M MAXLINE] [-F MAXFRAME] "
-               "[-W WINDOW_BYTES] "
-               "[-P PIDFILE] [-v]\n"
+    fprintf(f, "usage: satellite -f CONFIG [options]\n"
                "  -f FILE  configuration: listen statements and\n"
-               "           orchester tcp://HOST:PORT [...] [timeout N ms] ;\n"
-               "  -M N     longest accepted line, bytes (16384)\n"
-               "  -F N     largest accepted pickle frame, bytes (1048576)\n"
-               "  -W N     bytes of unacknowledged batches kept (8388608)\n"
-               "  -P FILE  write the pid to FILE\n");
+               "           orchester tcp://HOST:PORT [...] [timeout N ms] ;\n");
+    opt_usage(f, OPT_P_SATELLITE);
+    fprintf(f, "  -P FILE  write the pid to FILE\n"
+               "  -v       print the version\n");
 }
 
 static void *s_main(void *p) { ingest_run(p); return NULL; }
@@ -44,45 +42,29 @@ static void *s_main(void *p) { ingest_run(p); return NULL; }
 int main(int argc, char **argv)
 {
     const char *conf = NULL, *pidfile = NULL;
-    long maxline = 16384, window = 8 << 20, maxframe = 1 << 20;
+    long long v[OPT_N];
+    char spec[128], err[1024];
+    opt_init(v);
+    opt_getopt(OPT_P_SATELLITE, "f:P:vh", spec, sizeof spec);
     int c;
-    while ((c = getopt(argc, argv, "f:M:F:W:P:vh")) != -1) {
-        char *end = NULL;
+    while ((c = getopt(argc, argv, spec)) != -1) {
         switch (c) {
         case 'f': conf = optarg; break;
         case 'P': pidfile = optarg; break;
-        case 'M':
-            maxline = strtol(optarg, &end, 10);
-            if (*end || maxline < 64 || maxline > (1L << 26)) {
-                fprintf(stderr, "satellite: -M: bad number '%s'\n", optarg);
-                return 2;
-            }
-            break;
-        case 'F':
-            maxframe = strtol(optarg, &end, 10);
-            if (*end || maxframe < 64 || maxframe > (1L << 30)) {
-                fprintf(stderr, "satellite: -F: bad number '%s'\n", optarg);
-                return 2;
-            }
-            break;
-        case 'W':
-            window = strtol(optarg, &end, 10);
-            if (*end || window < 65536 || window > (1L << 34)) {
-                fprintf(stderr, "satellite: -W: bad number '%s' (>= 65536)\n",
-                        optarg);
-                return 2;
-            }
-            break;
         case 'v': printf("satellite %s\n", PACKAGE_VERSION); return 0;
         case 'h': s_usage(stdout); return 0;
-        default: s_usage(stderr); return 2;
+        default:
+            switch (opt_take(OPT_P_SATELLITE, c, optarg, v, err, sizeof err)) {
+            case 1: break;
+            case -1: fprintf(stderr, "satellite: %s\n", err); return 2;
+            default: s_usage(stderr); return 2;
+            }
         }
     }
     if (conf == NULL || optind != argc) {
         s_usage(stderr);
         return 2;
     }
-    char err[1024];
     config_t *cfg = config_load(conf, err, sizeof err);
     if (cfg == NULL) {
         fprintf(stderr, "satellite: %s\n", err);
@@ -111,11 +93,11 @@ int main(int argc, char **argv)
     }
     ingest_opts_t io;
     ingest_opts_default(&io);
-    io.maxline = (size_t)maxline;
-    io.max_frame = (size_t)maxframe;
-    io.window_bytes = (size_t)window;
-    io.timeout_ms = cfg->orchester_timeout_ms > 0 ? cfg->orchester_timeout_ms
-                                                  : 3000;
+    io.maxline = (size_t)v[OPT_MAXLINE];
+    io.max_frame = (size_t)v[OPT_MAXFRAME];
+    io.window_bytes = (size_t)v[OPT_WINDOW];
+    if (cfg->orchester_timeout_ms > 0)
+        io.timeout_ms = cfg->orchester_timeout_ms;
     io.orchester = cfg->orchesters[0];
     io.ctl_endpoint = EP_CTL;
     if (getrandom(&io.sat_id, sizeof io.sat_id, 0) != sizeof io.sat_id)
@@ -138,7 +120,7 @@ int main(int argc, char **argv)
     log_info("satellite: started: %zu listeners, sending to %s",
              cfg->nlistens, cfg->orchesters[0]);
     for (;;) {
-        int sig = daemon_wait_signal(1000);
+        int sig = daemon_wait_signal((int)opt_default(OPT_SIGNAL_POLL));
         if (sig == SIGTERM || sig == SIGINT)
             break;
     }

@@ -20,6 +20,7 @@
 
 #include "config.h"
 #include "config_lex.h"
+#include "options.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -1039,7 +1040,7 @@ static int s_begin(parser_t *p, const char *name, int flags, char *err,
         p->cfg = NULL;
         return config_lex_fail(&p->err, name, 0, "out of memory");
     }
-    p->cfg->orchester_timeout_ms = 3000;
+    p->cfg->orchester_timeout_ms = (int)opt_default(OPT_ACK_TIMEOUT);
     p->cfg->stats.interval = 60;
     p->cfg->buffer.max = 50000000;
     p->cfg->buffer.replay = 200000;

@@ -19,6 +19,7 @@
 #include "clock.h"
 #include "log.h"
 #include "net.h"
+#include "options.h"
 #include "pickle_enc.h"
 
 #define DEST_IOV 64
@@ -48,10 +49,10 @@ struct dest {
 
 void dest_opts_default(dest_opts_t *o)
 {
-    o->queue_cap = 100000;
-    o->backoff_min_ms = 100;
-    o->backoff_max_ms = 5000;
-    o->connect_timeout_ms = 3000;
+    o->queue_cap = (uint64_t)opt_default(OPT_QUEUE);
+    o->backoff_min_ms = (int)opt_default(OPT_BACKOFF_MIN);
+    o->backoff_max_ms = (int)opt_default(OPT_BACKOFF_MAX);
+    o->connect_timeout_ms = (int)opt_default(OPT_CONNECT_TIMEOUT);
     o->write_bytes = 1 << 20;
 }
 

@@ -24,6 +24,7 @@
 #include "log.h"
 #include "msg.h"
 #include "net.h"
+#include "options.h"
 #include "selfmetrics.h"
 #include "stats.h"
 #include "useall.h"
@@ -328,7 +329,8 @@ static void s_router_fn(zwatch_t *w, void *sock, void *arg)
         zmq_msg_close(&parts[i]);
     if (s_flush_held(h, ZMQ_DONTWAIT) != 0) {
         zwatch_stop(w);
-        ev_timer_set(&h->retry, 0.001, 0.001);
+        double every = (double)opt_default(OPT_HELD_RETRY) / 1000.0;
+        ev_timer_set(&h->retry, every, every);
         ev_timer_start(h->loop, &h->retry);
     }
 }

@@ -21,6 +21,7 @@
 #include "line.h"
 #include "log.h"
 #include "msg.h"
+#include "options.h"
 #include "net.h"
 #include "pickle.h"
 #include "stats.h"
@@ -104,12 +105,12 @@ struct ingest {
 void ingest_opts_default(ingest_opts_t *o)
 {
     memset(o, 0, sizeof *o);
-    o->maxline = 16384;
-    o->window_bytes = 8u << 20;
-    o->timeout_ms = 3000;
+    o->maxline = (size_t)opt_default(OPT_MAXLINE);
+    o->window_bytes = (size_t)opt_default(OPT_WINDOW);
+    o->timeout_ms = (int)opt_default(OPT_ACK_TIMEOUT);
     o->batch_bytes = 65536;
-    o->stop_wait_ms = 3000;
-    o->max_frame = 1 << 20;
+    o->stop_wait_ms = (int)opt_default(OPT_STOP_WAIT);
+    o->max_frame = (size_t)opt_default(OPT_MAXFRAME);
 }
 
 /* ---- the window ---------------------------------------------------------- */
@@ -514,7 +515,9 @@ static void s_accept_fn(struct ev_loop *loop, ev_io *io, int revents)
                 log_warn("ingest: %s: accept: %s: pausing 1 s", l->name,
                          strerror(errno));
                 ev_io_stop(loop, &l->io);
-                ev_timer_set(&l->retry, 1.0, 0.0);
+                ev_timer_set(&l->retry,
+                             (double)opt_default(OPT_ACCEPT_PAUSE) / 1000.0,
+                             0.0);
                 ev_timer_start(loop, &l->retry);
             }
             return;
@@ -622,7 +625,7 @@ static void s_tick_fn(struct ev_loop *loop, ev_timer *t, int revents)
     ingest_t *ig = t->data;
     int64_t now = clock_mono_ms();
     s_resend(ig, now);
-    if (now - ig->last_stats_ms >= 1000) {
+    if (now - ig->last_stats_ms >= opt_default(OPT_SNAPSHOT)) {
         ig->last_stats_ms = now;
         s_send_stats(ig);
     }
@@ -667,7 +670,8 @@ static int s_listener(ingest_t *ig, listener_t *l, const config_listen_t *cl,
     ev_io_init(&l->io, cl->proto == PROTO_UDP ? s_udp_fn : s_accept_fn, l->fd,
                EV_READ);
     l->io.data = l;
-    ev_timer_init(&l->retry, s_accept_retry_fn, 1.0, 0.0);
+    ev_timer_init(&l->retry, s_accept_retry_fn,
+                  (double)opt_default(OPT_ACCEPT_PAUSE) / 1000.0, 0.0);
     l->retry.data = l;
     return 0;
 }
@@ -737,7 +741,8 @@ ingest_t *ingest_new(void *zctx, const config_listen_t *listens, size_t n,
         goto zerr;
     ev_prepare_init(&ig->flush, s_flush_fn);
     ig->flush.data = ig;
-    ev_timer_init(&ig->tick, s_tick_fn, 0.1, 0.1);
+    double every = (double)opt_default(OPT_RESEND_CHECK) / 1000.0;
+    ev_timer_init(&ig->tick, s_tick_fn, every, every);
     ig->tick.data = ig;
     return ig;
 zerr:

@@ -15,6 +15,7 @@
 #include "clock.h"
 #include "log.h"
 #include "msg.h"
+#include "options.h"
 #include "zwatch.h"
 
 #define MAX_PARTS ROUTER_MAX_DESTS
@@ -84,8 +85,8 @@ void sender_opts_default(sender_opts_t *o)
 {
     memset(o, 0, sizeof *o);
     dest_opts_default(&o->dest);
-    o->stall_ms = 250;
-    o->drain_ms = 10000;
+    o->stall_ms = (int)opt_default(OPT_STALL);
+    o->drain_ms = (int)opt_default(OPT_DRAIN) * 1000;
 }
 
 static void s_release_fn(void *owner)
@@ -485,7 +486,7 @@ static void s_tick_fn(struct ev_loop *loop, ev_timer *t, int revents)
         s->stale = 0;
     }
     s_mend(s);
-    if (now - s->last_stats_ms >= 1000) {
+    if (now - s->last_stats_ms >= opt_default(OPT_SNAPSHOT)) {
         s->last_stats_ms = now;
         s_send_stats(s);
         s_log_drops(s, now);
