@@ -205,7 +205,8 @@ int main(int argc, char **argv)
                      .ctl_endpoint = EP_CTL_HUB,
                      .hostname = host,
                      .config_path = o.config,
-                     .stats_interval = (int)o.stats};
+                     .stats_interval = (int)o.stats,
+                     .maxline = (size_t)o.maxline};
     t.hub = hub_new(zctx, cfg, r, &ho, err, sizeof err);
     if (t.hub == NULL) {
         log_err("orchester: %s", err);

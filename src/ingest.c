@@ -106,7 +106,7 @@ void ingest_opts_default(ingest_opts_t *o)
     o->maxline = 16384;
     o->window_bytes = 8u << 20;
     o->timeout_ms = 3000;
-    o->batch_bytes = 65536;
+    o->batch_bytes = BATCH_PAYLOAD_BYTES;
     o->stop_wait_ms = 3000;
     o->max_frame = 1 << 20;
 }
