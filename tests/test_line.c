@@ -790,7 +790,7 @@ test_check_parser_output(void **state)
 {
     static const char *const in[] = {
         "a  1  2", "\t\ta 1 2\t\t", "a.\rb 1 2", "..a..b.. 1 2",
-        "a\x01" "b\xff 1 2", "a;t=x\x01y 1 2", "a 1 -1", "a 1e3 1.5",
+        "a\001b\377 1 2", "a;t=x\x01y 1 2", "a 1 -1", "a 1e3 1.5",
         "web01.cpu;dc=x;rack=7 -inf 1700000000", "a%b^c 1 2",
     };
     char out[512];
