@@ -184,7 +184,8 @@ int main(int argc, char **argv)
                      .ctl_endpoint = EP_CTL_HUB,
                      .hostname = host,
                      .config_path = o.config,
-                     .stats_interval = (int)o.v[OPT_STATS]};
+                     .stats_interval = (int)o.v[OPT_STATS],
+                     .maxline = (size_t)o.v[OPT_MAXLINE]};
     t.hub = hub_new(zctx, cfg, r, &ho, err, sizeof err);
     if (t.hub == NULL) {
         log_err("orchester: %s", err);

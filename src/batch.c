@@ -1,6 +1,7 @@
 /*
  * batch.c -- header encoding and the payload codecs of the batch protocol.
- * See batch.h for the layout.
+ * See batch.h for the layout.  The orchester trusts no satellite: the lines
+ * codec delivers only lines that line_check() (src/line.c) finds canonical.
  */
 #include "batch.h"
 
@@ -66,23 +67,30 @@ size_t batch_name_len(const char *line, size_t len)
 }
 
 /* The lines codec: canonical "name value timestamp\n" lines back to back.
- * A payload that does not end in '\n' is malformed; the complete lines
- * before the fault are still delivered. */
-static long s_lines_decode(const void *payload, size_t len, codec_point_fn fn,
-                           void *arg)
+ * Every line is checked with line_check(); a line that is not canonical (a
+ * last line without '\n' among them) is refused and the others go on. */
+static long s_lines_decode(const void *payload, size_t len, size_t maxline,
+                           codec_point_fn fn, void *arg, long *refused)
 {
     const char *p = payload;
     const char *end = p + len;
+    size_t maxlen = LINE_CANON_MAX(maxline);
     long n = 0;
+    *refused = 0;
+    if (len > BATCH_PAYLOAD_MAX(maxline))
+        return -1;
     while (p < end) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
-        if (nl == NULL)
-            return -1;
-        size_t l = (size_t)(nl - p) + 1;
-        n++;
-        if (fn(arg, p, l, batch_name_len(p, l - 1)) != 0)
-            return n;
-        p = nl + 1;
+        size_t l = (size_t)((nl != NULL ? nl + 1 : end) - p);
+        size_t namelen;
+        if (line_check(p, l, maxlen, &namelen) != 0) {
+            (*refused)++;
+        } else {
+            n++;
+            if (fn(arg, p, l, namelen) != 0)
+                return n;
+        }
+        p += l;
     }
     return n;
 }

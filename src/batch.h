@@ -22,8 +22,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "line.h"
+
 #define BATCH_HDR_LEN 28
 #define BATCH_VERSION 1
+
+/* A satellite closes a batch once its payload reaches BATCH_PAYLOAD_BYTES,
+ * so a payload is shorter than that before its last line, and holds at most
+ * BATCH_PAYLOAD_MAX bytes for satellites whose line limit (-M) is maxline. */
+#define BATCH_PAYLOAD_BYTES 65536
+#define BATCH_PAYLOAD_MAX(maxline) \
+    (BATCH_PAYLOAD_BYTES - 1 + LINE_CANON_MAX(maxline))
 
 enum { BATCH_DATA = 1, BATCH_ACK = 2 };
 enum { CODEC_LINES = 1 };
@@ -54,11 +63,19 @@ typedef int (*codec_point_fn)(void *arg, const char *line, size_t len,
 typedef struct {
     uint8_t id;        /* CODEC_* */
     const char *name;  /* for logs */
-    /* decode: call fn for each datapoint; stop early if fn returns
-     * non-zero.  Returns the number of datapoints seen, or -1 when the
-     * payload is malformed (points before the fault were delivered). */
-    long (*decode)(const void *payload, size_t len, codec_point_fn fn,
-                   void *arg);
+    /* decode: check every datapoint of the payload and call fn for each good
+     * one, in payload order; stop early if fn returns non-zero.  A
+     * datapoint is good when it is exactly what a satellite whose line
+     * limit (-M) is maxline writes (for the lines codec: line_check() with
+     * LINE_CANON_MAX(maxline)); a bad one is skipped and counted in
+     * *refused, and the datapoints after it are still delivered.  Returns
+     * the number of datapoints delivered (the one fn stopped at included),
+     * or -1 when the payload as a whole is malformed (for the lines codec:
+     * longer than BATCH_PAYLOAD_MAX(maxline)); then nothing is delivered
+     * and *refused is 0.  payload is borrowed for the call; fn's line
+     * points into it.  Pure; any thread may call it. */
+    long (*decode)(const void *payload, size_t len, size_t maxline,
+                   codec_point_fn fn, void *arg, long *refused);
 } codec_t;
 
 /* codec_find: the codec with this id, or NULL.  Static table; borrowed. */

@@ -33,7 +33,8 @@
 typedef struct {
     uint64_t received;    /* datapoints in batches */
     uint64_t batches;     /* batches routed */
-    uint64_t bad;         /* malformed batches */
+    uint64_t bad;         /* malformed batches, and batches with bad lines */
+    uint64_t badlines;    /* lines refused from batches (not canonical) */
     uint64_t blackholed;  /* datapoints sent to the blackhole only */
     uint64_t unrouted;    /* datapoints no rule matched */
     uint64_t invalid;     /* datapoints a validate clause dropped */
@@ -308,16 +309,17 @@ static void s_router_fn(zwatch_t *w, void *sock, void *arg)
         return;
     }
     const codec_t *codec = codec_find(bh.codec);
-    long k = -1;
+    long k = -1, refused = 0;
     if (n == 3 && codec != NULL)
         k = codec->decode(zmq_msg_data(&parts[2]), zmq_msg_size(&parts[2]),
-                          s_route_line, h);
+                          h->o.maxline, s_route_line, h, &refused);
     /* a malformed batch is acknowledged too: sending it again would not
-     * mend it; what decoded before the fault is routed */
-    if (k < 0)
+     * mend it; its good lines are routed, its bad lines dropped */
+    if (k < 0 || refused > 0)
         h->c.bad++;
-    else
+    if (k > 0)
         h->c.received += (uint64_t)k;
+    h->c.badlines += (uint64_t)refused;
     h->c.batches++;
     s_seen(h, bh.sat_id);
     s_build(h);
@@ -460,6 +462,7 @@ static size_t s_counters(const hub_t *h, selfmetrics_counter_t *c, size_t max,
     C("pickle.tooBig", h->ingest.pickle_toobig);
     C("satellites.batches", h->c.batches);
     C("satellites.badBatches", h->c.bad);
+    C("satellites.badLines", h->c.badlines);
     C("satellites.resent", h->ingest.resent);
     G("satellites.connected", s_connected(h), 1);
     G("connections", h->ingest.connections, 1);
@@ -886,9 +889,13 @@ hub_t *hub_new(void *zctx, const config_t *cfg, const router_t *r,
     if (!h->router || !h->out || !h->stats || !h->ctl)
         goto zerr;
     zmq_setsockopt(h->router, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
-    /* a batch is tens of kilobytes; a peer that sends a frame this large
-     * is not a satellite, and zmq drops its connection */
-    int64_t maxmsg = (int64_t)128 << 20;
+    /* a satellite's batch is at most BATCH_PAYLOAD_MAX bytes: a peer that
+     * sends a frame of twice that is not a satellite, and zmq drops its
+     * connection before it takes more memory (one a little over is
+     * refused by the codec, counted and acknowledged) */
+    size_t maxline = o->maxline ? o->maxline
+                                : (size_t)opt_default(OPT_MAXLINE);
+    int64_t maxmsg = 2 * (int64_t)BATCH_PAYLOAD_MAX(maxline);
     zmq_setsockopt(h->router, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
     failed = o->batches_endpoint;
     if (zmq_bind(h->router, o->batches_endpoint) != 0)

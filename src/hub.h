@@ -48,6 +48,8 @@ typedef struct {
     const char *hostname;          /* for carbon.relays.<hostname> */
     const char *config_path;       /* the file a reload reads */
     int stats_interval;            /* seconds; 0: from the config */
+    size_t maxline;                /* -M: satellites' line limit; lines of a
+                                      batch are checked against it */
 } hub_opts_t;
 
 typedef struct hub hub_t;

@@ -108,7 +108,7 @@ void ingest_opts_default(ingest_opts_t *o)
     o->maxline = (size_t)opt_default(OPT_MAXLINE);
     o->window_bytes = (size_t)opt_default(OPT_WINDOW);
     o->timeout_ms = (int)opt_default(OPT_ACK_TIMEOUT);
-    o->batch_bytes = 65536;
+    o->batch_bytes = BATCH_PAYLOAD_BYTES;
     o->stop_wait_ms = (int)opt_default(OPT_STOP_WAIT);
     o->max_frame = (size_t)opt_default(OPT_MAXFRAME);
 }

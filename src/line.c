@@ -5,7 +5,9 @@
  * shell (src/ingest.c) calls line_parse() for every line it reads; the pickle
  * decoder calls line_canon() for every datapoint it decodes.  Both write the
  * canonical line "name value timestamp\n" into a caller-owned buffer, which
- * the ingest shell packs into a batch for the router.
+ * the ingest shell packs into a batch for the router.  line_check() is the
+ * other direction: the batch codec (src/batch.c) asks it whether a line a
+ * satellite sent is exactly what these functions write.
  *
  * This is the hot path (millions of lines a second): every check is a
  * hand-written scan over the bytes, the value and timestamp are validated
@@ -295,6 +297,45 @@ line_canon(const char *name, size_t namelen, const char *value,
            && (ts != NULL || tslen == 0));
     return s_build(name, namelen, value, valuelen, ts, tslen, now, out,
                    outcap, res);
+}
+
+int
+line_check(const char *line, size_t len, size_t maxlen, size_t *namelen)
+{
+    size_t i, path;
+    const char *value, *sp;
+
+    assert(line != NULL || len == 0);
+    if (len < 6 || len > maxlen || line[len - 1] != '\n' ||
+        memchr(line, '\r', len) != NULL)
+        return -1;
+    len--;  /* the '\n' */
+    for (i = 0; i < len; i++) {  /* the routing name */
+        unsigned char c = (unsigned char)line[i];
+
+        if (c == '.') {
+            if (i == 0 || line[i - 1] == '.')
+                return -1;
+        } else if (s_path_map[c] != (char)c) {
+            break;
+        }
+    }
+    if (i == 0 || line[i - 1] == '.')
+        return -1;
+    path = i;
+    if (i < len && line[i] == ';')  /* the tags */
+        for (i++; i < len && (unsigned char)line[i] > ' ' &&
+                  (unsigned char)line[i] < 0x7f; i++)
+            ;
+    if (i == len || line[i] != ' ')
+        return -1;
+    value = line + i + 1;
+    sp = memchr(value, ' ', len - (i + 1));
+    if (sp == NULL || s_value(value, (size_t)(sp - value)) != LINE_OK ||
+        s_stamp(sp + 1, (size_t)(line + len - (sp + 1))) != 0)
+        return -1;
+    *namelen = path;
+    return 0;
 }
 
 const char *

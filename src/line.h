@@ -5,7 +5,8 @@
  * (src/ingest.c) splits its input on '\n', hands each line here, and packs
  * the canonical line this module writes into a batch for the orchester.
  * The pickle decoder hands each decoded datapoint to line_canon() so both
- * protocols get the same validation and cleansing.
+ * protocols get the same validation and cleansing.  The orchester checks
+ * that every line of a satellite's batch is canonical with line_check().
  */
 #ifndef ORCHESTER_LINE_H
 #define ORCHESTER_LINE_H
@@ -70,6 +71,32 @@ line_status_t line_canon(const char *name, size_t namelen,
                          const char *value, size_t valuelen,
                          const char *ts, size_t tslen, long long now,
                          char *out, size_t outcap, line_result_t *res);
+
+/* LINE_CANON_MAX: the longest canonical line, its '\n' included, that
+ * line_parse() or line_canon() writes for input of at most maxline bytes:
+ * the timestamp "-1" may grow into the 20 characters of a long long. */
+#define LINE_CANON_MAX(maxline) ((size_t)(maxline) + 19)
+
+/*
+ * line_check: whether line/len is exactly a canonical line as line_parse()
+ * and line_canon() write it, at most maxlen bytes with its '\n' (the
+ * orchester checks every line of a satellite's batch with it, maxlen being
+ * LINE_CANON_MAX of -M).  Canonical means:
+ *   - one '\n', the last byte; no '\r', no tab, exactly two spaces;
+ *   - the routing name: one or more runs of [A-Za-z0-9] and "-_:#", joined
+ *     by single '.' (none first or last);
+ *   - optionally the tags: a ';', then any bytes of printable ASCII but
+ *     space (0x21 to 0x7e);
+ *   - ' ', the value as line_parse() takes it (a decimal float, inf or
+ *     infinity in any case; never nan);
+ *   - ' ', the timestamp: [sign] digits, optionally '.' and a fraction (at
+ *     least one digit), but not exactly "-1", which the parser replaces.
+ * Such a line is its own canonical form: line_parse() of it (without its
+ * '\n') writes the same bytes back, whatever now is.
+ * Returns 0 and sets *namelen to the routing name's length, or -1 (then
+ * *namelen is untouched).  Pure; any thread may call it.
+ */
+int line_check(const char *line, size_t len, size_t maxlen, size_t *namelen);
 
 /* line_status_str: a short lower-case name for a status ("fields", ...).
  * Returns a static string; never NULL. */

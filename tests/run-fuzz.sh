@@ -23,6 +23,7 @@ mods() {
     line) echo "src/line.c" ;;
     config) echo "src/config.c src/config_lex.c src/options.c" ;;
     pickle) echo "src/pickle.c src/numfmt.c src/pyesc.c" ;;
+    batch) echo "src/batch.c src/line.c" ;;
     *) echo "" ;;
     esac
 }

@@ -7,9 +7,11 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "batch.h"
+#include "line.h"
 
 static void test_header_roundtrip(void **state)
 {
@@ -51,37 +53,156 @@ static void test_header_rejects(void **state)
     assert_int_equal(batch_hdr_decode(buf, BATCH_HDR_LEN, &g), -1);
 }
 
+#define MAXLINE 64 /* the satellites' -M in these tests */
+
 typedef struct {
     int n;
-    char names[4][32];
+    int stop_at;          /* return non-zero at this point (1-based); 0: never */
+    char lines[8][64];    /* the lines delivered, NUL-terminated */
+    size_t namelens[8];
 } seen_t;
 
 static int s_point(void *arg, const char *line, size_t len, size_t namelen)
 {
     seen_t *s = arg;
+    size_t cl;
     assert_true(len > namelen);
     assert_int_equal(line[len - 1], '\n');
-    if (s->n < 4)
-        memcpy(s->names[s->n], line, namelen), s->names[s->n][namelen] = 0;
+    assert_int_equal(line_check(line, len, LINE_CANON_MAX(MAXLINE), &cl), 0);
+    assert_int_equal(cl, namelen);
+    if (s->n < 8 && len < sizeof s->lines[0]) {
+        memcpy(s->lines[s->n], line, len);
+        s->lines[s->n][len] = 0;
+        s->namelens[s->n] = namelen;
+    }
     s->n++;
-    return 0;
+    return s->n == s->stop_at;
+}
+
+static long s_decode(const char *p, size_t len, seen_t *s, long *refused)
+{
+    const codec_t *c = codec_find(CODEC_LINES);
+    assert_non_null(c);
+    *refused = -7;
+    return c->decode(p, len, MAXLINE, s_point, s, refused);
 }
 
 static void test_lines_codec(void **state)
 {
     (void)state;
-    const codec_t *c = codec_find(CODEC_LINES);
-    assert_non_null(c);
+    assert_non_null(codec_find(CODEC_LINES));
     assert_null(codec_find(0));
     const char *p = "a.b 1 2\nc;t=v 3 4\n";
     seen_t s = {0};
-    assert_int_equal(c->decode(p, strlen(p), s_point, &s), 2);
-    assert_string_equal(s.names[0], "a.b");
-    assert_string_equal(s.names[1], "c");
-    /* a payload cut mid-line is malformed; the whole lines before count */
+    long refused;
+    assert_int_equal(s_decode(p, strlen(p), &s, &refused), 2);
+    assert_int_equal(refused, 0);
+    assert_string_equal(s.lines[0], "a.b 1 2\n");
+    assert_int_equal(s.namelens[0], 3);
+    assert_string_equal(s.lines[1], "c;t=v 3 4\n");
+    assert_int_equal(s.namelens[1], 1);
+    /* an empty payload is a batch of nothing */
+    seen_t e = {0};
+    assert_int_equal(s_decode("", 0, &e, &refused), 0);
+    assert_int_equal(refused, 0);
+    assert_int_equal(e.n, 0);
+}
+
+static void test_lines_cut(void **state)
+{
+    (void)state;
+    /* a payload cut mid-line: its last line is refused, the rest goes on */
+    const char *p = "a.b 1 2\nc;t=v 3 4\n";
     seen_t t = {0};
-    assert_int_equal(c->decode(p, strlen(p) - 2, s_point, &t), -1);
+    long refused;
+    assert_int_equal(s_decode(p, strlen(p) - 2, &t, &refused), 1);
+    assert_int_equal(refused, 1);
     assert_int_equal(t.n, 1);
+    assert_string_equal(t.lines[0], "a.b 1 2\n");
+}
+
+static void test_lines_bad_mixed(void **state)
+{
+    (void)state;
+    /* good lines around bad ones: only the bad ones are dropped */
+    static const char p[] =
+        "good.one 1 1700000000\n"
+        "bad\0nul 1 1700000000\n"          /* NUL in the name */
+        "bad\x01" "ctl 1 1700000000\n"     /* a control byte */
+        "bad.nots 1\n"                     /* no timestamp */
+        "good.two 2.5 1700000001\n"
+        "bad.value x 1700000000\n"         /* garbage value */
+        "bad.nan nan 1700000000\n"
+        "bad..dots 1 1700000000\n"         /* not cleansed */
+        "bad.now 1 -1\n"                   /* the parser writes now */
+        "\n"
+        "bad.cr 1 1700000000\r\n"
+        "good.three;k=v -inf 1700000002\n";
+    seen_t s = {0};
+    long refused;
+    assert_int_equal(s_decode(p, sizeof p - 1, &s, &refused), 3);
+    assert_int_equal(refused, 9);
+    assert_int_equal(s.n, 3);
+    assert_string_equal(s.lines[0], "good.one 1 1700000000\n");
+    assert_string_equal(s.lines[1], "good.two 2.5 1700000001\n");
+    assert_string_equal(s.lines[2], "good.three;k=v -inf 1700000002\n");
+    assert_int_equal(s.namelens[2], 10);
+}
+
+static void test_lines_toolong(void **state)
+{
+    (void)state;
+    /* a line longer than a satellite with this -M writes is refused */
+    char p[256];
+    size_t max = LINE_CANON_MAX(MAXLINE);
+    memset(p, 'a', max - 5);             /* "aa...a 1 2\n": max bytes */
+    memcpy(p + max - 5, " 1 2\n", 5);
+    seen_t s = {0};
+    long refused;
+    assert_int_equal(s_decode(p, max, &s, &refused), 1);
+    assert_int_equal(refused, 0);
+    memset(p, 'a', max - 4);             /* max + 1 bytes */
+    memcpy(p + max - 4, " 1 2\n", 5);
+    memcpy(p + max + 1, "x 1 3\n", 6);   /* then a good line */
+    seen_t t = {0};
+    assert_int_equal(s_decode(p, max + 7, &t, &refused), 1);
+    assert_int_equal(refused, 1);
+    assert_string_equal(t.lines[0], "x 1 3\n");
+}
+
+static void test_lines_oversize(void **state)
+{
+    (void)state;
+    /* a payload no satellite makes is refused whole: nothing delivered */
+    size_t max = BATCH_PAYLOAD_MAX(MAXLINE);
+    char *p = malloc(max + 6);
+    assert_non_null(p);
+    for (size_t i = 0; i + 6 <= max + 6; i += 6)
+        memcpy(p + i, "a 1 2\n", 6);
+    seen_t s = {0};
+    long refused;
+    size_t fits = max - max % 6;
+    assert_int_equal(s_decode(p, fits, &s, &refused), (long)(fits / 6));
+    assert_int_equal(refused, 0);
+    seen_t t = {0};
+    assert_int_equal(s_decode(p, fits + 6, &t, &refused), -1);
+    assert_int_equal(refused, 0);
+    assert_int_equal(t.n, 0);
+    free(p);
+    /* a satellite closes a batch at 64 KiB, then adds at most one line */
+    assert_int_equal(BATCH_PAYLOAD_MAX(16384), 65535 + 16384 + 19);
+}
+
+static void test_lines_stop(void **state)
+{
+    (void)state;
+    /* fn stops the decoder: the count includes the point it stopped at */
+    const char *p = "a 1 2\nbad 1\nb 1 2\nc 1 2\n";
+    seen_t s = {.stop_at = 2};
+    long refused;
+    assert_int_equal(s_decode(p, strlen(p), &s, &refused), 2);
+    assert_int_equal(refused, 1);
+    assert_string_equal(s.lines[1], "b 1 2\n");
 }
 
 int main(void)
@@ -90,6 +211,11 @@ int main(void)
         cmocka_unit_test(test_header_roundtrip),
         cmocka_unit_test(test_header_rejects),
         cmocka_unit_test(test_lines_codec),
+        cmocka_unit_test(test_lines_cut),
+        cmocka_unit_test(test_lines_bad_mixed),
+        cmocka_unit_test(test_lines_toolong),
+        cmocka_unit_test(test_lines_oversize),
+        cmocka_unit_test(test_lines_stop),
     };
     return cmocka_run_group_tests_name("batch", tests, NULL, NULL);
 }

@@ -3,7 +3,8 @@
  *
  * Every rule of line.h has its own group of cases: field splitting, '\r',
  * the value and timestamp grammars, name cleansing and tags, the output
- * capacity, and line_canon() for pre-split datapoints.  Inputs are string
+ * capacity, line_canon() for pre-split datapoints, and line_check(), which
+ * must accept exactly the lines the parser writes.  Inputs are string
  * literals measured with sizeof, so a case may hold NUL bytes.
  */
 #include <stdarg.h>
@@ -609,6 +610,205 @@ test_canon(void **state)
                                 &res), LINE_OK);
 }
 
+/* line_check of in[0..len) with maxlen: expect want (0 or -1), and on 0
+ * the routing name's length path. */
+static void
+s_check(int line, const char *in, size_t len, size_t maxlen, int want,
+        size_t path)
+{
+    size_t namelen = 12345;
+    int rc = line_check(in, len, maxlen, &namelen);
+
+    if (rc != want)
+        s_fail(line, in, len, want == 0 ? "refused, want accepted"
+                                        : "accepted, want refused");
+    if (rc == 0 && namelen != path)
+        s_fail(line, in, len, "namelen wrong");
+    if (rc != 0 && namelen != 12345)
+        s_fail(line, in, len, "namelen set on a refused line");
+}
+
+#define GOOD(in, path) s_check(__LINE__, in, sizeof(in) - 1, 512, 0, path)
+#define REFUSED(in) s_check(__LINE__, in, sizeof(in) - 1, 512, -1, 0)
+
+static void
+test_check_good(void **state)
+{
+    (void)state;
+    GOOD("a 1 2\n", 1);
+    GOOD("a.b.c 1.5 1700000000\n", 5);
+    GOOD("servers.web-01.cpu_user:x#y 42 1700000000\n", 27);
+    GOOD("a.b;t=x_y 1e3 9\n", 3);
+    GOOD("a; 1 2\n", 1);             /* a bare ';' stays, as the parser keeps it */
+    GOOD("a;;k=v;=.. 1 2\n", 1);     /* tags are any printable text */
+    GOOD("a;\x21~ 1 2\n", 1);
+    GOOD("x -Infinity 1.5\n", 1);
+    GOOD("x inf +5\n", 1);
+    GOOD("x INF 0\n", 1);
+    GOOD("x +.5 -3\n", 1);
+    GOOD("x 1. 007\n", 1);
+    GOOD("x 1E-5 -01\n", 1);
+    GOOD("x 1 -1.0\n", 1);           /* only the exact "-1" means now */
+    GOOD("x 1 -12\n", 1);
+    GOOD("x 1 .5\n", 1);
+}
+
+static void
+test_check_refused(void **state)
+{
+    (void)state;
+    /* NUL and control bytes, bytes the cleanser would have replaced */
+    REFUSED("a\0b 1 2\n");
+    REFUSED("a\x01 1 2\n");
+    REFUSED("a\x1b[0m 1 2\n");
+    REFUSED("a\x7f 1 2\n");
+    REFUSED("a\x80 1 2\n");
+    REFUSED("a\xff 1 2\n");
+    REFUSED("a/b 1 2\n");
+    REFUSED("a=b 1 2\n");
+    REFUSED("a;\x7f 1 2\n");
+    REFUSED("a;\x80 1 2\n");
+    REFUSED("a;\0 1 2\n");
+    REFUSED("a 1\0 2\n");
+    REFUSED("a 1 2\0\n");
+    /* dots the cleanser would have collapsed or stripped */
+    REFUSED(".a 1 2\n");
+    REFUSED("a. 1 2\n");
+    REFUSED("a..b 1 2\n");
+    REFUSED("a.;t 1 2\n");
+    REFUSED(";t 1 2\n");
+    REFUSED(". 1 2\n");
+    /* fields */
+    REFUSED("a 1\n");
+    REFUSED("a 1 \n");
+    REFUSED("a\n");
+    REFUSED("\n");
+    REFUSED("");
+    REFUSED("a 1 2 3\n");
+    REFUSED(" a 1 2\n");
+    REFUSED("a  1 2\n");
+    REFUSED("a 1  2\n");
+    REFUSED("a 1 2 \n");
+    REFUSED("a\t1 2\n");
+    REFUSED("a 1\t2\n");
+    REFUSED("a 1 2\r\n");
+    REFUSED("a\r 1 2\n");
+    REFUSED("a 1\r 2\n");
+    REFUSED("a 1 2");                /* no '\n' */
+    REFUSED("a 1 2\nb 1 2\n");       /* two lines */
+    REFUSED("a 1 2\n\n");
+    /* values */
+    REFUSED("a x 2\n");
+    REFUSED("a nan 2\n");
+    REFUSED("a -NaN 2\n");
+    REFUSED("a 0x1 2\n");
+    REFUSED("a 1e 2\n");
+    REFUSED("a . 2\n");
+    REFUSED("a infinit 2\n");
+    REFUSED("a 1,5 2\n");
+    /* timestamps */
+    REFUSED("a 1 -1\n");             /* the parser writes now instead */
+    REFUSED("a 1 1e9\n");
+    REFUSED("a 1 x\n");
+    REFUSED("a 1 1.2.3\n");
+    REFUSED("a 1 +\n");
+    REFUSED("a 1 inf\n");
+}
+
+static void
+test_check_maxlen(void **state)
+{
+    size_t namelen = 0;
+
+    (void)state;
+    assert_int_equal(line_check("abc 1 2\n", 8, 8, &namelen), 0);
+    assert_int_equal(namelen, 3);
+    assert_int_equal(line_check("abc 1 2\n", 8, 7, &namelen), -1);
+    assert_int_equal(line_check(NULL, 0, 100, &namelen), -1);
+    /* the bound is what the parser writes for a line of maxline bytes */
+    assert_int_equal(LINE_CANON_MAX(100), 119);
+}
+
+/* Whether in[0..len) is a fixed point of line_parse: its own canonical
+ * line, at most maxlen bytes. */
+static int
+s_fixed_point(const char *in, size_t len, size_t maxlen)
+{
+    char out[600];
+    line_result_t res;
+
+    if (len == 0 || len > maxlen || in[len - 1] != '\n' ||
+        memchr(in, '\n', len - 1) != NULL)
+        return 0;
+    return line_parse(in, len - 1, NOW, out, sizeof out, &res) == LINE_OK &&
+           res.len == len && memcmp(out, in, len) == 0;
+}
+
+/* line_check accepts exactly the fixed points of line_parse: every byte
+ * value in every field of a few lines. */
+static void
+test_check_exact(void **state)
+{
+    static const char *const tmpl[] = {
+        "ab.cd;t=v 12.5e3 1700000000\n",
+        "a 1 2\n",
+        "a.b 1 -1\n",
+    };
+    char buf[64];
+
+    (void)state;
+    for (size_t t = 0; t < sizeof tmpl / sizeof tmpl[0]; t++) {
+        size_t len = strlen(tmpl[t]);
+
+        for (size_t pos = 0; pos < len; pos++) {
+            for (int b = 0; b < 256; b++) {
+                size_t namelen = 0;
+                int want;
+
+                memcpy(buf, tmpl[t], len);
+                buf[pos] = (char)b;
+                want = s_fixed_point(buf, len, 512) ? 0 : -1;
+                if (line_check(buf, len, 512, &namelen) != want)
+                    s_fail(__LINE__, buf, len, want == 0 ?
+                           "a fixed point of line_parse refused" :
+                           "accepted, but line_parse would rewrite it");
+                if (want == 0) {
+                    char out[64];
+                    line_result_t res;
+
+                    line_parse(buf, len - 1, NOW, out, sizeof out, &res);
+                    assert_int_equal(namelen, res.namelen);
+                }
+            }
+        }
+    }
+}
+
+/* Every line the parser writes passes line_check, with its namelen. */
+static void
+test_check_parser_output(void **state)
+{
+    static const char *const in[] = {
+        "a  1  2", "\t\ta 1 2\t\t", "a.\rb 1 2", "..a..b.. 1 2",
+        "a\001b\377 1 2", "a;t=x\x01y 1 2", "a 1 -1", "a 1e3 1.5",
+        "web01.cpu;dc=x;rack=7 -inf 1700000000", "a%b^c 1 2",
+    };
+    char out[512];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof in / sizeof in[0]; i++) {
+        line_result_t res;
+        size_t namelen = 0;
+
+        assert_int_equal(line_parse(in[i], strlen(in[i]), NOW, out,
+                                    sizeof out, &res), LINE_OK);
+        assert_int_equal(line_check(out, res.len, res.len, &namelen), 0);
+        assert_int_equal(namelen, res.namelen);
+        assert_int_equal(line_check(out, res.len, res.len - 1, &namelen),
+                         -1);
+    }
+}
+
 static void
 test_status_str(void **state)
 {
@@ -651,6 +851,11 @@ main(void)
         cmocka_unit_test(test_all_bytes),
         cmocka_unit_test(test_canon),
         cmocka_unit_test(test_status_str),
+        cmocka_unit_test(test_check_good),
+        cmocka_unit_test(test_check_refused),
+        cmocka_unit_test(test_check_maxlen),
+        cmocka_unit_test(test_check_exact),
+        cmocka_unit_test(test_check_parser_output),
     };
 
     return cmocka_run_group_tests_name("line", tests, NULL, NULL);
