@@ -45,6 +45,7 @@ typedef struct {
     long drain;
     long stall;
     long stats;
+    long conns;
     const char *hostname;
     const char *pidfile;
 } opts_t;
@@ -65,6 +66,8 @@ static void s_usage(FILE *f)
             "  -L N     how long a full queue of a live destination may hold\n"
             "           back intake, ms (250)\n"
             "  -S N     statistics interval, seconds (the config's, or 60)\n"
+            "  -c N     open connections per TCP or unix listener (derived\n"
+            "           from the descriptor limit)\n"
             "  -H NAME  host name in self metrics (this host's)\n"
             "  -P FILE  write the pid to FILE\n"
             "  -v       print the version\n");
@@ -84,7 +87,7 @@ static int s_num(const char *s, long min, long max, long *out)
 static int s_parse(int argc, char **argv, opts_t *o)
 {
     int c;
-    while ((c = getopt(argc, argv, "f:tq:M:F:D:L:S:H:P:vh")) != -1) {
+    while ((c = getopt(argc, argv, "f:tq:M:F:D:L:S:c:H:P:vh")) != -1) {
         long *num = NULL;
         long min = 1, max = 1L << 40;
         switch (c) {
@@ -96,6 +99,7 @@ static int s_parse(int argc, char **argv, opts_t *o)
         case 'D': num = &o->drain; min = 0; max = 86400; break;
         case 'L': num = &o->stall; min = 0; max = 600000; break;
         case 'S': num = &o->stats; max = 86400; break;
+        case 'c': num = &o->conns; max = 1L << 30; break;
         case 'H': o->hostname = optarg; break;
         case 'P': o->pidfile = optarg; break;
         case 'v': printf("orchester %s\n", PACKAGE_VERSION); exit(0);
@@ -168,6 +172,9 @@ int main(int argc, char **argv)
     }
 
     int rc = 1;
+    char msg[256];
+    daemon_raise_nofile(msg, sizeof msg);
+    log_info("orchester: %s", msg);
     daemon_block_signals();
     char host[256];
     if (o.hostname)
@@ -216,6 +223,7 @@ int main(int argc, char **argv)
         ingest_opts_default(&io);
         io.maxline = (size_t)o.maxline;
         io.max_frame = (size_t)o.maxframe;
+        io.max_conns = (size_t)o.conns;
         io.orchester = EP_BATCHES;
         io.ctl_endpoint = EP_CTL_INGEST;
         io.stats_endpoint = EP_STATS;

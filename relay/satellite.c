@@ -29,12 +29,14 @@ static void s_usage(FILE *f)
 {
     fprintf(f, "usage: satellite -f CONFIG [-M MAXLINE] [-F MAXFRAME] "
                "[-W WINDOW_BYTES] "
-               "[-P PIDFILE] [-v]\n"
+               "[-c CONNS] [-P PIDFILE] [-v]\n"
                "  -f FILE  configuration: listen statements and\n"
                "           orchester tcp://HOST:PORT [...] [timeout N ms] ;\n"
                "  -M N     longest accepted line, bytes (16384)\n"
                "  -F N     largest accepted pickle frame, bytes (1048576)\n"
                "  -W N     bytes of unacknowledged batches kept (8388608)\n"
+               "  -c N     open connections per TCP or unix listener\n"
+               "           (derived from the descriptor limit)\n"
                "  -P FILE  write the pid to FILE\n");
 }
 
@@ -43,9 +45,9 @@ static void *s_main(void *p) { ingest_run(p); return NULL; }
 int main(int argc, char **argv)
 {
     const char *conf = NULL, *pidfile = NULL;
-    long maxline = 16384, window = 8 << 20, maxframe = 1 << 20;
+    long maxline = 16384, window = 8 << 20, maxframe = 1 << 20, conns = 0;
     int c;
-    while ((c = getopt(argc, argv, "f:M:F:W:P:vh")) != -1) {
+    while ((c = getopt(argc, argv, "f:M:F:W:c:P:vh")) != -1) {
         char *end = NULL;
         switch (c) {
         case 'f': conf = optarg; break;
@@ -69,6 +71,13 @@ int main(int argc, char **argv)
             if (*end || window < 65536 || window > (1L << 34)) {
                 fprintf(stderr, "satellite: -W: bad number '%s' (>= 65536)\n",
                         optarg);
+                return 2;
+            }
+            break;
+        case 'c':
+            conns = strtol(optarg, &end, 10);
+            if (*end || conns < 1 || conns > (1L << 30)) {
+                fprintf(stderr, "satellite: -c: bad number '%s'\n", optarg);
                 return 2;
             }
             break;
@@ -97,6 +106,9 @@ int main(int argc, char **argv)
         log_warn("satellite: %s: cluster, match, rewrite, satellites and "
                  "control statements are the orchester's; a satellite only "
                  "listens and sends to its orchester", conf);
+    char msg[256];
+    daemon_raise_nofile(msg, sizeof msg);
+    log_info("satellite: %s", msg);
     daemon_block_signals();
     int rc = 1;
     void *zctx = zmq_ctx_new();
@@ -113,6 +125,7 @@ int main(int argc, char **argv)
     io.maxline = (size_t)maxline;
     io.max_frame = (size_t)maxframe;
     io.window_bytes = (size_t)window;
+    io.max_conns = (size_t)conns;
     io.timeout_ms = cfg->orchester_timeout_ms > 0 ? cfg->orchester_timeout_ms
                                                   : 3000;
     io.orchester = cfg->orchesters[0];

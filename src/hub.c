@@ -93,8 +93,9 @@ struct hub {
     stats_ingest_t ingest;    /* latest snapshot (summed over threads: one now) */
     stats_dest_t *dsnap;      /* latest sender snapshot, ndests */
     stats_listener_t *lsnap;  /* latest per-listener counters, boot->nlistens */
-    char (*lnames)[2][400];   /* self metric names of each listener:
-                                 listeners.KEY.received, ...parseErrors */
+    char (*lnames)[3][400];   /* self metric names of each listener:
+                                 listeners.KEY.received, ...parseErrors,
+                                 ...refused */
     char *reply;              /* control reply buffer */
     size_t replycap;
 };
@@ -401,9 +402,11 @@ static size_t s_counters(const hub_t *h, selfmetrics_counter_t *c, size_t max,
     C("satellites.resent", h->ingest.resent);
     G("satellites.connected", s_connected(h), 1);
     G("connections", h->ingest.connections, 1);
+    C("connections.shed", h->ingest.shed);
     for (size_t i = 0; listeners && i < h->boot->nlistens; i++) {
         C(h->lnames[i][0], h->lsnap[i].received);
         C(h->lnames[i][1], h->lsnap[i].errors);
+        C(h->lnames[i][2], h->lsnap[i].refused);
     }
 #undef C
 #undef G
@@ -423,7 +426,7 @@ static void s_statstimer_fn(struct ev_loop *loop, ev_timer *t, int revents)
         snprintf(prefix, sizeof prefix, "%s", st->prefix);
     else
         snprintf(prefix, sizeof prefix, "carbon.relays.%s", h->hostname);
-    size_t cmax = 40 + 2 * h->boot->nlistens;
+    size_t cmax = 40 + 3 * h->boot->nlistens;
     selfmetrics_counter_t *c = calloc(cmax, sizeof *c);
     if (c == NULL)
         return;
@@ -631,9 +634,10 @@ static size_t s_status(hub_t *h)
             s_reply_add(h, &len, "listener %s %s %s", type,
                         l->proto == PROTO_UDP ? "udp" : "tcp", a);
         }
-        s_reply_add(h, &len, " received=%llu errors=%llu\n",
+        s_reply_add(h, &len, " received=%llu errors=%llu refused=%llu\n",
                     (unsigned long long)h->lsnap[i].received,
-                    (unsigned long long)h->lsnap[i].errors);
+                    (unsigned long long)h->lsnap[i].errors,
+                    (unsigned long long)h->lsnap[i].refused);
     }
     for (size_t i = 0; i < h->boot->nsatellites_bind; i++)
         s_reply_add(h, &len, "satellites %s\n", h->boot->satellites_bind[i]);
@@ -773,6 +777,8 @@ hub_t *hub_new(void *zctx, const config_t *cfg, const router_t *r,
                  "listeners.%s.received", key);
         snprintf(h->lnames[i][1], sizeof h->lnames[i][1],
                  "listeners.%s.parseErrors", key);
+        snprintf(h->lnames[i][2], sizeof h->lnames[i][2],
+                 "listeners.%s.refused", key);
     }
     int one = 1;
     h->router = s_sock(zctx, ZMQ_ROUTER, 1000);

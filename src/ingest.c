@@ -9,9 +9,11 @@
 
 #include <errno.h>
 #include <ev.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <zmq.h>
@@ -28,6 +30,7 @@
 #define READ_CHUNK 65536
 #define ACCEPT_BURST 64
 #define UDP_BURST 64
+#define LOG_EVERY_MS 10000   /* at most one refusal log per listener */
 
 typedef struct ingest ingest_t;
 
@@ -40,6 +43,9 @@ typedef struct {
     ev_timer retry;                /* re-enables accept after EMFILE */
     char name[320];                /* "tcp 127.0.0.1:2003" for logs */
     stats_listener_t st;           /* its counters */
+    size_t nconns;                 /* its connections open now */
+    int64_t log_ms;                /* when a refusal was last logged */
+    uint64_t log_refused;          /* st.refused at that log */
 } listener_t;
 
 typedef struct conn {
@@ -98,7 +104,21 @@ struct ingest {
     ev_prepare flush;              /* sends the partial batch before blocking */
     ev_timer tick;                 /* resend check, stats, stop check */
     int64_t last_stats_ms;         /* when stats were last sent */
+    int reserve_fd;                /* a spare descriptor (/dev/null), closed
+                                      to accept-and-close when accept
+                                      fails with EMFILE; -1 when none */
 };
+
+size_t ingest_conn_limit(long nofile, size_t nstream)
+{
+    if (nofile < 2)
+        return 1;
+    long reserve = nofile / 4 < 128 ? 128 : nofile / 4;
+    if (reserve > nofile / 2)
+        reserve = nofile / 2;
+    long per = (nofile - reserve) / (long)(nstream ? nstream : 1);
+    return per < 1 ? 1 : (size_t)per;
+}
 
 void ingest_opts_default(ingest_opts_t *o)
 {
@@ -334,6 +354,7 @@ static void s_conn_close(conn_t *c)
     if (c->next)
         c->next->prev = c->prev;
     ig->st.connections--;
+    c->l->nconns--;
     free(c->part);
     free(c);
 }
@@ -500,13 +521,56 @@ static void s_accept_retry_fn(struct ev_loop *loop, ev_timer *t, int revents)
     ev_io_start(loop, &l->io);
 }
 
+/* Log refused connections, at most once per LOG_EVERY_MS per listener. */
+static void s_refuse_log(ingest_t *ig, listener_t *l, const char *why)
+{
+    int64_t now = clock_mono_ms();
+    if (l->log_ms != 0 && now - l->log_ms < LOG_EVERY_MS)
+        return;
+    log_warn("ingest: %s: %s: %llu connections refused since the last "
+             "report (connection limit %zu, %zu open)", l->name, why,
+             (unsigned long long)(l->st.refused - l->log_refused),
+             ig->o.max_conns, l->nconns);
+    l->log_ms = now;
+    l->log_refused = l->st.refused;
+}
+
+/* accept() failed with EMFILE or ENFILE: give up the spare descriptor for
+ * a moment to accept one connection and close it, so that a full backlog
+ * does not keep the listener readable for ever.  Returns 0 when a
+ * connection was shed, -1 (errno set) when not. */
+static int s_shed(ingest_t *ig, listener_t *l)
+{
+    if (ig->reserve_fd < 0)
+        return -1;
+    close(ig->reserve_fd);
+    int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    int e = errno;
+    if (fd >= 0)
+        close(fd);
+    ig->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        errno = e;
+        return -1;
+    }
+    l->st.refused++;
+    ig->st.shed++;
+    s_refuse_log(ig, l, "out of file descriptors: shedding connections");
+    return 0;
+}
+
 static void s_accept_fn(struct ev_loop *loop, ev_io *io, int revents)
 {
     (void)revents;
     listener_t *l = io->data;
     ingest_t *ig = l->ig;
+    if (ig->reserve_fd < 0) /* lost to another thread: try again */
+        ig->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     for (int i = 0; i < ACCEPT_BURST; i++) {
         int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0 && (errno == EMFILE || errno == ENFILE) &&
+            s_shed(ig, l) == 0)
+            continue;
         if (fd < 0) {
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
                 errno == ENOMEM) {
@@ -517,6 +581,12 @@ static void s_accept_fn(struct ev_loop *loop, ev_io *io, int revents)
                 ev_timer_start(loop, &l->retry);
             }
             return;
+        }
+        if (l->nconns >= ig->o.max_conns) {
+            close(fd);
+            l->st.refused++;
+            s_refuse_log(ig, l, "connection limit reached");
+            continue;
         }
         conn_t *c = calloc(1, sizeof *c);
         if (c == NULL) {
@@ -535,6 +605,7 @@ static void s_accept_fn(struct ev_loop *loop, ev_io *io, int revents)
             ig->conns->prev = c;
         ig->conns = c;
         ig->st.connections++;
+        l->nconns++;
         if (!ig->paused)
             ev_io_start(loop, &c->io);
     }
@@ -691,6 +762,7 @@ ingest_t *ingest_new(void *zctx, const config_listen_t *listens, size_t n,
         goto nomem;
     ig->o = *o;
     ig->nextseq = 1;
+    ig->reserve_fd = -1;
     ig->orchester = s_strdup0(o->orchester);
     ig->ctl_endpoint = s_strdup0(o->ctl_endpoint);
     ig->stats_endpoint = s_strdup0(o->stats_endpoint);
@@ -715,6 +787,24 @@ ingest_t *ingest_new(void *zctx, const config_listen_t *listens, size_t n,
             goto err;
         }
         ig->nls = i + 1;
+    }
+    if (ig->o.max_conns == 0) {
+        struct rlimit rl;
+        long nofile = 1024;
+        size_t nstream = 0;
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+            nofile = rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > (1L << 30)
+                         ? 1L << 30 : (long)rl.rlim_cur;
+        for (size_t i = 0; i < n; i++)
+            nstream += listens[i].proto != PROTO_UDP;
+        ig->o.max_conns = ingest_conn_limit(nofile, nstream);
+    }
+    log_info("ingest: at most %zu connections per TCP or unix listener",
+             ig->o.max_conns);
+    ig->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (ig->reserve_fd < 0) {
+        snprintf(err, errlen, "ingest: /dev/null: %s", strerror(errno));
+        goto err;
     }
     int linger = 0, hwm = 100000, one = 1;
     ig->dealer = zmq_socket(zctx, ZMQ_DEALER);
@@ -803,6 +893,8 @@ void ingest_destroy(ingest_t **pig)
     free(ig->orchester);
     free(ig->ctl_endpoint);
     free(ig->stats_endpoint);
+    if (ig->reserve_fd >= 0)
+        close(ig->reserve_fd);
     free(ig);
     *pig = NULL;
 }

@@ -31,6 +31,11 @@ typedef struct {
     int timeout_ms;             /* resend after this long without ack (3000) */
     size_t batch_bytes;         /* payload size that closes a batch (64 KiB) */
     int stop_wait_ms;           /* on STOP, wait this long for acks (3000) */
+    size_t max_conns;           /* open connections per TCP or unix
+                                   listener; more are accepted and closed
+                                   at once.  0 (the default): derived from
+                                   the soft RLIMIT_NOFILE when ingest_new
+                                   runs, see ingest_conn_limit() */
     uint64_t sat_id;            /* this satellite's id in batch headers */
     const char *orchester;      /* zmq endpoint to connect the DEALER to */
     const char *ctl_endpoint;   /* PAIR endpoint the owner bound (commands) */
@@ -38,6 +43,14 @@ typedef struct {
 } ingest_opts_t;
 
 typedef struct ingest ingest_t;
+
+/* ingest_conn_limit: the default connection limit per stream listener for
+ * a process allowed nofile descriptors, with nstream TCP and unix
+ * listeners: a quarter of the descriptors (at least 128, at most half) is
+ * kept for zmq sockets, destinations, files and the control socket, and the
+ * rest is shared out among the listeners.  Never less than 1.  Pure; any
+ * thread. */
+size_t ingest_conn_limit(long nofile, size_t nstream);
 
 /* ingest_opts_default: fill o with the defaults above (endpoints NULL). */
 void ingest_opts_default(ingest_opts_t *o);

@@ -25,6 +25,9 @@ typedef struct {
     uint64_t received;  /* datapoints accepted */
     uint64_t errors;    /* datapoints refused (parse errors), and pickle
                            frames refused or over the size limit */
+    uint64_t refused;   /* connections closed at accept: over the
+                           listener's connection limit, or shed when the
+                           process ran out of descriptors */
 } stats_listener_t;
 
 /* Counters of one ingest thread (cumulative since start). */
@@ -35,6 +38,8 @@ typedef struct {
     uint64_t resent;                  /* batches sent again after a timeout */
     uint64_t window_bytes;            /* unacknowledged bytes now */
     uint64_t connections;             /* client connections open now */
+    uint64_t shed;                    /* connections accepted and closed at
+                                         once because descriptors ran out */
     uint64_t pickle_frames;           /* pickle frames accepted */
     uint64_t pickle_refused;          /* pickle frames refused whole */
     uint64_t pickle_toobig;           /* frames over the limit (closed) */
