@@ -394,6 +394,7 @@ static size_t s_counters(const hub_t *h, selfmetrics_counter_t *c, size_t max,
     C("parseErrors.nan", h->ingest.errors[LINE_NAN]);
     C("parseErrors.timestamp", h->ingest.errors[LINE_TIMESTAMP]);
     C("parseErrors.toolong", h->ingest.errors[LINE_TOOLONG]);
+    C("parseErrors.unterminated", h->ingest.errors[LINE_UNTERMINATED]);
     C("pickle.frames", h->ingest.pickle_frames);
     C("pickle.refused", h->ingest.pickle_refused);
     C("pickle.tooBig", h->ingest.pickle_toobig);

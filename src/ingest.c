@@ -324,6 +324,20 @@ static void s_line(ingest_t *ig, const char *s, size_t len, long long now)
                              ig->batchcap - ig->batchlen, &res), &res);
 }
 
+/* The stream of a connection ended with len bytes of a line and no '\n':
+ * like carbon's line receiver, drop them, and count it unless they are
+ * only white space. */
+static void s_unterminated(ingest_t *ig, listener_t *l, const char *s,
+                           size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r') {
+            ig->st.errors[LINE_UNTERMINATED]++;
+            l->st.errors++;
+            return;
+        }
+}
+
 /* Split buf on '\n'; returns the offset of the unfinished tail. */
 static size_t s_lines(ingest_t *ig, const char *buf, size_t len)
 {
@@ -374,9 +388,9 @@ static void s_conn_fn(struct ev_loop *loop, ev_io *io, int revents)
     if (n < 0 && (errno == EAGAIN || errno == EINTR))
         return;
     if (n <= 0) {
-        /* EOF or error: a final line without '\n' still counts */
+        /* EOF or error: a final line without '\n' is cut short */
         if (have && !c->discarding)
-            s_line(ig, buf, have, (long long)ev_now(ig->loop));
+            s_unterminated(ig, c->l, buf, have);
         s_conn_close(c);
         return;
     }
@@ -655,7 +669,7 @@ static void s_close_clients(ingest_t *ig)
         conn_t *c = ig->conns;
         ig->cur = c->l;
         if (c->partlen && !c->discarding && c->l->wire == WIRE_LINEMODE)
-            s_line(ig, c->part, c->partlen, (long long)ev_now(ig->loop));
+            s_unterminated(ig, c->l, c->part, c->partlen);
         s_conn_close(c);
     }
     for (size_t i = 0; i < ig->nls; i++) {
