@@ -224,6 +224,7 @@ int main(int argc, char **argv)
         io.maxline = (size_t)o.maxline;
         io.max_frame = (size_t)o.maxframe;
         io.max_conns = (size_t)o.conns;
+        io.embedded = 1;
         io.orchester = EP_BATCHES;
         io.ctl_endpoint = EP_CTL_INGEST;
         io.stats_endpoint = EP_STATS;

@@ -80,6 +80,11 @@ struct ingest {
     void *stats;                   /* zmq PUSH of snapshots, or NULL */
     zwatch_t *dealer_w;            /* acks */
     zwatch_t *ctl_w;               /* commands */
+    void *mon;                     /* zmq PAIR: the DEALER's monitor events,
+                                      NULL when embedded */
+    zwatch_t *mon_w;               /* connection events */
+    int link_lost;                 /* disconnected since the last handshake */
+    int cur_timeout_ms;            /* resend timeout now (backs off) */
     listener_t *ls;                /* nls listeners */
     size_t nls;
     conn_t *conns;                 /* open client connections */
@@ -126,6 +131,7 @@ void ingest_opts_default(ingest_opts_t *o)
     o->maxline = 16384;
     o->window_bytes = 8u << 20;
     o->timeout_ms = 3000;
+    o->timeout_max_ms = 60000;
     o->batch_bytes = 65536;
     o->stop_wait_ms = 3000;
     o->max_frame = 1 << 20;
@@ -256,20 +262,77 @@ static void s_dealer_fn(zwatch_t *w, void *sock, void *arg)
         h.type != BATCH_ACK)
         return;
     ig->last_ack_ms = clock_mono_ms();
+    ig->cur_timeout_ms = ig->o.timeout_ms; /* it is alive: no backoff */
     s_ack(ig, h.seq);
 }
 
-/* Resend what is overdue, and send what could not be sent before.  The
- * window is overdue when its oldest batch went out more than the timeout
- * ago and no acknowledgement at all came in that time: a link that
- * acknowledges slowly (backpressure) is not resent to, only a silent one. */
+/* Mark every batch sent and not acknowledged for sending again (s_resend
+ * sends them, oldest first).  Returns how many. */
+static int s_requeue(ingest_t *ig)
+{
+    int k = 0;
+    for (pending_t *p = ig->head; p; p = p->next)
+        if (p->sent_ms != 0) {
+            p->sent_ms = 0;
+            k++;
+        }
+    ig->st.resent += (uint64_t)k;
+    return k;
+}
+
+/* A monitor event of the DEALER: [uint16 event, uint32 value][address].
+ * A disconnect loses what the connection carried; once a connection is
+ * up again (handshake done), everything unacknowledged goes out again. */
+static void s_mon_fn(zwatch_t *w, void *sock, void *arg)
+{
+    (void)w;
+    ingest_t *ig = arg;
+    unsigned char ev[6];
+    int more = 0;
+    size_t sz = sizeof more;
+    int n = zmq_recv(sock, ev, sizeof ev, ZMQ_DONTWAIT);
+    if (n < 0)
+        return;
+    zmq_getsockopt(sock, ZMQ_RCVMORE, &more, &sz);
+    while (more) { /* the address: not needed */
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        zmq_msg_recv(&m, sock, 0);
+        zmq_msg_close(&m);
+        zmq_getsockopt(sock, ZMQ_RCVMORE, &more, &sz);
+    }
+    if (n < 2)
+        return;
+    uint16_t e;
+    memcpy(&e, ev, sizeof e);
+    if (e == ZMQ_EVENT_DISCONNECTED) {
+        if (!ig->link_lost)
+            log_warn("ingest: %s: connection lost", ig->orchester);
+        ig->link_lost = 1;
+    } else if (e == ZMQ_EVENT_HANDSHAKE_SUCCEEDED && ig->link_lost) {
+        ig->link_lost = 0;
+        int k = s_requeue(ig);
+        log_info("ingest: %s: connected again: resending %d unacknowledged "
+                 "batches", ig->orchester, k);
+        ig->cur_timeout_ms = ig->o.timeout_ms;
+        ev_feed_event(ig->loop, &ig->tick, EV_TIMER);
+    }
+}
+
+/* Resend what is overdue, and send what could not be sent before (or was
+ * marked for sending again after a reconnect).  Embedded, nothing is ever
+ * overdue.  Standalone, the window is overdue when its oldest batch went
+ * out more than the current timeout ago and no acknowledgement at all came
+ * in that time: a link that acknowledges slowly (backpressure) is not
+ * resent to, only a silent one, and each such resend doubles the timeout
+ * up to its cap until an acknowledgement comes. */
 static void s_resend(ingest_t *ig, int64_t now)
 {
     if (ig->head == NULL)
         return;
-    int overdue = ig->head->sent_ms != 0 &&
-                  now - ig->head->sent_ms >= ig->o.timeout_ms &&
-                  now - ig->last_ack_ms >= ig->o.timeout_ms;
+    int overdue = !ig->o.embedded && ig->head->sent_ms != 0 &&
+                  now - ig->head->sent_ms >= ig->cur_timeout_ms &&
+                  now - ig->last_ack_ms >= ig->cur_timeout_ms;
     int k = 0;
     for (pending_t *p = ig->head; p; p = p->next) {
         if (p->sent_ms != 0 && !overdue)
@@ -280,9 +343,13 @@ static void s_resend(ingest_t *ig, int64_t now)
             ig->st.resent++;
         k++;
     }
-    if (overdue && k > 0)
+    if (overdue && k > 0) {
         log_warn("ingest: %s: no acknowledgement for %d ms: resent %d batches",
-                 ig->orchester, ig->o.timeout_ms, k);
+                 ig->orchester, ig->cur_timeout_ms, k);
+        ig->cur_timeout_ms = ig->cur_timeout_ms > ig->o.timeout_max_ms / 2
+                                 ? ig->o.timeout_max_ms
+                                 : ig->cur_timeout_ms * 2;
+    }
 }
 
 /* ---- lines --------------------------------------------------------------- */
@@ -775,6 +842,9 @@ ingest_t *ingest_new(void *zctx, const config_listen_t *listens, size_t n,
     if (ig == NULL)
         goto nomem;
     ig->o = *o;
+    if (ig->o.timeout_max_ms < ig->o.timeout_ms)
+        ig->o.timeout_max_ms = ig->o.timeout_ms;
+    ig->cur_timeout_ms = ig->o.timeout_ms;
     ig->nextseq = 1;
     ig->reserve_fd = -1;
     ig->orchester = s_strdup0(o->orchester);
@@ -841,6 +911,23 @@ ingest_t *ingest_new(void *zctx, const config_listen_t *listens, size_t n,
         if (zmq_connect(ig->stats, ig->stats_endpoint) != 0)
             goto zerr;
     }
+    if (!ig->o.embedded) {
+        char ep[64];
+        snprintf(ep, sizeof ep, "inproc://ingest-monitor-%p", (void *)ig);
+        if (zmq_socket_monitor(ig->dealer, ep,
+                               ZMQ_EVENT_DISCONNECTED |
+                                   ZMQ_EVENT_HANDSHAKE_SUCCEEDED) != 0)
+            goto zerr;
+        ig->mon = zmq_socket(zctx, ZMQ_PAIR);
+        if (ig->mon == NULL)
+            goto zerr;
+        zmq_setsockopt(ig->mon, ZMQ_LINGER, &linger, sizeof linger);
+        if (zmq_connect(ig->mon, ep) != 0)
+            goto zerr;
+        ig->mon_w = zwatch_new(ig->loop, ig->mon, 64, s_mon_fn, ig);
+        if (ig->mon_w == NULL)
+            goto zerr;
+    }
     ig->dealer_w = zwatch_new(ig->loop, ig->dealer, 256, s_dealer_fn, ig);
     ig->ctl_w = zwatch_new(ig->loop, ig->ctl, 1, s_ctl_fn, ig);
     if (ig->dealer_w == NULL || ig->ctl_w == NULL)
@@ -866,11 +953,15 @@ int ingest_run(ingest_t *ig)
         ev_io_start(ig->loop, &ig->ls[i].io);
     zwatch_start(ig->dealer_w);
     zwatch_start(ig->ctl_w);
+    if (ig->mon_w)
+        zwatch_start(ig->mon_w);
     ev_prepare_start(ig->loop, &ig->flush);
     ev_timer_start(ig->loop, &ig->tick);
     ev_run(ig->loop, 0);
     zwatch_stop(ig->dealer_w);
     zwatch_stop(ig->ctl_w);
+    if (ig->mon_w)
+        zwatch_stop(ig->mon_w);
     ev_prepare_stop(ig->loop, &ig->flush);
     ev_timer_stop(ig->loop, &ig->tick);
     return 0;
@@ -885,6 +976,11 @@ void ingest_destroy(ingest_t **pig)
         s_close_clients(ig);
     zwatch_destroy(&ig->dealer_w);
     zwatch_destroy(&ig->ctl_w);
+    zwatch_destroy(&ig->mon_w);
+    if (ig->dealer)
+        zmq_socket_monitor(ig->dealer, NULL, 0);
+    if (ig->mon)
+        zmq_close(ig->mon);
     if (ig->dealer)
         zmq_close(ig->dealer);
     if (ig->ctl)

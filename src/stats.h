@@ -35,7 +35,8 @@ typedef struct {
     uint64_t received;                /* lines/datapoints accepted */
     uint64_t errors[LINE_NSTATUS];    /* refused, by reason (LINE_OK unused) */
     uint64_t batches;                 /* batches sent */
-    uint64_t resent;                  /* batches sent again after a timeout */
+    uint64_t resent;                  /* batches sent again (reconnect or
+                                         acknowledgement timeout) */
     uint64_t window_bytes;            /* unacknowledged bytes now */
     uint64_t connections;             /* client connections open now */
     uint64_t shed;                    /* connections accepted and closed at
