@@ -46,6 +46,7 @@ typedef struct {
     long stall;
     long stats;
     long conns;
+    long budget;
     const char *hostname;
     const char *pidfile;
 } opts_t;
@@ -68,6 +69,8 @@ static void s_usage(FILE *f)
             "  -S N     statistics interval, seconds (the config's, or 60)\n"
             "  -c N     open connections per TCP or unix listener (derived\n"
             "           from the descriptor limit)\n"
+            "  -B N     bytes all client connections may hold in unfinished\n"
+            "           lines and pickle frames (67108864)\n"
             "  -H NAME  host name in self metrics (this host's)\n"
             "  -P FILE  write the pid to FILE\n"
             "  -v       print the version\n");
@@ -87,7 +90,7 @@ static int s_num(const char *s, long min, long max, long *out)
 static int s_parse(int argc, char **argv, opts_t *o)
 {
     int c;
-    while ((c = getopt(argc, argv, "f:tq:M:F:D:L:S:c:H:P:vh")) != -1) {
+    while ((c = getopt(argc, argv, "f:tq:M:F:D:L:S:c:B:H:P:vh")) != -1) {
         long *num = NULL;
         long min = 1, max = 1L << 40;
         switch (c) {
@@ -100,6 +103,7 @@ static int s_parse(int argc, char **argv, opts_t *o)
         case 'L': num = &o->stall; min = 0; max = 600000; break;
         case 'S': num = &o->stats; max = 86400; break;
         case 'c': num = &o->conns; max = 1L << 30; break;
+        case 'B': num = &o->budget; min = 65536; break;
         case 'H': o->hostname = optarg; break;
         case 'P': o->pidfile = optarg; break;
         case 'v': printf("orchester %s\n", PACKAGE_VERSION); exit(0);
@@ -145,7 +149,7 @@ static void *s_pair(void *zctx, const char *ep)
 int main(int argc, char **argv)
 {
     opts_t o = {.queue = 100000, .maxline = 16384, .maxframe = 1 << 20,
-                .drain = 10, .stall = 250};
+                .drain = 10, .stall = 250, .budget = 64L << 20};
     char err[1024];
     if (s_parse(argc, argv, &o) != 0)
         return 2;
@@ -225,6 +229,7 @@ int main(int argc, char **argv)
         io.max_frame = (size_t)o.maxframe;
         io.max_conns = (size_t)o.conns;
         io.embedded = 1;
+        io.partial_budget = (size_t)o.budget;
         io.orchester = EP_BATCHES;
         io.ctl_endpoint = EP_CTL_INGEST;
         io.stats_endpoint = EP_STATS;

@@ -29,7 +29,7 @@ static void s_usage(FILE *f)
 {
     fprintf(f, "usage: satellite -f CONFIG [-M MAXLINE] [-F MAXFRAME] "
                "[-W WINDOW_BYTES] "
-               "[-c CONNS] [-P PIDFILE] [-v]\n"
+               "[-c CONNS] [-B BYTES] [-P PIDFILE] [-v]\n"
                "  -f FILE  configuration: listen statements and\n"
                "           orchester tcp://HOST:PORT [...] [timeout N ms] ;\n"
                "  -M N     longest accepted line, bytes (16384)\n"
@@ -37,6 +37,8 @@ static void s_usage(FILE *f)
                "  -W N     bytes of unacknowledged batches kept (8388608)\n"
                "  -c N     open connections per TCP or unix listener\n"
                "           (derived from the descriptor limit)\n"
+               "  -B N     bytes all client connections may hold in unfinished\n"
+               "           lines and pickle frames (67108864)\n"
                "  -P FILE  write the pid to FILE\n");
 }
 
@@ -46,8 +48,9 @@ int main(int argc, char **argv)
 {
     const char *conf = NULL, *pidfile = NULL;
     long maxline = 16384, window = 8 << 20, maxframe = 1 << 20, conns = 0;
+    long budget = 64L << 20;
     int c;
-    while ((c = getopt(argc, argv, "f:M:F:W:c:P:vh")) != -1) {
+    while ((c = getopt(argc, argv, "f:M:F:W:c:B:P:vh")) != -1) {
         char *end = NULL;
         switch (c) {
         case 'f': conf = optarg; break;
@@ -78,6 +81,14 @@ int main(int argc, char **argv)
             conns = strtol(optarg, &end, 10);
             if (*end || conns < 1 || conns > (1L << 30)) {
                 fprintf(stderr, "satellite: -c: bad number '%s'\n", optarg);
+                return 2;
+            }
+            break;
+        case 'B':
+            budget = strtol(optarg, &end, 10);
+            if (*end || budget < 65536 || budget > (1L << 40)) {
+                fprintf(stderr, "satellite: -B: bad number '%s' (>= 65536)\n",
+                        optarg);
                 return 2;
             }
             break;
@@ -126,6 +137,7 @@ int main(int argc, char **argv)
     io.max_frame = (size_t)maxframe;
     io.window_bytes = (size_t)window;
     io.max_conns = (size_t)conns;
+    io.partial_budget = (size_t)budget;
     io.timeout_ms = cfg->orchester_timeout_ms > 0 ? cfg->orchester_timeout_ms
                                                   : 3000;
     io.orchester = cfg->orchesters[0];

@@ -404,6 +404,8 @@ static size_t s_counters(const hub_t *h, selfmetrics_counter_t *c, size_t max,
     G("satellites.connected", s_connected(h), 1);
     G("connections", h->ingest.connections, 1);
     C("connections.shed", h->ingest.shed);
+    G("connections.partialBytes", h->ingest.partial_bytes, 1);
+    C("connections.evicted", h->ingest.evicted);
     for (size_t i = 0; listeners && i < h->boot->nlistens; i++) {
         C(h->lnames[i][0], h->lsnap[i].received);
         C(h->lnames[i][1], h->lsnap[i].errors);

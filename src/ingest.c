@@ -57,7 +57,11 @@ typedef struct conn {
     size_t partlen;                /* its length */
     size_t partcap;                /* pickle: bytes allocated at part */
     int discarding;                /* skipping an over-long line to '\n' */
+    size_t held;                   /* bytes allocated at part, as counted
+                                      in ig->held */
     struct conn *prev, *next;      /* in ig->conns */
+    struct conn *hprev, *hnext;    /* in ig's list of connections that hold
+                                      bytes, most recent progress first */
 } conn_t;
 
 typedef struct pending {
@@ -109,6 +113,11 @@ struct ingest {
     ev_prepare flush;              /* sends the partial batch before blocking */
     ev_timer tick;                 /* resend check, stats, stop check */
     int64_t last_stats_ms;         /* when stats were last sent */
+    size_t held;                   /* bytes all connections hold (budget) */
+    conn_t *hhead, *htail;         /* connections with held > 0, most recent
+                                      progress first */
+    int64_t evict_log_ms;          /* when an eviction was last logged */
+    uint64_t evict_logged;         /* st.evicted at that log */
     int reserve_fd;                /* a spare descriptor (/dev/null), closed
                                       to accept-and-close when accept
                                       fails with EMFILE; -1 when none */
@@ -135,6 +144,7 @@ void ingest_opts_default(ingest_opts_t *o)
     o->batch_bytes = 65536;
     o->stop_wait_ms = 3000;
     o->max_frame = 1 << 20;
+    o->partial_budget = (size_t)64 << 20;
 }
 
 /* ---- the window ---------------------------------------------------------- */
@@ -423,9 +433,69 @@ static size_t s_lines(ingest_t *ig, const char *buf, size_t len)
 
 /* ---- connections --------------------------------------------------------- */
 
+static void s_hold_unlink(ingest_t *ig, conn_t *c)
+{
+    if (c->hprev)
+        c->hprev->hnext = c->hnext;
+    else if (ig->hhead == c)
+        ig->hhead = c->hnext;
+    if (c->hnext)
+        c->hnext->hprev = c->hprev;
+    else if (ig->htail == c)
+        ig->htail = c->hprev;
+    c->hprev = c->hnext = NULL;
+}
+
+/* Connection c made progress and now holds held bytes: account for them,
+ * and put it first in the list of connections that hold bytes (or take it
+ * out when it holds none). */
+static void s_hold(conn_t *c, size_t held)
+{
+    ingest_t *ig = c->ig;
+    ig->held = ig->held - c->held + held;
+    c->held = held;
+    s_hold_unlink(ig, c);
+    if (held == 0)
+        return;
+    c->hnext = ig->hhead;
+    if (ig->hhead)
+        ig->hhead->hprev = c;
+    ig->hhead = c;
+    if (ig->htail == NULL)
+        ig->htail = c;
+}
+
+static void s_conn_close(conn_t *c);
+
+/* While the connections hold more than the budget, close the one whose
+ * progress is least recent.  Returns -1 when that closed cur itself. */
+static int s_budget(ingest_t *ig, conn_t *cur)
+{
+    int closed_cur = 0;
+    while (ig->held > ig->o.partial_budget && ig->htail != NULL) {
+        conn_t *v = ig->htail;
+        closed_cur |= v == cur;
+        ig->st.evicted++;
+        int64_t now = clock_mono_ms();
+        if (ig->evict_log_ms == 0 || now - ig->evict_log_ms >= LOG_EVERY_MS) {
+            log_warn("ingest: %s: unfinished lines and frames of all "
+                     "connections over %zu bytes: closed %llu stalled "
+                     "connections since the last report", v->l->name,
+                     ig->o.partial_budget,
+                     (unsigned long long)(ig->st.evicted - ig->evict_logged));
+            ig->evict_log_ms = now;
+            ig->evict_logged = ig->st.evicted;
+        }
+        s_conn_close(v);
+    }
+    return closed_cur ? -1 : 0;
+}
+
 static void s_conn_close(conn_t *c)
 {
     ingest_t *ig = c->ig;
+    s_hold_unlink(ig, c);
+    ig->held -= c->held;
     ev_io_stop(ig->loop, &c->io);
     close(c->fd);
     if (c->prev)
@@ -467,6 +537,9 @@ static void s_conn_fn(struct ev_loop *loop, ev_io *io, int revents)
         const char *nl = memchr(buf, '\n', len);
         if (nl == NULL) {
             c->partlen = 0;
+            free(c->part);
+            c->part = NULL;
+            s_hold(c, 0);
             return;
         }
         c->discarding = 0;
@@ -489,8 +562,13 @@ static void s_conn_fn(struct ev_loop *loop, ev_io *io, int revents)
         }
         memcpy(p, buf + start, rest);
         c->part = p;
+    } else {
+        free(c->part);
+        c->part = NULL;
     }
     c->partlen = rest;
+    s_hold(c, rest);
+    s_budget(ig, c);
 }
 
 /* One datapoint of an accepted pickle frame: the plaintext rules apply. */
@@ -549,18 +627,21 @@ static void s_pickle_conn_fn(struct ev_loop *loop, ev_io *io, int revents)
     conn_t *c = io->data;
     ingest_t *ig = c->ig;
     ig->cur = c->l;
-    /* room for what the current frame still needs, at most READ_CHUNK */
-    size_t want = READ_CHUNK;
-    if (c->partlen >= 4) {
-        const unsigned char *p = (const unsigned char *)c->part;
-        size_t flen = ((size_t)p[0] << 24) | ((size_t)p[1] << 16) |
-                      ((size_t)p[2] << 8) | p[3];
-        if (flen <= ig->o.max_frame && flen + 4 > c->partlen &&
-            flen + 4 - c->partlen > want)
-            want = flen + 4 - c->partlen;
-    }
-    if (c->partcap - c->partlen < want) {
-        size_t cap = c->partlen + want;
+    /* room for a READ_CHUNK read; the buffer grows with what arrived
+     * (doubling), never past the end of the current frame by more than a
+     * read, so an announced frame costs only the bytes really sent */
+    if (c->partcap - c->partlen < READ_CHUNK) {
+        size_t cap = c->partcap * 2;
+        if (cap < c->partlen + READ_CHUNK)
+            cap = c->partlen + READ_CHUNK;
+        if (c->partlen >= 4) {
+            const unsigned char *p = (const unsigned char *)c->part;
+            size_t flen = ((size_t)p[0] << 24) | ((size_t)p[1] << 16) |
+                          ((size_t)p[2] << 8) | p[3];
+            if (flen <= ig->o.max_frame &&
+                flen + 4 >= c->partlen + READ_CHUNK && cap > flen + 4)
+                cap = flen + 4;
+        }
         char *np = realloc(c->part, cap);
         if (np == NULL) {
             s_conn_close(c);
@@ -587,12 +668,14 @@ static void s_pickle_conn_fn(struct ev_loop *loop, ev_io *io, int revents)
         s_conn_close(c);
         return;
     }
-    /* do not keep a large buffer for an idle connection */
-    if (c->partlen == 0 && c->partcap > 4 * READ_CHUNK) {
+    /* an idle connection keeps no buffer, and holds nothing */
+    if (c->partlen == 0) {
         free(c->part);
         c->part = NULL;
         c->partcap = 0;
     }
+    s_hold(c, c->partcap);
+    s_budget(ig, c);
 }
 
 static void s_accept_retry_fn(struct ev_loop *loop, ev_timer *t, int revents)
@@ -718,6 +801,7 @@ static void s_send_stats(ingest_t *ig)
     if (ig->stats == NULL)
         return;
     ig->st.window_bytes = ig->window;
+    ig->st.partial_bytes = ig->held;
     if (zmq_send(ig->stats, STATS_TAG_INGEST, strlen(STATS_TAG_INGEST),
                  ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0)
         zmq_send(ig->stats, &ig->st, sizeof ig->st, ZMQ_DONTWAIT);

@@ -36,6 +36,10 @@ typedef struct {
     int timeout_ms;             /* resend after this long without ack (3000);
                                    doubles after each such resend */
     int timeout_max_ms;         /* cap of that doubling (60000) */
+    size_t partial_budget;      /* bytes all connections together may hold
+                                   in unfinished lines and pickle frames;
+                                   past it the connection with the least
+                                   recent progress is closed (64 MiB) */
     int embedded;               /* 1: the orchester is in this process
                                    (inproc): never resend (0) */
     size_t batch_bytes;         /* payload size that closes a batch (64 KiB) */

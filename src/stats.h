@@ -41,6 +41,11 @@ typedef struct {
     uint64_t connections;             /* client connections open now */
     uint64_t shed;                    /* connections accepted and closed at
                                          once because descriptors ran out */
+    uint64_t partial_bytes;           /* bytes held now for unfinished
+                                         lines and pickle frames */
+    uint64_t evicted;                 /* connections closed because those
+                                         bytes passed the budget (the one
+                                         with the least recent progress) */
     uint64_t pickle_frames;           /* pickle frames accepted */
     uint64_t pickle_refused;          /* pickle frames refused whole */
     uint64_t pickle_toobig;           /* frames over the limit (closed) */
