@@ -147,6 +147,9 @@ int main(int argc, char **argv)
     }
 
     int rc = 1;
+    char msg[256];
+    daemon_raise_nofile(msg, sizeof msg);
+    log_info("orchester: %s", msg);
     daemon_block_signals();
     char host[256];
     if (o.hostname)
@@ -196,6 +199,9 @@ int main(int argc, char **argv)
         ingest_opts_default(&io);
         io.maxline = (size_t)o.v[OPT_MAXLINE];
         io.max_frame = (size_t)o.v[OPT_MAXFRAME];
+        io.max_conns = (size_t)o.v[OPT_CONNS];
+        io.embedded = 1;
+        io.partial_budget = (size_t)o.v[OPT_BUDGET];
         io.orchester = EP_BATCHES;
         io.ctl_endpoint = EP_CTL_INGEST;
         io.stats_endpoint = EP_STATS;

@@ -80,6 +80,9 @@ int main(int argc, char **argv)
         log_warn("satellite: %s: cluster, match, rewrite, satellites and "
                  "control statements are the orchester's; a satellite only "
                  "listens and sends to its orchester", conf);
+    char msg[256];
+    daemon_raise_nofile(msg, sizeof msg);
+    log_info("satellite: %s", msg);
     daemon_block_signals();
     int rc = 1;
     void *zctx = zmq_ctx_new();
@@ -96,6 +99,8 @@ int main(int argc, char **argv)
     io.maxline = (size_t)v[OPT_MAXLINE];
     io.max_frame = (size_t)v[OPT_MAXFRAME];
     io.window_bytes = (size_t)v[OPT_WINDOW];
+    io.max_conns = (size_t)v[OPT_CONNS];
+    io.partial_budget = (size_t)v[OPT_BUDGET];
     if (cfg->orchester_timeout_ms > 0)
         io.timeout_ms = cfg->orchester_timeout_ms;
     io.orchester = cfg->orchesters[0];

@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -53,4 +54,47 @@ void daemon_hostname(char *buf, size_t len)
     for (char *p = buf; *p; p++)
         if (*p == '.')
             *p = '_';
+}
+
+/* The kernel's ceiling for RLIMIT_NOFILE, or a safe value. */
+static rlim_t s_nr_open(void)
+{
+    rlim_t n = 1048576; /* the kernel's default fs.nr_open */
+    FILE *f = fopen("/proc/sys/fs/nr_open", "r");
+    if (f != NULL) {
+        unsigned long long v;
+        if (fscanf(f, "%llu", &v) == 1 && v > 0)
+            n = (rlim_t)v;
+        fclose(f);
+    }
+    return n;
+}
+
+long daemon_raise_nofile(char *msg, size_t msglen)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+        snprintf(msg, msglen, "descriptors: getrlimit: %s", strerror(errno));
+        return 1024;
+    }
+    rlim_t old = rl.rlim_cur;
+    rlim_t want = rl.rlim_max;
+    if (want == RLIM_INFINITY)
+        want = s_nr_open();
+    if (want <= old) {
+        snprintf(msg, msglen, "descriptors: soft limit %llu, hard limit %llu",
+                 (unsigned long long)old, (unsigned long long)rl.rlim_max);
+        return (long)old;
+    }
+    rl.rlim_cur = want;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+        snprintf(msg, msglen, "descriptors: soft limit %llu, hard limit %llu: "
+                 "raising the soft limit: %s", (unsigned long long)old,
+                 (unsigned long long)rl.rlim_max, strerror(errno));
+        return (long)old;
+    }
+    snprintf(msg, msglen, "descriptors: soft limit raised from %llu to %llu "
+             "(hard limit %llu)", (unsigned long long)old,
+             (unsigned long long)want, (unsigned long long)rl.rlim_max);
+    return (long)want;
 }

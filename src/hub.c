@@ -100,8 +100,9 @@ struct hub {
     stats_ingest_t ingest;    /* latest snapshot of the (one) ingest thread */
     stats_dest_t *dsnap;      /* latest sender snapshot, ndests */
     stats_listener_t *lsnap;  /* latest per-listener counters, boot->nlistens */
-    char (*lnames)[2][400];   /* self metric names of each listener:
-                                 listeners.KEY.received, ...parseErrors */
+    char (*lnames)[3][400];   /* self metric names of each listener:
+                                 listeners.KEY.received, ...parseErrors,
+                                 ...refused */
     char *reply;              /* control reply buffer */
     size_t replycap;
 };
@@ -457,6 +458,7 @@ static size_t s_counters(const hub_t *h, selfmetrics_counter_t *c, size_t max,
     C("parseErrors.nan", h->ingest.errors[LINE_NAN]);
     C("parseErrors.timestamp", h->ingest.errors[LINE_TIMESTAMP]);
     C("parseErrors.toolong", h->ingest.errors[LINE_TOOLONG]);
+    C("parseErrors.unterminated", h->ingest.errors[LINE_UNTERMINATED]);
     C("pickle.frames", h->ingest.pickle_frames);
     C("pickle.refused", h->ingest.pickle_refused);
     C("pickle.tooBig", h->ingest.pickle_toobig);
@@ -468,9 +470,13 @@ static size_t s_counters(const hub_t *h, selfmetrics_counter_t *c, size_t max,
     G("connections", h->ingest.connections, 1);
     C("reloads", h->c.reloads);
     C("reloadsRefused", h->c.reloads_refused);
+    C("connections.shed", h->ingest.shed);
+    G("connections.partialBytes", h->ingest.partial_bytes, 1);
+    C("connections.evicted", h->ingest.evicted);
     for (size_t i = 0; listeners && i < h->boot->nlistens; i++) {
         C(h->lnames[i][0], h->lsnap[i].received);
         C(h->lnames[i][1], h->lsnap[i].errors);
+        C(h->lnames[i][2], h->lsnap[i].refused);
     }
 #undef C
 #undef G
@@ -490,7 +496,7 @@ static void s_statstimer_fn(struct ev_loop *loop, ev_timer *t, int revents)
         snprintf(prefix, sizeof prefix, "%s", st->prefix);
     else
         snprintf(prefix, sizeof prefix, "carbon.relays.%s", h->hostname);
-    size_t cmax = 40 + 2 * h->boot->nlistens;
+    size_t cmax = 64 + 3 * h->boot->nlistens;
     selfmetrics_counter_t *c = calloc(cmax, sizeof *c);
     if (c == NULL)
         return;
@@ -745,9 +751,10 @@ static size_t s_status(hub_t *h)
             s_reply_add(h, &len, "listener %s %s %s", type,
                         l->proto == PROTO_UDP ? "udp" : "tcp", a);
         }
-        s_reply_add(h, &len, " received=%llu errors=%llu\n",
+        s_reply_add(h, &len, " received=%llu errors=%llu refused=%llu\n",
                     (unsigned long long)h->lsnap[i].received,
-                    (unsigned long long)h->lsnap[i].errors);
+                    (unsigned long long)h->lsnap[i].errors,
+                    (unsigned long long)h->lsnap[i].refused);
     }
     for (size_t i = 0; i < h->boot->nsatellites_bind; i++)
         s_reply_add(h, &len, "satellites %s\n", h->boot->satellites_bind[i]);
@@ -762,8 +769,8 @@ static size_t s_status(hub_t *h)
                     (unsigned long long)s->sent,
                     (unsigned long long)s->dropped);
     }
-    selfmetrics_counter_t c[40];
-    size_t n = s_counters(h, c, 40, 0); /* the listeners' are on their lines */
+    selfmetrics_counter_t c[64];
+    size_t n = s_counters(h, c, 64, 0); /* the listeners' are on their lines */
     for (size_t i = 0; i < n; i++)
         s_reply_add(h, &len, "counter %s %llu\n", c[i].name,
                     (unsigned long long)c[i].value);
@@ -880,6 +887,8 @@ hub_t *hub_new(void *zctx, const config_t *cfg, const router_t *r,
                  "listeners.%s.received", key);
         snprintf(h->lnames[i][1], sizeof h->lnames[i][1],
                  "listeners.%s.parseErrors", key);
+        snprintf(h->lnames[i][2], sizeof h->lnames[i][2],
+                 "listeners.%s.refused", key);
     }
     int one = 1;
     h->router = s_sock(zctx, ZMQ_ROUTER, 1000);

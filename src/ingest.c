@@ -9,9 +9,11 @@
 
 #include <errno.h>
 #include <ev.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <zmq.h>
@@ -30,6 +32,7 @@
 #define READ_CHUNK 65536
 #define ACCEPT_BURST 64
 #define UDP_BURST 64
+#define LOG_EVERY_MS 10000   /* at most one refusal log per listener */
 
 typedef struct ingest ingest_t;
 
@@ -42,6 +45,9 @@ typedef struct {
     ev_timer retry;                /* re-enables accept after EMFILE */
     char name[320];                /* "tcp 127.0.0.1:2003" for logs */
     stats_listener_t st;           /* its counters */
+    size_t nconns;                 /* its connections open now */
+    int64_t log_ms;                /* when a refusal was last logged */
+    uint64_t log_refused;          /* st.refused at that log */
 } listener_t;
 
 typedef struct conn {
@@ -53,7 +59,11 @@ typedef struct conn {
     size_t partlen;                /* its length */
     size_t partcap;                /* pickle: bytes allocated at part */
     int discarding;                /* skipping an over-long line to '\n' */
+    size_t held;                   /* bytes allocated at part, as counted
+                                      in ig->held */
     struct conn *prev, *next;      /* in ig->conns */
+    struct conn *hprev, *hnext;    /* in ig's list of connections that hold
+                                      bytes, most recent progress first */
 } conn_t;
 
 typedef struct pending {
@@ -76,6 +86,11 @@ struct ingest {
     void *stats;                   /* zmq PUSH of snapshots, or NULL */
     zwatch_t *dealer_w;            /* acks */
     zwatch_t *ctl_w;               /* commands */
+    void *mon;                     /* zmq PAIR: the DEALER's monitor events,
+                                      NULL when embedded */
+    zwatch_t *mon_w;               /* connection events */
+    int link_lost;                 /* disconnected since the last handshake */
+    int cur_timeout_ms;            /* resend timeout now (backs off) */
     listener_t *ls;                /* nls listeners */
     size_t nls;
     conn_t *conns;                 /* open client connections */
@@ -100,7 +115,26 @@ struct ingest {
     ev_prepare flush;              /* sends the partial batch before blocking */
     ev_timer tick;                 /* resend check, stats, stop check */
     int64_t last_stats_ms;         /* when stats were last sent */
+    size_t held;                   /* bytes all connections hold (budget) */
+    conn_t *hhead, *htail;         /* connections with held > 0, most recent
+                                      progress first */
+    int64_t evict_log_ms;          /* when an eviction was last logged */
+    uint64_t evict_logged;         /* st.evicted at that log */
+    int reserve_fd;                /* a spare descriptor (/dev/null), closed
+                                      to accept-and-close when accept
+                                      fails with EMFILE; -1 when none */
 };
+
+size_t ingest_conn_limit(long nofile, size_t nstream)
+{
+    if (nofile < 2)
+        return 1;
+    long reserve = nofile / 4 < 128 ? 128 : nofile / 4;
+    if (reserve > nofile / 2)
+        reserve = nofile / 2;
+    long per = (nofile - reserve) / (long)(nstream ? nstream : 1);
+    return per < 1 ? 1 : (size_t)per;
+}
 
 void ingest_opts_default(ingest_opts_t *o)
 {
@@ -108,9 +142,11 @@ void ingest_opts_default(ingest_opts_t *o)
     o->maxline = (size_t)opt_default(OPT_MAXLINE);
     o->window_bytes = (size_t)opt_default(OPT_WINDOW);
     o->timeout_ms = (int)opt_default(OPT_ACK_TIMEOUT);
+    o->timeout_max_ms = (int)opt_default(OPT_ACK_TIMEOUT_MAX);
     o->batch_bytes = BATCH_PAYLOAD_BYTES;
     o->stop_wait_ms = (int)opt_default(OPT_STOP_WAIT);
     o->max_frame = (size_t)opt_default(OPT_MAXFRAME);
+    o->partial_budget = (size_t)opt_default(OPT_BUDGET);
 }
 
 /* ---- the window ---------------------------------------------------------- */
@@ -238,20 +274,77 @@ static void s_dealer_fn(zwatch_t *w, void *sock, void *arg)
         h.type != BATCH_ACK)
         return;
     ig->last_ack_ms = clock_mono_ms();
+    ig->cur_timeout_ms = ig->o.timeout_ms; /* it is alive: no backoff */
     s_ack(ig, h.seq);
 }
 
-/* Resend what is overdue, and send what could not be sent before.  The
- * window is overdue when its oldest batch went out more than the timeout
- * ago and no acknowledgement at all came in that time: a link that
- * acknowledges slowly (backpressure) is not resent to, only a silent one. */
+/* Mark every batch sent and not acknowledged for sending again (s_resend
+ * sends them, oldest first).  Returns how many. */
+static int s_requeue(ingest_t *ig)
+{
+    int k = 0;
+    for (pending_t *p = ig->head; p; p = p->next)
+        if (p->sent_ms != 0) {
+            p->sent_ms = 0;
+            k++;
+        }
+    ig->st.resent += (uint64_t)k;
+    return k;
+}
+
+/* A monitor event of the DEALER: [uint16 event, uint32 value][address].
+ * A disconnect loses what the connection carried; once a connection is
+ * up again (handshake done), everything unacknowledged goes out again. */
+static void s_mon_fn(zwatch_t *w, void *sock, void *arg)
+{
+    (void)w;
+    ingest_t *ig = arg;
+    unsigned char ev[6];
+    int more = 0;
+    size_t sz = sizeof more;
+    int n = zmq_recv(sock, ev, sizeof ev, ZMQ_DONTWAIT);
+    if (n < 0)
+        return;
+    zmq_getsockopt(sock, ZMQ_RCVMORE, &more, &sz);
+    while (more) { /* the address: not needed */
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        zmq_msg_recv(&m, sock, 0);
+        zmq_msg_close(&m);
+        zmq_getsockopt(sock, ZMQ_RCVMORE, &more, &sz);
+    }
+    if (n < 2)
+        return;
+    uint16_t e;
+    memcpy(&e, ev, sizeof e);
+    if (e == ZMQ_EVENT_DISCONNECTED) {
+        if (!ig->link_lost)
+            log_warn("ingest: %s: connection lost", ig->orchester);
+        ig->link_lost = 1;
+    } else if (e == ZMQ_EVENT_HANDSHAKE_SUCCEEDED && ig->link_lost) {
+        ig->link_lost = 0;
+        int k = s_requeue(ig);
+        log_info("ingest: %s: connected again: resending %d unacknowledged "
+                 "batches", ig->orchester, k);
+        ig->cur_timeout_ms = ig->o.timeout_ms;
+        ev_feed_event(ig->loop, &ig->tick, EV_TIMER);
+    }
+}
+
+/* Resend what is overdue, and send what could not be sent before (or was
+ * marked for sending again after a reconnect).  Embedded, nothing is ever
+ * overdue.  Standalone, the window is overdue when its oldest batch went
+ * out more than the current timeout ago and no acknowledgement at all came
+ * in that time: a link that acknowledges slowly (backpressure) is not
+ * resent to, only a silent one, and each such resend doubles the timeout
+ * up to its cap until an acknowledgement comes. */
 static void s_resend(ingest_t *ig, int64_t now)
 {
     if (ig->head == NULL)
         return;
-    int overdue = ig->head->sent_ms != 0 &&
-                  now - ig->head->sent_ms >= ig->o.timeout_ms &&
-                  now - ig->last_ack_ms >= ig->o.timeout_ms;
+    int overdue = !ig->o.embedded && ig->head->sent_ms != 0 &&
+                  now - ig->head->sent_ms >= ig->cur_timeout_ms &&
+                  now - ig->last_ack_ms >= ig->cur_timeout_ms;
     int k = 0;
     for (pending_t *p = ig->head; p; p = p->next) {
         if (p->sent_ms != 0 && !overdue)
@@ -262,9 +355,13 @@ static void s_resend(ingest_t *ig, int64_t now)
             ig->st.resent++;
         k++;
     }
-    if (overdue && k > 0)
+    if (overdue && k > 0) {
         log_warn("ingest: %s: no acknowledgement for %d ms: resent %d batches",
-                 ig->orchester, ig->o.timeout_ms, k);
+                 ig->orchester, ig->cur_timeout_ms, k);
+        ig->cur_timeout_ms = ig->cur_timeout_ms > ig->o.timeout_max_ms / 2
+                                 ? ig->o.timeout_max_ms
+                                 : ig->cur_timeout_ms * 2;
+    }
 }
 
 /* ---- lines --------------------------------------------------------------- */
@@ -306,6 +403,20 @@ static void s_line(ingest_t *ig, const char *s, size_t len, long long now)
                              ig->batchcap - ig->batchlen, &res), &res);
 }
 
+/* The stream of a connection ended with len bytes of a line and no '\n':
+ * like carbon's line receiver, drop them, and count it unless they are
+ * only white space. */
+static void s_unterminated(ingest_t *ig, listener_t *l, const char *s,
+                           size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r') {
+            ig->st.errors[LINE_UNTERMINATED]++;
+            l->st.errors++;
+            return;
+        }
+}
+
 /* Split buf on '\n'; returns the offset of the unfinished tail. */
 static size_t s_lines(ingest_t *ig, const char *buf, size_t len)
 {
@@ -324,9 +435,69 @@ static size_t s_lines(ingest_t *ig, const char *buf, size_t len)
 
 /* ---- connections --------------------------------------------------------- */
 
+static void s_hold_unlink(ingest_t *ig, conn_t *c)
+{
+    if (c->hprev)
+        c->hprev->hnext = c->hnext;
+    else if (ig->hhead == c)
+        ig->hhead = c->hnext;
+    if (c->hnext)
+        c->hnext->hprev = c->hprev;
+    else if (ig->htail == c)
+        ig->htail = c->hprev;
+    c->hprev = c->hnext = NULL;
+}
+
+/* Connection c made progress and now holds held bytes: account for them,
+ * and put it first in the list of connections that hold bytes (or take it
+ * out when it holds none). */
+static void s_hold(conn_t *c, size_t held)
+{
+    ingest_t *ig = c->ig;
+    ig->held = ig->held - c->held + held;
+    c->held = held;
+    s_hold_unlink(ig, c);
+    if (held == 0)
+        return;
+    c->hnext = ig->hhead;
+    if (ig->hhead)
+        ig->hhead->hprev = c;
+    ig->hhead = c;
+    if (ig->htail == NULL)
+        ig->htail = c;
+}
+
+static void s_conn_close(conn_t *c);
+
+/* While the connections hold more than the budget, close the one whose
+ * progress is least recent.  Returns -1 when that closed cur itself. */
+static int s_budget(ingest_t *ig, conn_t *cur)
+{
+    int closed_cur = 0;
+    while (ig->held > ig->o.partial_budget && ig->htail != NULL) {
+        conn_t *v = ig->htail;
+        closed_cur |= v == cur;
+        ig->st.evicted++;
+        int64_t now = clock_mono_ms();
+        if (ig->evict_log_ms == 0 || now - ig->evict_log_ms >= LOG_EVERY_MS) {
+            log_warn("ingest: %s: unfinished lines and frames of all "
+                     "connections over %zu bytes: closed %llu stalled "
+                     "connections since the last report", v->l->name,
+                     ig->o.partial_budget,
+                     (unsigned long long)(ig->st.evicted - ig->evict_logged));
+            ig->evict_log_ms = now;
+            ig->evict_logged = ig->st.evicted;
+        }
+        s_conn_close(v);
+    }
+    return closed_cur ? -1 : 0;
+}
+
 static void s_conn_close(conn_t *c)
 {
     ingest_t *ig = c->ig;
+    s_hold_unlink(ig, c);
+    ig->held -= c->held;
     ev_io_stop(ig->loop, &c->io);
     close(c->fd);
     if (c->prev)
@@ -336,6 +507,7 @@ static void s_conn_close(conn_t *c)
     if (c->next)
         c->next->prev = c->prev;
     ig->st.connections--;
+    c->l->nconns--;
     free(c->part);
     free(c);
 }
@@ -355,9 +527,9 @@ static void s_conn_fn(struct ev_loop *loop, ev_io *io, int revents)
     if (n < 0 && (errno == EAGAIN || errno == EINTR))
         return;
     if (n <= 0) {
-        /* EOF or error: a final line without '\n' still counts */
+        /* EOF or error: a final line without '\n' is cut short */
         if (have && !c->discarding)
-            s_line(ig, buf, have, (long long)ev_now(ig->loop));
+            s_unterminated(ig, c->l, buf, have);
         s_conn_close(c);
         return;
     }
@@ -367,6 +539,9 @@ static void s_conn_fn(struct ev_loop *loop, ev_io *io, int revents)
         const char *nl = memchr(buf, '\n', len);
         if (nl == NULL) {
             c->partlen = 0;
+            free(c->part);
+            c->part = NULL;
+            s_hold(c, 0);
             return;
         }
         c->discarding = 0;
@@ -389,8 +564,13 @@ static void s_conn_fn(struct ev_loop *loop, ev_io *io, int revents)
         }
         memcpy(p, buf + start, rest);
         c->part = p;
+    } else {
+        free(c->part);
+        c->part = NULL;
     }
     c->partlen = rest;
+    s_hold(c, rest);
+    s_budget(ig, c);
 }
 
 /* One datapoint of an accepted pickle frame: the plaintext rules apply. */
@@ -449,18 +629,21 @@ static void s_pickle_conn_fn(struct ev_loop *loop, ev_io *io, int revents)
     conn_t *c = io->data;
     ingest_t *ig = c->ig;
     ig->cur = c->l;
-    /* room for what the current frame still needs, at most READ_CHUNK */
-    size_t want = READ_CHUNK;
-    if (c->partlen >= 4) {
-        const unsigned char *p = (const unsigned char *)c->part;
-        size_t flen = ((size_t)p[0] << 24) | ((size_t)p[1] << 16) |
-                      ((size_t)p[2] << 8) | p[3];
-        if (flen <= ig->o.max_frame && flen + 4 > c->partlen &&
-            flen + 4 - c->partlen > want)
-            want = flen + 4 - c->partlen;
-    }
-    if (c->partcap - c->partlen < want) {
-        size_t cap = c->partlen + want;
+    /* room for a READ_CHUNK read; the buffer grows with what arrived
+     * (doubling), never past the end of the current frame by more than a
+     * read, so an announced frame costs only the bytes really sent */
+    if (c->partcap - c->partlen < READ_CHUNK) {
+        size_t cap = c->partcap * 2;
+        if (cap < c->partlen + READ_CHUNK)
+            cap = c->partlen + READ_CHUNK;
+        if (c->partlen >= 4) {
+            const unsigned char *p = (const unsigned char *)c->part;
+            size_t flen = ((size_t)p[0] << 24) | ((size_t)p[1] << 16) |
+                          ((size_t)p[2] << 8) | p[3];
+            if (flen <= ig->o.max_frame &&
+                flen + 4 >= c->partlen + READ_CHUNK && cap > flen + 4)
+                cap = flen + 4;
+        }
         char *np = realloc(c->part, cap);
         if (np == NULL) {
             s_conn_close(c);
@@ -487,12 +670,14 @@ static void s_pickle_conn_fn(struct ev_loop *loop, ev_io *io, int revents)
         s_conn_close(c);
         return;
     }
-    /* do not keep a large buffer for an idle connection */
-    if (c->partlen == 0 && c->partcap > 4 * READ_CHUNK) {
+    /* an idle connection keeps no buffer, and holds nothing */
+    if (c->partlen == 0) {
         free(c->part);
         c->part = NULL;
         c->partcap = 0;
     }
+    s_hold(c, c->partcap);
+    s_budget(ig, c);
 }
 
 static void s_accept_retry_fn(struct ev_loop *loop, ev_timer *t, int revents)
@@ -502,13 +687,56 @@ static void s_accept_retry_fn(struct ev_loop *loop, ev_timer *t, int revents)
     ev_io_start(loop, &l->io);
 }
 
+/* Log refused connections, at most once per LOG_EVERY_MS per listener. */
+static void s_refuse_log(ingest_t *ig, listener_t *l, const char *why)
+{
+    int64_t now = clock_mono_ms();
+    if (l->log_ms != 0 && now - l->log_ms < LOG_EVERY_MS)
+        return;
+    log_warn("ingest: %s: %s: %llu connections refused since the last "
+             "report (connection limit %zu, %zu open)", l->name, why,
+             (unsigned long long)(l->st.refused - l->log_refused),
+             ig->o.max_conns, l->nconns);
+    l->log_ms = now;
+    l->log_refused = l->st.refused;
+}
+
+/* accept() failed with EMFILE or ENFILE: give up the spare descriptor for
+ * a moment to accept one connection and close it, so that a full backlog
+ * does not keep the listener readable for ever.  Returns 0 when a
+ * connection was shed, -1 (errno set) when not. */
+static int s_shed(ingest_t *ig, listener_t *l)
+{
+    if (ig->reserve_fd < 0)
+        return -1;
+    close(ig->reserve_fd);
+    int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    int e = errno;
+    if (fd >= 0)
+        close(fd);
+    ig->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        errno = e;
+        return -1;
+    }
+    l->st.refused++;
+    ig->st.shed++;
+    s_refuse_log(ig, l, "out of file descriptors: shedding connections");
+    return 0;
+}
+
 static void s_accept_fn(struct ev_loop *loop, ev_io *io, int revents)
 {
     (void)revents;
     listener_t *l = io->data;
     ingest_t *ig = l->ig;
+    if (ig->reserve_fd < 0) /* lost to another thread: try again */
+        ig->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     for (int i = 0; i < ACCEPT_BURST; i++) {
         int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0 && (errno == EMFILE || errno == ENFILE) &&
+            s_shed(ig, l) == 0)
+            continue;
         if (fd < 0) {
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
                 errno == ENOMEM) {
@@ -521,6 +749,12 @@ static void s_accept_fn(struct ev_loop *loop, ev_io *io, int revents)
                 ev_timer_start(loop, &l->retry);
             }
             return;
+        }
+        if (l->nconns >= ig->o.max_conns) {
+            close(fd);
+            l->st.refused++;
+            s_refuse_log(ig, l, "connection limit reached");
+            continue;
         }
         conn_t *c = calloc(1, sizeof *c);
         if (c == NULL) {
@@ -539,6 +773,7 @@ static void s_accept_fn(struct ev_loop *loop, ev_io *io, int revents)
             ig->conns->prev = c;
         ig->conns = c;
         ig->st.connections++;
+        l->nconns++;
         if (!ig->paused)
             ev_io_start(loop, &c->io);
     }
@@ -570,6 +805,7 @@ static void s_send_stats(ingest_t *ig)
     if (ig->stats == NULL)
         return;
     ig->st.window_bytes = ig->window;
+    ig->st.partial_bytes = ig->held;
     msg_send(ig->stats, MSG_STATS_INGEST, 0, 1, &ig->st, sizeof ig->st,
              ZMQ_DONTWAIT);
     for (size_t i = 0; i < ig->nls; i++)
@@ -585,7 +821,7 @@ static void s_close_clients(ingest_t *ig)
         conn_t *c = ig->conns;
         ig->cur = c->l;
         if (c->partlen && !c->discarding && c->l->wire == WIRE_LINEMODE)
-            s_line(ig, c->part, c->partlen, (long long)ev_now(ig->loop));
+            s_unterminated(ig, c->l, c->part, c->partlen);
         s_conn_close(c);
     }
     for (size_t i = 0; i < ig->nls; i++) {
@@ -688,7 +924,11 @@ ingest_t *ingest_new(void *zctx, const config_listen_t *listens, size_t n,
     if (ig == NULL)
         goto nomem;
     ig->o = *o;
+    if (ig->o.timeout_max_ms < ig->o.timeout_ms)
+        ig->o.timeout_max_ms = ig->o.timeout_ms;
+    ig->cur_timeout_ms = ig->o.timeout_ms;
     ig->nextseq = 1;
+    ig->reserve_fd = -1;
     ig->orchester = s_strdup0(o->orchester);
     ig->ctl_endpoint = s_strdup0(o->ctl_endpoint);
     ig->stats_endpoint = s_strdup0(o->stats_endpoint);
@@ -714,6 +954,24 @@ ingest_t *ingest_new(void *zctx, const config_listen_t *listens, size_t n,
         }
         ig->nls = i + 1;
     }
+    if (ig->o.max_conns == 0) {
+        struct rlimit rl;
+        long nofile = 1024;
+        size_t nstream = 0;
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+            nofile = rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > (1L << 30)
+                         ? 1L << 30 : (long)rl.rlim_cur;
+        for (size_t i = 0; i < n; i++)
+            nstream += listens[i].proto != PROTO_UDP;
+        ig->o.max_conns = ingest_conn_limit(nofile, nstream);
+    }
+    log_info("ingest: at most %zu connections per TCP or unix listener",
+             ig->o.max_conns);
+    ig->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (ig->reserve_fd < 0) {
+        snprintf(err, errlen, "ingest: /dev/null: %s", strerror(errno));
+        goto err;
+    }
     int linger = 0, hwm = 100000, one = 1;
     ig->dealer = zmq_socket(zctx, ZMQ_DEALER);
     ig->ctl = zmq_socket(zctx, ZMQ_PAIR);
@@ -733,6 +991,23 @@ ingest_t *ingest_new(void *zctx, const config_listen_t *listens, size_t n,
             goto zerr;
         zmq_setsockopt(ig->stats, ZMQ_LINGER, &linger, sizeof linger);
         if (zmq_connect(ig->stats, ig->stats_endpoint) != 0)
+            goto zerr;
+    }
+    if (!ig->o.embedded) {
+        char ep[64];
+        snprintf(ep, sizeof ep, "inproc://ingest-monitor-%p", (void *)ig);
+        if (zmq_socket_monitor(ig->dealer, ep,
+                               ZMQ_EVENT_DISCONNECTED |
+                                   ZMQ_EVENT_HANDSHAKE_SUCCEEDED) != 0)
+            goto zerr;
+        ig->mon = zmq_socket(zctx, ZMQ_PAIR);
+        if (ig->mon == NULL)
+            goto zerr;
+        zmq_setsockopt(ig->mon, ZMQ_LINGER, &linger, sizeof linger);
+        if (zmq_connect(ig->mon, ep) != 0)
+            goto zerr;
+        ig->mon_w = zwatch_new(ig->loop, ig->mon, 64, s_mon_fn, ig);
+        if (ig->mon_w == NULL)
             goto zerr;
     }
     ig->dealer_w = zwatch_new(ig->loop, ig->dealer, 256, s_dealer_fn, ig);
@@ -761,11 +1036,15 @@ int ingest_run(ingest_t *ig)
         ev_io_start(ig->loop, &ig->ls[i].io);
     zwatch_start(ig->dealer_w);
     zwatch_start(ig->ctl_w);
+    if (ig->mon_w)
+        zwatch_start(ig->mon_w);
     ev_prepare_start(ig->loop, &ig->flush);
     ev_timer_start(ig->loop, &ig->tick);
     ev_run(ig->loop, 0);
     zwatch_stop(ig->dealer_w);
     zwatch_stop(ig->ctl_w);
+    if (ig->mon_w)
+        zwatch_stop(ig->mon_w);
     ev_prepare_stop(ig->loop, &ig->flush);
     ev_timer_stop(ig->loop, &ig->tick);
     return 0;
@@ -780,6 +1059,11 @@ void ingest_destroy(ingest_t **pig)
         s_close_clients(ig);
     zwatch_destroy(&ig->dealer_w);
     zwatch_destroy(&ig->ctl_w);
+    zwatch_destroy(&ig->mon_w);
+    if (ig->dealer)
+        zmq_socket_monitor(ig->dealer, NULL, 0);
+    if (ig->mon)
+        zmq_close(ig->mon);
     if (ig->dealer)
         zmq_close(ig->dealer);
     if (ig->ctl)
@@ -802,6 +1086,8 @@ void ingest_destroy(ingest_t **pig)
     free(ig->orchester);
     free(ig->ctl_endpoint);
     free(ig->stats_endpoint);
+    if (ig->reserve_fd >= 0)
+        close(ig->reserve_fd);
     free(ig);
     *pig = NULL;
 }

@@ -9,8 +9,13 @@
  * datapoint (src/line.c), packs the canonical lines into batches, and sends them
  * over a zmq DEALER to the orchester (inproc inside `orchester`, tcp from a
  * standalone `satellite`).  It keeps every batch until the orchester
- * acknowledges it, resends the unacknowledged ones after a timeout, and stops
- * reading its clients while the window is full.
+ * acknowledges it and stops reading its clients while the window is full
+ * (the acknowledgements are the credit that paces it).  An embedded
+ * satellite never resends: nothing is lost in-process.  A standalone one
+ * resends the unacknowledged batches when its connection to the orchester
+ * was lost and is back (a zmq socket monitor on the DEALER tells), or when
+ * nothing was acknowledged for a timeout that doubles at each resend up to
+ * a cap: a slow orchester is not a dead one.
  *
  * Life: ingest_new() (any thread; binds the listeners, so errors show before
  * threads start), ingest_run() on the ingest thread until MSG_STOP arrives
@@ -28,9 +33,22 @@ typedef struct {
     size_t maxline;             /* longest accepted line, bytes (16384) */
     size_t max_frame;           /* largest pickle frame, bytes (1 MiB) */
     size_t window_bytes;        /* unacknowledged payload bound (8 MiB) */
-    int timeout_ms;             /* resend after this long without ack (3000) */
+    int timeout_ms;             /* resend after this long without ack (3000);
+                                   doubles after each such resend */
+    int timeout_max_ms;         /* cap of that doubling (60000) */
+    size_t partial_budget;      /* bytes all connections together may hold
+                                   in unfinished lines and pickle frames;
+                                   past it the connection with the least
+                                   recent progress is closed (64 MiB) */
+    int embedded;               /* 1: the orchester is in this process
+                                   (inproc): never resend (0) */
     size_t batch_bytes;         /* payload size that closes a batch (64 KiB) */
     int stop_wait_ms;           /* on STOP, wait this long for acks (3000) */
+    size_t max_conns;           /* open connections per TCP or unix
+                                   listener; more are accepted and closed
+                                   at once.  0 (the default): derived from
+                                   the soft RLIMIT_NOFILE when ingest_new
+                                   runs, see ingest_conn_limit() */
     uint64_t sat_id;            /* this satellite's id in batch headers */
     const char *orchester;      /* zmq endpoint to connect the DEALER to */
     const char *ctl_endpoint;   /* PAIR endpoint the owner bound (commands) */
@@ -38,6 +56,14 @@ typedef struct {
 } ingest_opts_t;
 
 typedef struct ingest ingest_t;
+
+/* ingest_conn_limit: the default connection limit per stream listener for
+ * a process allowed nofile descriptors, with nstream TCP and unix
+ * listeners: a quarter of the descriptors (at least 128, at most half) is
+ * kept for zmq sockets, destinations, files and the control socket, and the
+ * rest is shared out among the listeners.  Never less than 1.  Pure; any
+ * thread. */
+size_t ingest_conn_limit(long nofile, size_t nstream);
 
 /* ingest_opts_default: fill o with the defaults above (endpoints NULL). */
 void ingest_opts_default(ingest_opts_t *o);

@@ -343,7 +343,7 @@ line_status_str(line_status_t st)
 {
     static const char *const names[LINE_NSTATUS] = {
         "ok", "empty", "fields", "name", "value", "nan", "timestamp",
-        "toolong",
+        "toolong", "unterminated",
     };
 
     if ((unsigned)st >= LINE_NSTATUS)

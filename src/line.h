@@ -23,6 +23,9 @@ typedef enum {
     LINE_NAN,        /* the value is NaN: dropped, as carbon drops it */
     LINE_TIMESTAMP,  /* the timestamp is not a number */
     LINE_TOOLONG,    /* the canonical line does not fit in outcap */
+    LINE_UNTERMINATED, /* the stream ended inside a line (no '\n'): the
+                          part is discarded.  Set by the ingest shell,
+                          never returned by the parser */
     LINE_NSTATUS     /* number of statuses, for counter arrays */
 } line_status_t;
 

@@ -23,6 +23,16 @@ static const opt_def_t s_table[OPT_N] = {
     [OPT_WINDOW] = {OPT_WINDOW, 'W', OPT_P_SATELLITE, 8 << 20, 65536,
                     1LL << 34, "bytes",
                     "unacknowledged batches a satellite keeps", NULL, NULL},
+    [OPT_CONNS] = {OPT_CONNS, 'c', O_ALL, 0, 1, 1 << 30, "connections",
+                   "open connections per TCP or unix listener (0: derived "
+                   "from the descriptor limit)",
+                   NULL, NULL, NULL},
+    [OPT_BUDGET] = {OPT_BUDGET, 'B', O_ALL, 64 << 20, 65536, 1LL << 40,
+                    "bytes",
+                    "what all client connections may hold in unfinished "
+                    "lines and pickle frames; past it the one stalled "
+                    "longest is closed",
+                    NULL, NULL, NULL},
     [OPT_DRAIN] = {OPT_DRAIN, 'D', OPT_P_ORCHESTER, 10, 0, 86400, "s",
                    "drain time on SIGTERM, and for a destination a reload "
                    "removed",
@@ -51,6 +61,13 @@ static const opt_def_t s_table[OPT_N] = {
                          "acknowledgement before a resend",
                          "``orchester ... timeout N ms ;`` in the "
                          "satellite's configuration"},
+    [OPT_ACK_TIMEOUT_MAX] = {OPT_ACK_TIMEOUT_MAX, 0, 0, 60000, 1, 1, "ms",
+                             NULL,
+                             "satellite (standalone): the longest that "
+                             "timeout doubles to while nothing is "
+                             "acknowledged (a new connection resends at "
+                             "once)",
+                             "fixed (``src/ingest.c``)", NULL},
     [OPT_RESEND_CHECK] = {OPT_RESEND_CHECK, 0, 0, 100, 1, 1, "ms", NULL,
                           "satellites: resend check, every",
                           "fixed (``src/ingest.c``)"},
@@ -70,7 +87,8 @@ static const opt_def_t s_table[OPT_N] = {
                          "fixed (``src/dest.c``)"},
     [OPT_ACCEPT_PAUSE] = {OPT_ACCEPT_PAUSE, 0, 0, 1000, 1, 1, "ms", NULL,
                           "listener: pause after ``accept`` runs out of "
-                          "file descriptors",
+                          "file descriptors and cannot shed the connection "
+                          "either",
                           "fixed (``src/ingest.c``)"},
     [OPT_HELD_RETRY] = {OPT_HELD_RETRY, 0, 0, 1, 1, 1, "ms", NULL,
                         "router: retry of a held-back batch, every",

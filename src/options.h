@@ -28,11 +28,14 @@ typedef enum {
     OPT_MAXLINE,         /* longest line, bytes */
     OPT_MAXFRAME,        /* largest pickle frame, bytes */
     OPT_WINDOW,          /* satellite window, bytes */
+    OPT_CONNS,           /* connections per stream listener (0: derived) */
+    OPT_BUDGET,          /* bytes of unfinished lines and frames, in all */
     OPT_DRAIN,           /* drain at stop, s */
     OPT_STALL,           /* hold-back of a full live queue, ms */
     OPT_STATS,           /* self metrics interval, s (0: the config's) */
     OPT_CTL_TIMEOUT,     /* orchester-ctl answer timeout, ms */
     OPT_ACK_TIMEOUT,     /* satellite: no acknowledgement before a resend */
+    OPT_ACK_TIMEOUT_MAX, /* satellite: the longest that timeout backs off to */
     OPT_RESEND_CHECK,    /* satellite: resend check period, ms */
     OPT_STOP_WAIT,       /* satellite: wait for acks at stop, ms */
     OPT_CONNECT_TIMEOUT, /* destination connect timeout, ms */

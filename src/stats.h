@@ -21,6 +21,9 @@ typedef struct {
     uint64_t received;  /* datapoints accepted */
     uint64_t errors;    /* datapoints refused (parse errors), and pickle
                            frames refused or over the size limit */
+    uint64_t refused;   /* connections closed at accept: over the
+                           listener's connection limit, or shed when the
+                           process ran out of descriptors */
 } stats_listener_t;
 
 /* Counters of one ingest thread (cumulative since start). */
@@ -28,9 +31,17 @@ typedef struct {
     uint64_t received;                /* lines/datapoints accepted */
     uint64_t errors[LINE_NSTATUS];    /* refused, by reason (LINE_OK unused) */
     uint64_t batches;                 /* batches sent */
-    uint64_t resent;                  /* batches sent again after a timeout */
+    uint64_t resent;                  /* batches sent again (reconnect or
+                                         acknowledgement timeout) */
     uint64_t window_bytes;            /* unacknowledged bytes now */
     uint64_t connections;             /* client connections open now */
+    uint64_t shed;                    /* connections accepted and closed at
+                                         once because descriptors ran out */
+    uint64_t partial_bytes;           /* bytes held now for unfinished
+                                         lines and pickle frames */
+    uint64_t evicted;                 /* connections closed because those
+                                         bytes passed the budget (the one
+                                         with the least recent progress) */
     uint64_t pickle_frames;           /* pickle frames accepted */
     uint64_t pickle_refused;          /* pickle frames refused whole */
     uint64_t pickle_toobig;           /* frames over the limit (closed) */

@@ -821,6 +821,7 @@ test_status_str(void **state)
     assert_string_equal(line_status_str(LINE_NAN), "nan");
     assert_string_equal(line_status_str(LINE_TIMESTAMP), "timestamp");
     assert_string_equal(line_status_str(LINE_TOOLONG), "toolong");
+    assert_string_equal(line_status_str(LINE_UNTERMINATED), "unterminated");
     assert_non_null(line_status_str(LINE_NSTATUS));
     assert_non_null(line_status_str((line_status_t)-1));
 }
