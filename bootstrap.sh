@@ -17,7 +17,7 @@ cd "$(dirname "$0")"
 top=$(pwd)
 
 BUILD_PKGS="build-essential autoconf automake libtool pkg-config libzmq3-dev
-libev-dev libhiredis-dev libssl-dev libcmocka-dev"
+libev-dev libhiredis-dev libssl-dev libcmocka-dev libtre-dev"
 TEST_PKGS="redis-server carbon-c-relay graphite-carbon python3 python3-whisper
 python3-zmq collectd-core netcat-openbsd clang libclang-rt-14-dev iproute2
 procps"

@@ -14,21 +14,17 @@
 #endif
 
 #include "config_lex.h"
+#include "ere.h"
 
 #include <errno.h>
 #include <glob.h>
 #include <limits.h>
-#include <regex.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define CONFIG_LEX_MAX_FILE    (16 * 1024 * 1024) /* bytes read from one file */
-#define CONFIG_LEX_REGEX_NODES 20000   /* regcomp() nodes one regex may take */
-#define CONFIG_LEX_REGEX_WIDE  1000    /* branches and optional nodes in it */
-#define CONFIG_LEX_REGEX_DEPTH 64      /* groups one regex may nest */
-#define CONFIG_LEX_SAT         1000000 /* where the sums above saturate */
 
 /* Words that begin a statement, for the "missing ';'?" hint. */
 static const char *const s_keywords[] = {
@@ -568,165 +564,18 @@ int config_lex_endpoint(config_lex_stmt_t *st, const config_lex_tok_t *t)
         t->text, config_lex_hint(t));
 }
 
-/* s_sat: a + b * c, saturating at CONFIG_LEX_SAT. */
-static size_t s_sat(size_t a, size_t b, size_t c)
-{
-    if (a >= CONFIG_LEX_SAT || (c != 0 && b > (CONFIG_LEX_SAT - a) / c))
-        return CONFIG_LEX_SAT;
-    return a + b * c;
-}
-
-/* s_interval: read "{m}", "{m,}" or "{m,n}" at s; returns the length read,
- * with the copies it makes in *copies and how many of them are optional in
- * *opt, or 0 when s holds no interval. */
-static size_t s_interval(const char *s, size_t *copies, size_t *opt)
-{
-    size_t i = 1, m = 0, n = 0;
-    bool comma = false, digits = false;
-
-    for (; s[i] >= '0' && s[i] <= '9'; i++, digits = true)
-        m = s_sat((size_t)(s[i] - '0'), m, 10);
-    if (s[i] == ',') {
-        comma = true;
-        for (i++; s[i] >= '0' && s[i] <= '9'; i++)
-            n = s_sat((size_t)(s[i] - '0'), n, 10);
-    }
-    if (!digits || s[i] != '}')
-        return 0;
-    if (!comma || n < m)
-        n = m; /* "{m}", or a bad interval regcomp() refuses */
-    *copies = comma && n == m ? m + 1 : n;
-    *opt = *copies - m;
-    return i + 1;
-}
-
-/* s_bracket_end: the ']' closing the bracket expression that opens at s
- * ("]" first is a member, "[:alpha:]" and the like are skipped whole), or
- * the last character of s when it is not closed. */
-static const char *s_bracket_end(const char *s)
-{
-    const char *p = s + 1, *end;
-
-    p += *p == '^';
-    p += *p == ']';
-    while (*p && *p != ']') {
-        if (*p == '[' && (p[1] == ':' || p[1] == '.' || p[1] == '=')) {
-            if (!(end = strchr(p + 2, ']')))
-                break;
-            p = end;
-        }
-        p++;
-    }
-    return *p ? p : p - 1;
-}
-
-/*
- * s_regex_ok: false when regcomp() would take too much memory or time for
- * the ERE s.  glibc's regcomp() copies a repeated operand (x+ once more,
- * x{m,n} n times), so nested or stacked repetitions multiply, and its cost
- * grows with the square of the alternatives and optional parts in a row
- * ("(a|b|...)" with 9000 branches or "(a?){5000}" take a gigabyte).  So two
- * sums are kept through the nesting: nodes, and branches plus optional
- * nodes, each bounded.
- */
-static bool s_regex_ok(const char *s)
-{
-    struct {
-        size_t nodes; /* nodes of this group's content so far */
-        size_t wide;  /* branches and optional nodes in it */
-        size_t last;  /* nodes of its last atom, which a repetition copies */
-        size_t lwide; /* branches and optional nodes in that atom */
-    } lv[CONFIG_LEX_REGEX_DEPTH];
-    size_t d = 0, copies = 0, opt = 0, n, atom, awide;
-
-    memset(lv, 0, sizeof lv[0]);
-    for (; *s; s++) {
-        atom = 1;
-        awide = 0;
-        switch (*s) {
-        case '(':
-            if (++d == CONFIG_LEX_REGEX_DEPTH)
-                return false;
-            memset(&lv[d], 0, sizeof lv[d]);
-            continue;
-        case ')':
-            if (d == 0)
-                break; /* a plain character */
-            atom = s_sat(1, lv[d].nodes, 1);
-            awide = lv[d].wide;
-            d--;
-            break;
-        case '|':
-            lv[d].nodes = s_sat(lv[d].nodes, 1, 1);
-            lv[d].wide = s_sat(lv[d].wide, 1, 1);
-            lv[d].last = lv[d].lwide = 0;
-            continue;
-        case '*':
-        case '?':
-            copies = opt = 1;
-            goto repeat;
-        case '+':
-            copies = 2;
-            opt = 1;
-            goto repeat;
-        case '{':
-            if ((n = s_interval(s, &copies, &opt)) == 0)
-                break; /* a plain character */
-            s += n - 1;
-            goto repeat;
-        case '[':
-            s = s_bracket_end(s);
-            break;
-        case '\\':
-            s += s[1] != '\0';
-            break;
-        default:
-            break;
-        }
-        lv[d].nodes = s_sat(lv[d].nodes, 1, atom);
-        lv[d].wide = s_sat(lv[d].wide, 1, awide);
-        lv[d].last = atom;
-        lv[d].lwide = awide;
-        continue;
-    repeat:
-        /* copies - 1 more of the last atom (opt of them optional), and a
-         * node for the loop */
-        n = copies ? copies - 1 : 0;
-        lv[d].nodes = s_sat(s_sat(lv[d].nodes, lv[d].last, n), 1, 1);
-        lv[d].wide = s_sat(s_sat(lv[d].wide, lv[d].lwide, n), lv[d].last, opt);
-        lv[d].lwide = s_sat(s_sat(0, lv[d].lwide, copies), lv[d].last, opt);
-        lv[d].last = s_sat(1, lv[d].last, copies);
-    }
-    for (; d > 0; d--) { /* unclosed groups: regcomp() refuses them, but
-                            only after building them */
-        lv[d - 1].nodes = s_sat(lv[d - 1].nodes, 1, lv[d].nodes);
-        lv[d - 1].wide = s_sat(lv[d - 1].wide, 1, lv[d].wide);
-    }
-    return lv[0].nodes <= CONFIG_LEX_REGEX_NODES &&
-           lv[0].wide <= CONFIG_LEX_REGEX_WIDE;
-}
-
 int config_lex_regex(config_lex_stmt_t *st, const config_lex_tok_t *t,
                      size_t *nsub)
 {
     regex_t re;
     char buf[256];
-    int rc;
 
-    if (!s_regex_ok(t->text))
-        return config_lex_error(st, t,
-                                "regular expression '%.60s' is too complex "
-                                "(too many alternatives or repetitions; "
-                                "split it into several expressions)",
-                                t->text);
-    if ((rc = regcomp(&re, t->text, REG_EXTENDED)) != 0) {
-        regerror(rc, &re, buf, sizeof buf);
-        return config_lex_error(st, t, "bad regular expression '%s': %s",
+    if (ere_compile(&re, t->text, 0, buf, sizeof buf) != 0)
+        return config_lex_error(st, t, "bad regular expression '%.200s': %s",
                                 t->text, buf);
-    }
     if (nsub)
         *nsub = re.re_nsub;
-    regfree(&re);
+    tre_regfree(&re);
     return 0;
 }
 

@@ -174,8 +174,9 @@ int config_lex_take_num(config_lex_stmt_t *st, const char *what, long long min,
                         long long max, long long *out);
 
 /* config_lex_regex: check that t compiles as a POSIX extended regular
- * expression (the error quotes regerror()); its group count goes to *nsub
- * unless nsub is NULL.  Returns 0 or -1. */
+ * expression with ere_compile (src/ere.h: back references and expressions
+ * too large for its bounds are refused; the error says why); its group
+ * count goes to *nsub unless nsub is NULL.  Returns 0 or -1. */
 int config_lex_regex(config_lex_stmt_t *st, const config_lex_tok_t *t,
                      size_t *nsub);
 

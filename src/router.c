@@ -8,12 +8,12 @@
 #include "router.h"
 
 #include <ctype.h>
-#include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "clock.h"
+#include "ere.h"
 #include "log.h"
 #include "net.h"
 #include "ring.h"
@@ -400,14 +400,15 @@ static size_t s_cluster_index(const router_t *r, const char *name)
     return SIZE_MAX;
 }
 
+/* s_regcomp: compile expr with ere_compile (matching is then linear in
+ * the name); 0, or -1 with "FILE:LINE: bad expression ..." in err. */
 static int s_regcomp(regex_t *re, const char *expr, int flags,
                      const config_pos_t *pos, char *err, size_t errlen)
 {
-    int rc = regcomp(re, expr, REG_EXTENDED | flags);
-    if (rc == 0)
+    char msg[256];
+
+    if (ere_compile(re, expr, flags, msg, sizeof msg) == 0)
         return 0;
-    char msg[200];
-    regerror(rc, re, msg, sizeof msg);
     snprintf(err, errlen, "%s:%d: bad expression '%s': %s", pos->file,
              pos->line, expr, msg);
     return -1;
@@ -554,9 +555,9 @@ void router_destroy(router_t **pr)
     for (size_t i = 0; i < r->nrules; i++) {
         rrule_t *rr = &r->rules[i];
         for (size_t j = 0; j < rr->nre; j++)
-            regfree(&rr->re[j]);
+            tre_regfree(&rr->re[j]);
         if (rr->has_validate)
-            regfree(&rr->validate);
+            tre_regfree(&rr->validate);
         free(rr->re);
         free(rr->targets);
         free(rr->into.p);
@@ -654,9 +655,9 @@ static int s_matches(const rrule_t *rr, const char *name, size_t namelen,
     for (size_t i = 0; i < rr->nre; i++) {
         regmatch_t local[1];
         if (rr->captures) {
-            if (regexec(&rr->re[i], name, NGROUPS, m, 0) == 0)
+            if (tre_regexec(&rr->re[i], name, NGROUPS, m, 0) == 0)
                 return 1;
-        } else if (regexec(&rr->re[i], name, 1, local, 0) == 0) {
+        } else if (tre_regexec(&rr->re[i], name, 1, local, 0) == 0) {
             return 1;
         }
     }
@@ -717,7 +718,7 @@ int router_route(const router_t *r, router_ctx_t *ctx, const char *line,
 {
     int h = 0, matched = 0, turn = 1;
     size_t sent = 0;
-    /* regexec wants NUL-terminated text: the name and the data are copied */
+    /* tre_regexec wants NUL-terminated text: the name and the data are copied */
     if (s_ctx_reserve(ctx, len + 1) != 0)
         return ROUTE_NOMATCH;
     char *name = ctx->name[0];
@@ -787,7 +788,7 @@ int router_route(const router_t *r, router_ctx_t *ctx, const char *line,
             trace(targ, TRACE_RULE, rr->rule, NULL, NULL, name, nlen);
         if (rr->has_validate) {
             regmatch_t vm[1];
-            if (data == NULL || regexec(&rr->validate, data, 1, vm, 0) != 0) {
+            if (data == NULL || tre_regexec(&rr->validate, data, 1, vm, 0) != 0) {
                 /* as carbon-c-relay: the rule sends nothing; a rule that
                  * stops (or has no destinations: a global validation)
                  * ends the evaluation, so the metric is dropped */

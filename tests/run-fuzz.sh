@@ -17,13 +17,19 @@ passed=0
 failed=0
 CC=${FUZZ_CC:-clang}
 
-# the modules each harness links
+# the modules each harness links, and the libraries they need
 mods() {
     case "$1" in
     line) echo "src/line.c" ;;
-    config) echo "src/config.c src/config_lex.c src/options.c" ;;
+    config) echo "src/config.c src/config_lex.c src/ere.c src/options.c" ;;
     pickle) echo "src/pickle.c src/numfmt.c src/pyesc.c" ;;
     batch) echo "src/batch.c src/line.c" ;;
+    *) echo "" ;;
+    esac
+}
+libs() {
+    case "$1" in
+    config) echo "-ltre" ;;
     *) echo "" ;;
     esac
 }
@@ -36,7 +42,7 @@ for h in "$src"/tests/fuzz/fuzz_*.c; do
     # shellcheck disable=SC2046
     if ! (cd "$src" && $CC -g -O1 -std=gnu11 -D_GNU_SOURCE \
             -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-            -Isrc $(mods "$short") "$h" -lm -o "$bin") >"$work/$name.build" 2>&1; then
+            -Isrc $(mods "$short") "$h" $(libs "$short") -lm -o "$bin") >"$work/$name.build" 2>&1; then
         echo "FAIL: $name: does not build"
         sed 's/^/    /' "$work/$name.build" | tail -n 20
         failed=$((failed + 1))

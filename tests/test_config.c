@@ -502,25 +502,69 @@ static void test_regex_limits(void **state)
     config_t *cfg;
     (void)state;
 
-    /* a 900-branch alternation, bracket classes, bounded repetitions */
+    /* a 900-branch alternation, bracket classes, bounded repetitions, and
+     * the expressions a backtracking matcher is slow on (TRE is not) */
     n = (size_t)snprintf(text, sizeof text, "match ^(");
     for (int i = 0; i < 900; i++)
         n += (size_t)snprintf(text + n, sizeof text - n, "%shost%03d",
                               i ? "|" : "", i);
     snprintf(text + n, sizeof text - n,
-             ")\\. '[[:alpha:]]{2,5}' '[]a-]{3}' x{0,900} ((a+)+)+ "
+             ")\\. '[[:alpha:]]{2,5}' '[]a-]{3}' x{0,255} ((a+)+)+ "
+             "(a+)+$ (a|aa)+$ (a+)++++ '^([^.]+\\.){0,20}[^.]+$' "
              "send to blackhole ;");
     cfg = s_parse(text);
-    assert_int_equal(cfg->rules[0].nexprs, 5);
+    assert_int_equal(cfg->rules[0].nexprs, 9);
     config_destroy(&cfg);
 
-    /* one more and the alternation is refused */
-    n = (size_t)snprintf(text, sizeof text, "match (");
-    for (int i = 0; i < 1002; i++)
-        n += (size_t)snprintf(text + n, sizeof text - n, "%sh%d",
-                              i ? "|" : "", i);
-    snprintf(text + n, sizeof text - n, ") send to blackhole ;");
-    s_bad(text, "t.conf:1: ", "split it into several expressions");
+    /* repetition counts stop at 255 */
+    s_bad("match\n x{0,256} send to blackhole ;", "t.conf:2: ",
+          "repetition count 256 is more than 255");
+    s_bad("match x{300} send to blackhole ;", "t.conf:1: ",
+          "repetition count 300");
+
+    /* copies of copies, and long runs of optional parts, make automata
+     * too large to compile or to run a name through quickly */
+    s_bad("match ((a{100}){100}){100} send to blackhole ;", "t.conf:1: ",
+          "split it into several expressions");
+    s_bad("match\n\n (a?){255}$ send to blackhole ;", "t.conf:3: ",
+          "too complex");
+    s_bad("rewrite (.*){200}$ into x ;", "t.conf:1: ", "too complex");
+    s_bad("match * validate ((a?){255}){10} else drop ;", "t.conf:1: ",
+          "too complex");
+}
+
+/* Back references are refused: TRE matches them by backtracking. */
+static void test_regex_backrefs(void **state)
+{
+    (void)state;
+    s_bad("match (a*)*\\1x send to blackhole ;", "t.conf:1: ",
+          "bad regular expression '(a*)*\\1x': back reference \\1: back "
+          "references are refused");
+    s_bad("cluster c forward h ;\n\nmatch ^a ^(b)\\1$ send to c ;",
+          "t.conf:3: ", "back reference \\1");
+    s_bad("rewrite ^(a)(b)\\2 into x ;", "t.conf:1: ", "back reference \\2");
+    s_bad("match * validate ^([0-9])\\9 else log ;", "t.conf:1: ",
+          "back reference \\9");
+    s_bad("match 'x|(y)\\1' send to blackhole ;", "t.conf:1: ",
+          "back references are refused");
+
+    /* a backslash before anything else is no reference, nor is one in a
+     * bracket expression */
+    config_t *cfg = s_parse("match a\\.b '[\\1]' '\\\\1' a\\0 send to "
+                            "blackhole ;");
+    assert_int_equal(cfg->rules[0].nexprs, 4);
+    config_destroy(&cfg);
+}
+
+/* TRE's extensions that are not POSIX are refused. */
+static void test_regex_extensions(void **state)
+{
+    (void)state;
+    s_bad("match a{~1} send to blackhole ;", "t.conf:1: ",
+          "approximate matching");
+    s_bad("match (?i)abc send to blackhole ;", "t.conf:1: ",
+          "'(?' is not POSIX syntax");
+    s_bad("match (?:a)b send to blackhole ;", "t.conf:1: ", "'(?'");
 }
 
 static void test_members_and_addresses(void **state)
@@ -963,10 +1007,10 @@ static const bad_t s_bads[] = {
      "match * validate a else drop validate b else "
      "log send to blackhole ;",
      "t.conf:1: ", "'validate' given twice"},
-    {"match_regex_nested", "match (a+)++++++++++++++++++++++++ send to "
-     "blackhole ;", "t.conf:1: ", "is too complex"},
+    {"match_regex_nested", "match ((((a{255}){255}){255}){255}) send to "
+     "blackhole ;", "t.conf:1: ", "too complex"},
     {"match_regex_wide", "match\n [a-z]{0,5000} send to blackhole ;",
-     "t.conf:2: ", "is too complex"},
+     "t.conf:2: ", "repetition count 5000 is more than 255"},
     {"match_regex_deep", "match ((((((((((((((((((((((((((((((((((((((((((("
      "(((((((((((((((((((((((a))))))))))))))))))))))))))))))))))))))))))))))))"
      "))))))))))))))))) send to blackhole ;", "t.conf:1: ", "too complex"},
@@ -1096,6 +1140,8 @@ int main(void)
         cmocka_unit_test(test_lexer),
         cmocka_unit_test(test_members_and_addresses),
         cmocka_unit_test(test_regex_limits),
+        cmocka_unit_test(test_regex_backrefs),
+        cmocka_unit_test(test_regex_extensions),
         cmocka_unit_test(test_api_edges),
         cmocka_unit_test_setup_teardown(test_include_glob, s_tmp_setup,
                                         s_tmp_teardown),

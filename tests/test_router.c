@@ -396,6 +396,52 @@ static void test_index_equivalence(void **state)
     }
 }
 
+/* Expressions read as carbon-c-relay (glibc) reads them where TRE's own
+ * syntax differs (src/ere.h), and names a backtracking matcher is slow on
+ * get their answer. */
+static void test_glibc_reading(void **state)
+{
+    (void)state;
+    fix_t *f = s_fix("cluster c forward 127.0.0.1 ;\n"
+                     "rewrite ^d\\.\\d\\t$ into D ;\n"
+                     "rewrite ^l\\.(a+?)(a*)$ into L.\\1.\\2 ;\n"
+                     "rewrite ^q\\.(a?\?)(a*)$ into Q.\\1.\\2 ;\n"
+                     "rewrite ^x\\.(x{,2})y into X.\\1 ;\n"
+                     "rewrite \\`s\\.(.*)\\' into S.\\1 ;\n"
+                     "rewrite ^z\\.a**$ into Z ;\n"
+                     "match ^[A-Z] (a+)+$ (a|aa)+$ send to c stop ;\n"
+                     "match * send to blackhole ;\n");
+    got_t g;
+    int how;
+    /* "\d" is the letter d and "\t" the letter t, not a digit or a tab */
+    assert_string_equal(s_route(f, "d.dt", NULL, NULL, &g), "0:D");
+    assert_string_equal(s_route(f, "d.1t", NULL, NULL, &g), "");
+    /* "+?" and "?" then "?" repeat the repetition before them, and are not lazy */
+    assert_string_equal(s_route(f, "l.aaa", NULL, NULL, &g), "0:L.aaa.");
+    assert_string_equal(s_route(f, "q.aa", NULL, NULL, &g), "0:Q.a.a");
+    /* "{,2}" is "{0,2}" */
+    assert_string_equal(s_route(f, "x.xxy", NULL, NULL, &g), "0:X.xx");
+    assert_string_equal(s_route(f, "x.xxxy", NULL, NULL, &g), "");
+    /* \` and \' are the ends of the name */
+    assert_string_equal(s_route(f, "s.a.b", NULL, NULL, &g), "0:S.a.b");
+    /* "a**" is (a*)* */
+    assert_string_equal(s_route(f, "z.aaa", NULL, NULL, &g), "0:Z");
+
+    /* "aaa...ab" against (a+)+$ and (a|aa)+$: the rule matches (the name
+     * ends in a), or not, in one pass over the name */
+    char name[1000];
+    memset(name, 'a', sizeof name - 2);
+    name[sizeof name - 2] = 'b';
+    name[sizeof name - 1] = '\0';
+    assert_string_equal(s_route(f, name, &how, NULL, &g), "");
+    assert_true(how & ROUTE_BLACKHOLE);
+    name[sizeof name - 2] = 'a';
+    s_route(f, name, &how, NULL, &g);
+    assert_int_equal(g.n, 1);
+    assert_true(how & ROUTE_SENT);
+    s_unfix(f);
+}
+
 static void test_unsupported_named(void **state)
 {
     (void)state;
@@ -423,6 +469,7 @@ int main(void)
         cmocka_unit_test(test_dynamic_hash),
         cmocka_unit_test(test_useall),
         cmocka_unit_test(test_index_equivalence),
+        cmocka_unit_test(test_glibc_reading),
         cmocka_unit_test(test_unsupported_named),
     };
     return cmocka_run_group_tests_name("router", tests, NULL, NULL);
