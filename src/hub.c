@@ -87,6 +87,8 @@ struct hub {
     ev_timer statstimer;      /* self metrics */
     int stopping;
     router_ctx_t *ctx;        /* routing scratch (owned) */
+    int64_t invalid_logged_ms; /* when a validate failure was last logged */
+    uint64_t invalid_unlogged; /* failures not logged since then */
     bool *alive;              /* per destination: up, as the sender's last
                                  event or snapshot said */
     const char *cur_rest;     /* the line being routed, after its name */
@@ -142,6 +144,26 @@ static void s_emit_fn(void *arg, uint32_t id, const char *name,
         log_err("hub: out of memory: datapoint dropped");
 }
 
+/* A `validate ... else log` clause dropped a datapoint: log it, one line
+ * a second at most, with how many were left out since the last. */
+static void s_log_invalid(hub_t *h)
+{
+    const router_invalid_t *iv = router_ctx_invalid(h->ctx);
+    int64_t now = clock_mono_ms();
+    if (iv == NULL)
+        return;
+    if (h->invalid_logged_ms != 0 && now - h->invalid_logged_ms < 1000) {
+        h->invalid_unlogged++;
+        return;
+    }
+    log_warn("router: %s:%d: validate failed, dropped: %s %s (%llu more "
+             "since the last report)",
+             iv->rule->pos.file, iv->rule->pos.line, iv->name, iv->data,
+             (unsigned long long)h->invalid_unlogged);
+    h->invalid_logged_ms = now;
+    h->invalid_unlogged = 0;
+}
+
 static int s_route_line(void *arg, const char *line, size_t len,
                         size_t namelen)
 {
@@ -150,6 +172,8 @@ static int s_route_line(void *arg, const char *line, size_t len,
     h->cur_restlen = len - namelen;
     int how = router_route(h->r, h->ctx, line, len, namelen, h->alive,
                            s_emit_fn, h, NULL, NULL);
+    if (how & ROUTE_INVALID_LOG)
+        s_log_invalid(h);
     if (!(how & ROUTE_SENT)) {
         if (how & ROUTE_BLACKHOLE)
             h->c.blackholed++;

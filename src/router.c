@@ -12,9 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "clock.h"
 #include "ere.h"
-#include "log.h"
 #include "net.h"
 #include "ring.h"
 #include "stats.h"
@@ -88,8 +86,7 @@ struct router_ctx {
     char *key;         /* placement key */
     char *data;        /* the data after the name, for validate */
     size_t cap;        /* bytes of each of the four buffers */
-    int64_t logged_ms; /* when a validate failure was last logged */
-    uint64_t unlogged; /* failures not logged since then */
+    router_invalid_t invalid; /* the last `validate ... else log` failure */
     uint64_t *cand;    /* candidate rules (bits) */
     size_t ncand;      /* words in cand */
     size_t out[RING_MAX_MEMBERS];
@@ -797,21 +794,21 @@ int router_route(const router_t *r, router_ctx_t *ctx, const char *line,
                     trace(targ, TRACE_VALIDATE, rr->rule, NULL, NULL, data,
                           datalen);
                 if (rr->rule->validate_action == VALIDATE_LOG) {
-                    /* one line a second at most, with what it left out */
-                    int64_t now = clock_mono_ms();
-                    if (now - ctx->logged_ms >= 1000) {
-                        log_warn("router: %s:%d: validate failed, dropped: "
-                                 "%.*s %.*s (%llu more since the last report)",
-                                 rr->rule->pos.file, rr->rule->pos.line,
-                                 (int)(nlen > 200 ? 200 : nlen), name,
-                                 (int)(datalen > 100 ? 100 : datalen),
-                                 data ? data : "",
-                                 (unsigned long long)ctx->unlogged);
-                        ctx->logged_ms = now;
-                        ctx->unlogged = 0;
-                    } else {
-                        ctx->unlogged++;
-                    }
+                    /* the shell logs it (router_ctx_invalid): kept here
+                     * by value, as later rewrites reuse the buffers */
+                    router_invalid_t *iv = &ctx->invalid;
+                    iv->rule = rr->rule;
+                    iv->namelen = nlen < sizeof iv->name - 1
+                                      ? nlen : sizeof iv->name - 1;
+                    memcpy(iv->name, name, iv->namelen);
+                    iv->name[iv->namelen] = '\0';
+                    iv->datalen = datalen < sizeof iv->data - 1
+                                      ? datalen : sizeof iv->data - 1;
+                    memcpy(iv->data, data ? data : "", data ? iv->datalen : 0);
+                    if (data == NULL)
+                        iv->datalen = 0;
+                    iv->data[iv->datalen] = '\0';
+                    h |= ROUTE_INVALID_LOG;
                 }
                 if (rr->stop || rr->ntargets == 0) {
                     if (trace)
@@ -868,4 +865,9 @@ size_t router_to_clusters(const router_t *r, router_ctx_t *ctx,
                         arg, NULL, NULL, NULL);
     }
     return k;
+}
+
+const router_invalid_t *router_ctx_invalid(const router_ctx_t *ctx)
+{
+    return ctx->invalid.rule ? &ctx->invalid : NULL;
 }

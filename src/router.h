@@ -11,7 +11,8 @@
  * Rules run top to bottom as written, exactly as carbon-c-relay runs them:
  * a match falls through unless it says `stop` or sends to the blackhole
  * (an implicit stop); a rewrite changes the name for every later rule; a
- * failed `validate` skips its rule (and logs when it says `else log`);
+ * failed `validate` skips its rule (and, when it says `else log`, tells
+ * the caller what it dropped: the router itself logs nothing);
  * `route using` places the metric on a hash ring by another key.  A prefix
  * index over the dotted hierarchy skips the rules whose expressions start
  * with a literal the name does not start with; it gives the same answers as
@@ -50,8 +51,20 @@ enum {
     ROUTE_SENT = 1,       /* at least one destination */
     ROUTE_BLACKHOLE = 2,  /* a rule sent it to the blackhole */
     ROUTE_NOMATCH = 4,    /* no rule matched */
-    ROUTE_INVALID = 8     /* a validate clause dropped it */
+    ROUTE_INVALID = 8,    /* a validate clause dropped it */
+    ROUTE_INVALID_LOG = 16 /* ... one that says `else log`: the caller logs
+                              it (router_ctx_invalid says what) */
 };
+
+/* The last datapoint a `validate ... else log` clause dropped, for the
+ * caller to log (the router logs nothing itself). */
+typedef struct {
+    const config_rule_t *rule;  /* the rule (borrowed from the config) */
+    char name[201];             /* the name it saw, cut at 200 bytes */
+    size_t namelen;
+    char data[101];             /* the data it checked, cut at 100 bytes */
+    size_t datalen;
+} router_invalid_t;
 
 /* Trace events for test mode (orchester -t). */
 typedef enum {
@@ -85,6 +98,11 @@ void router_destroy(router_t **r);
 /* router_ctx_new / router_ctx_destroy: a thread's scratch space. */
 router_ctx_t *router_ctx_new(void);
 void router_ctx_destroy(router_ctx_t **ctx);
+
+/* router_ctx_invalid: after router_route returned ROUTE_INVALID_LOG, what
+ * was dropped (borrowed; valid until the next router_route with ctx).
+ * NULL when nothing was ever dropped so. */
+const router_invalid_t *router_ctx_invalid(const router_ctx_t *ctx);
 
 /* router_ndests / router_dest: the destination table (borrowed). */
 size_t router_ndests(const router_t *r);

@@ -181,10 +181,20 @@ static void test_validate(void **state)
                        NULL, NULL);
     assert_string_equal(g.out, "");
     assert_true(how & ROUTE_INVALID);
+    /* `else drop` is not for the log */
+    assert_false(how & ROUTE_INVALID_LOG);
+    assert_null(router_ctx_invalid(f->ctx));
     memset(&g, 0, sizeof g);
     how = router_route(f->r, f->ctx, "t.y x 2\n", 8, 3, NULL, s_emit, &g,
                        NULL, NULL);
     assert_string_equal(g.out, "");
+    /* `else log`: the router logs nothing, it tells the caller what */
+    assert_true(how & ROUTE_INVALID_LOG);
+    const router_invalid_t *iv = router_ctx_invalid(f->ctx);
+    assert_non_null(iv);
+    assert_int_equal(iv->rule->pos.line, 3);
+    assert_string_equal(iv->name, "t.y");
+    assert_string_equal(iv->data, "x 2");
     memset(&g, 0, sizeof g);
     router_route(f->r, f->ctx, "t.y 1.5 2\n", 10, 3, NULL, s_emit, &g, NULL,
                  NULL);

@@ -781,6 +781,13 @@ def satellite_argv(build, conf, *opts):
     return [os.path.join(build, "relay", "satellite"), "-f", conf] + list(opts)
 
 
+def sanitized(build):
+    """Whether BUILD's orchester is a sanitizer build (ASan or UBSan)."""
+    out = subprocess.run(["ldd", os.path.join(build, "relay", "orchester")],
+                         capture_output=True, text=True).stdout
+    return "libasan" in out or "libubsan" in out
+
+
 def check_build(build):
     """The programs a test needs exist in BUILD_DIR; raises CheckFailed."""
     missing = [p for p in ("orchester", "satellite", "orchester-ctl")

@@ -29,14 +29,13 @@ before any preloaded one); on a sanitizer build it says SKIP.
 """
 import os
 import socket
-import subprocess
 import sys
 import time
 
 sys.dont_write_bytecode = True  # leave no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (Test, require, free_port, wait_until, check_build,  # noqa: E402
-                     ctl, SeqStream)
+                     ctl, SeqStream, sanitized)
 
 BIG = 299
 SIZE = (BIG + 1) * 32      # (destinations of B) * sizeof(stats_dest_t)
@@ -53,12 +52,6 @@ def conf_text(port, control, main, big):
         out.append("match ^big\\. send to big stop ;")
     out.append("match * send to main stop ;")
     return "\n".join(out) + "\n"
-
-
-def sanitized(build):
-    out = subprocess.run(["ldd", os.path.join(build, "relay", "orchester")],
-                         capture_output=True, text=True).stdout
-    return "libasan" in out or "libubsan" in out
 
 
 def body(t):
