@@ -4,13 +4,26 @@
  * TCP states: DOWN (backoff timer running) -> RESOLVING (only while a name
  * has no good answer yet: waiting for the resolver, resolve timer running)
  * -> CONNECTING (waiting for the socket to become writable, connect timer
- * running) -> UP (reading for EOF, writing while the queue has data) ->
- * DOWN on any error or EOF.  UDP goes from RESOLVING (names only) to UP.
+ * running) -> UP (reading for EOF, writing while the queue has data; the
+ * timer says when the connection has held for stable_ms) -> DOWN on any
+ * error or EOF.  UDP goes from RESOLVING (names only) to UP.
  *
  * Names: every connection attempt of a TCP member starts a lookup in the
  * background (src/resolver.c) and connects at once to the last good answer;
  * only a member that never had an answer waits for one.  Each failed
  * attempt moves on to the next address of the answer.
+ *
+ * Backoff: the delay doubles with each failure in a row, and only a
+ * connection that held for stable_ms starts it again from backoff_min_ms,
+ * so a backend that accepts and then closes every connection is retried at
+ * most every backoff_max_ms, not at once.
+ *
+ * Logging: the first failure is logged, then at most one failure line per
+ * log_interval_ms, which counts the failures not logged before it.
+ * "connected" is logged when a failure line told of the outage, or, for a
+ * connection whose failures were not logged, once it has held for
+ * stable_ms.  A connection that held for stable_ms also ends the quiet
+ * interval: the next failure is logged at once.
  */
 #include "dest.h"
 
@@ -48,14 +61,20 @@ struct dest {
     int fd;                     /* socket or file, -1 when down */
     int io_events;              /* events the ev_io watches now */
     ev_io io;                   /* socket readiness */
-    ev_timer timer;             /* backoff, resolve or connect timeout */
+    ev_timer timer;             /* backoff, resolve or connect timeout, or
+                                   (UP) the stable_ms mark */
     resolver_t *res;            /* owned; the member's addresses (NULL for
                                    files) */
     size_t addr_i;              /* address of the answer to try next */
     int want_addr;              /* down for want of an address: connect as
                                    soon as an answer comes */
-    int resolve_failing;        /* the last lookup failed (and was logged) */
-    int attempts;               /* failed attempts in a row */
+    int attempts;               /* failures since the last stable connection */
+    int64_t log_next_ms;        /* no failure line before then (0: now) */
+    uint64_t unlogged;          /* failures not logged since the last line */
+    int told_down;              /* a failure line was logged since the last
+                                   "connected" line */
+    int said_up;                /* "connected" was logged for this
+                                   connection */
     unsigned int seed;          /* jitter */
     uint64_t sent;              /* datapoints written */
     uint64_t dropped;           /* datapoints dropped */
@@ -69,6 +88,8 @@ void dest_opts_default(dest_opts_t *o)
     o->connect_timeout_ms = 3000;
     o->write_bytes = 1 << 20;
     o->resolve_timeout_ms = 5000;
+    o->stable_ms = 5000;
+    o->log_interval_ms = 60000;
 }
 
 static void s_connect(dest_t *d);
@@ -86,8 +107,32 @@ static void s_set_io(dest_t *d, int events)
     }
 }
 
+/* Whether a failure line may be logged now (then the quiet interval
+ * starts again); when not, the failure is counted for the next line. */
+static int s_may_log(dest_t *d, int64_t now)
+{
+    if (d->log_next_ms != 0 && now < d->log_next_ms) {
+        d->unlogged++;
+        return 0;
+    }
+    d->log_next_ms = now + d->o.log_interval_ms;
+    return 1;
+}
+
+/* The suffix of a failure line that counts the failures not logged. */
+static const char *s_unlogged(dest_t *d, char *buf, size_t len)
+{
+    if (d->unlogged == 0)
+        snprintf(buf, len, "%s", "");
+    else
+        snprintf(buf, len, "; %llu earlier failures not logged",
+                 (unsigned long long)d->unlogged);
+    d->unlogged = 0;
+    return buf;
+}
+
 /* Close the connection and schedule the next attempt; what failed and why
- * go to the log. */
+ * go to the log (rate-limited). */
 static void s_fail(dest_t *d, const char *what, const char *why)
 {
     int was_up = d->state == ST_UP;
@@ -105,11 +150,16 @@ static void s_fail(dest_t *d, const char *what, const char *why)
         delay = d->o.backoff_max_ms;
     /* jitter: 75% to 125% of the delay */
     delay = delay * (75 + rand_r(&d->seed) % 51) / 100;
-    d->attempts++;
-    if (was_up || d->attempts == 1)
-        log_warn("dest: %s %s: %s: %s: retrying in %lld ms (%llu queued)",
+    if (d->attempts < 64)
+        d->attempts++;
+    if (s_may_log(d, clock_mono_ms())) {
+        char more[64];
+        log_warn("dest: %s %s: %s: %s: retrying in %lld ms (%llu queued%s)",
                  d->rd->cluster->name, d->rd->addr, what, why,
-                 (long long)delay, (unsigned long long)queue_lines(d->q));
+                 (long long)delay, (unsigned long long)queue_lines(d->q),
+                 s_unlogged(d, more, sizeof more));
+        d->told_down = 1;
+    }
     ev_timer_set(&d->timer, (double)delay / 1000.0, 0.0);
     ev_timer_start(d->loop, &d->timer);
     if (was_up && d->fn)
@@ -126,15 +176,33 @@ static void s_up(dest_t *d)
     ev_timer_stop(d->loop, &d->timer);
     d->state = ST_UP;
     d->want_addr = 0;
-    if (d->attempts > 0)
+    d->said_up = d->told_down;
+    if (d->said_up)
         log_info("dest: %s %s: connected", d->rd->cluster->name, d->rd->addr);
-    d->attempts = 0;
+    d->told_down = 0;
+    ev_timer_set(&d->timer, d->o.stable_ms / 1000.0, 0.0);
+    ev_timer_start(d->loop, &d->timer);
     if (d->is_file || d->is_udp)
         s_write(d);
     else
         s_set_io(d, EV_READ | (queue_bytes(d->q) ? EV_WRITE : 0));
     if (d->fn)
         d->fn(d->arg, d);
+}
+
+/* The connection held for stable_ms: the next failure starts a new outage
+ * (backoff from the start, logged at once).  A connection that was not
+ * logged, after failures that were not either, says so now. */
+static void s_stable(dest_t *d)
+{
+    if (!d->said_up && d->unlogged > 0)
+        log_info("dest: %s %s: connected, and held for %d ms (%llu earlier "
+                 "failures not logged)",
+                 d->rd->cluster->name, d->rd->addr, d->o.stable_ms,
+                 (unsigned long long)d->unlogged);
+    d->unlogged = 0;
+    d->attempts = 0;
+    d->log_next_ms = 0;
 }
 
 /* UDP: datagrams of whole lines, at most UDP_DATAGRAM bytes unless one line
@@ -247,6 +315,8 @@ static void s_timer_fn(struct ev_loop *loop, ev_timer *t, int revents)
         s_fail(d, "resolve", why);
     } else if (d->state == ST_DOWN) {
         s_connect(d);
+    } else if (d->state == ST_UP) {
+        s_stable(d);
     }
 }
 
@@ -314,22 +384,24 @@ static void s_resolved_fn(void *arg, resolver_t *r, int rc)
         if (d->state == ST_RESOLVING) {
             d->want_addr = 1;
             s_fail(d, "resolve", gai_strerror(rc));
-        } else if (!d->resolve_failing) {
-            char a[INET6_ADDRSTRLEN + 8];
+        } else if (s_may_log(d, clock_mono_ms())) {
+            char more[64], a[INET6_ADDRSTRLEN + 8];
             if (resolver_naddrs(r) > 0)
                 log_warn("dest: %s %s: resolve: %s: keeping the last good "
-                         "answer (%s)",
+                         "answer (%s)%s",
                          d->rd->cluster->name, d->rd->addr, gai_strerror(rc),
-                         resolver_addr_str(resolver_addr(r, 0), a, sizeof a));
+                         resolver_addr_str(resolver_addr(r, 0), a, sizeof a),
+                         s_unlogged(d, more, sizeof more));
             else
-                log_warn("dest: %s %s: resolve: %s (%llu queued)",
+                log_warn("dest: %s %s: resolve: %s (%llu queued%s)",
                          d->rd->cluster->name, d->rd->addr, gai_strerror(rc),
-                         (unsigned long long)queue_lines(d->q));
+                         (unsigned long long)queue_lines(d->q),
+                         s_unlogged(d, more, sizeof more));
+            if (d->state != ST_UP)
+                d->told_down = 1;
         }
-        d->resolve_failing = 1;
         return;
     }
-    d->resolve_failing = 0;
     if (d->state == ST_RESOLVING ||
         (d->state == ST_DOWN && d->want_addr)) {
         /* waiting for this answer: connect now, not at the next attempt */

@@ -6,7 +6,10 @@
  * a numeric address needs no lookup, and the last good answer serves while
  * a new lookup is pending or failing), connects without blocking, writes its
  * queue with writev, notices a closed peer at once (it watches the socket
- * for EOF), and reconnects with exponential backoff and jitter.
+ * for EOF), and reconnects with exponential backoff and jitter; only a
+ * connection that held for stable_ms resets the backoff.  Failures are
+ * logged once, then at most once per log_interval_ms, with a count of those
+ * not logged.
  * A file destination appends to its file (opened with O_APPEND, re-opened
  * after an error).  It never blocks the loop; a dead or slow destination
  * only fills its own queue, which drops its oldest data when full.
@@ -28,6 +31,9 @@ typedef struct {
     int connect_timeout_ms;  /* give up a connect after (3000) */
     size_t write_bytes;      /* most bytes per writev (1 MiB) */
     int resolve_timeout_ms;  /* give up waiting for a first answer (5000) */
+    int stable_ms;           /* a connection held this long resets the
+                                backoff and the log interval (5000) */
+    int log_interval_ms;     /* at most one failure line per (60000) */
 } dest_opts_t;
 
 typedef struct dest dest_t;
