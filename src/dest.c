@@ -1,14 +1,35 @@
 /*
  * dest.c -- see dest.h.
  *
- * TCP states: DOWN (backoff timer running) -> CONNECTING (waiting for the
- * socket to become writable, connect timer running) -> UP (reading for EOF,
- * writing while the queue has data) -> DOWN on any error or EOF.
+ * TCP states: DOWN (backoff timer running) -> RESOLVING (only while a name
+ * has no good answer yet: waiting for the resolver, resolve timer running)
+ * -> CONNECTING (waiting for the socket to become writable, connect timer
+ * running) -> UP (reading for EOF, writing while the queue has data; the
+ * timer says when the connection has held for stable_ms) -> DOWN on any
+ * error or EOF.  UDP goes from RESOLVING (names only) to UP.
+ *
+ * Names: every connection attempt of a TCP member starts a lookup in the
+ * background (src/resolver.c) and connects at once to the last good answer;
+ * only a member that never had an answer waits for one.  Each failed
+ * attempt moves on to the next address of the answer.
+ *
+ * Backoff: the delay doubles with each failure in a row, and only a
+ * connection that held for stable_ms starts it again from backoff_min_ms,
+ * so a backend that accepts and then closes every connection is retried at
+ * most every backoff_max_ms, not at once.
+ *
+ * Logging: the first failure is logged, then at most one failure line per
+ * log_interval_ms, which counts the failures not logged before it.
+ * "connected" is logged when a failure line told of the outage, or, for a
+ * connection whose failures were not logged, once it has held for
+ * stable_ms.  A connection that held for stable_ms also ends the quiet
+ * interval: the next failure is logged at once.
  */
 #include "dest.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,10 +42,11 @@
 #include "net.h"
 #include "options.h"
 #include "pickle_enc.h"
+#include "resolver.h"
 
 #define DEST_IOV 64
 
-typedef enum { ST_DOWN, ST_CONNECTING, ST_UP } dstate_t;
+typedef enum { ST_DOWN, ST_RESOLVING, ST_CONNECTING, ST_UP } dstate_t;
 
 struct dest {
     struct ev_loop *loop;       /* borrowed */
@@ -40,8 +62,20 @@ struct dest {
     int fd;                     /* socket or file, -1 when down */
     int io_events;              /* events the ev_io watches now */
     ev_io io;                   /* socket readiness */
-    ev_timer timer;             /* backoff or connect timeout */
-    int attempts;               /* failed attempts in a row */
+    ev_timer timer;             /* backoff, resolve or connect timeout, or
+                                   (UP) the stable_ms mark */
+    resolver_t *res;            /* owned; the member's addresses (NULL for
+                                   files) */
+    size_t addr_i;              /* address of the answer to try next */
+    int want_addr;              /* down for want of an address: connect as
+                                   soon as an answer comes */
+    int attempts;               /* failures since the last stable connection */
+    int64_t log_next_ms;        /* no failure line before then (0: now) */
+    uint64_t unlogged;          /* failures not logged since the last line */
+    int told_down;              /* a failure line was logged since the last
+                                   "connected" line */
+    int said_up;                /* "connected" was logged for this
+                                   connection */
     unsigned int seed;          /* jitter */
     uint64_t sent;              /* datapoints written */
     uint64_t dropped;           /* datapoints dropped */
@@ -54,6 +88,9 @@ void dest_opts_default(dest_opts_t *o)
     o->backoff_max_ms = (int)opt_default(OPT_BACKOFF_MAX);
     o->connect_timeout_ms = (int)opt_default(OPT_CONNECT_TIMEOUT);
     o->write_bytes = 1 << 20;
+    o->resolve_timeout_ms = (int)opt_default(OPT_RESOLVE_WAIT);
+    o->stable_ms = (int)opt_default(OPT_STABLE);
+    o->log_interval_ms = (int)opt_default(OPT_FAIL_LOG);
 }
 
 static void s_connect(dest_t *d);
@@ -71,8 +108,33 @@ static void s_set_io(dest_t *d, int events)
     }
 }
 
-/* Close the connection and schedule the next attempt. */
-static void s_fail(dest_t *d, const char *what, int err)
+/* Whether a failure line may be logged now (then the quiet interval
+ * starts again); when not, the failure is counted for the next line. */
+static int s_may_log(dest_t *d, int64_t now)
+{
+    if (d->log_next_ms != 0 && now < d->log_next_ms) {
+        d->unlogged++;
+        return 0;
+    }
+    d->log_next_ms = now + d->o.log_interval_ms;
+    return 1;
+}
+
+/* The suffix of a failure line that counts the failures not logged. */
+static const char *s_unlogged(dest_t *d, char *buf, size_t len)
+{
+    if (d->unlogged == 0)
+        snprintf(buf, len, "%s", "");
+    else
+        snprintf(buf, len, "; %llu earlier failures not logged",
+                 (unsigned long long)d->unlogged);
+    d->unlogged = 0;
+    return buf;
+}
+
+/* Close the connection and schedule the next attempt; what failed and why
+ * go to the log (rate-limited). */
+static void s_fail(dest_t *d, const char *what, const char *why)
 {
     int was_up = d->state == ST_UP;
     s_set_io(d, 0);
@@ -89,31 +151,59 @@ static void s_fail(dest_t *d, const char *what, int err)
         delay = d->o.backoff_max_ms;
     /* jitter: 75% to 125% of the delay */
     delay = delay * (75 + rand_r(&d->seed) % 51) / 100;
-    d->attempts++;
-    if (was_up || d->attempts == 1)
-        log_warn("dest: %s %s: %s: %s: retrying in %lld ms (%llu queued)",
-                 d->rd->cluster->name, d->rd->addr, what,
-                 err ? strerror(err) : "closed", (long long)delay,
-                 (unsigned long long)queue_lines(d->q));
+    if (d->attempts < 64)
+        d->attempts++;
+    if (s_may_log(d, clock_mono_ms())) {
+        char more[64];
+        log_warn("dest: %s %s: %s: %s: retrying in %lld ms (%llu queued%s)",
+                 d->rd->cluster->name, d->rd->addr, what, why,
+                 (long long)delay, (unsigned long long)queue_lines(d->q),
+                 s_unlogged(d, more, sizeof more));
+        d->told_down = 1;
+    }
     ev_timer_set(&d->timer, (double)delay / 1000.0, 0.0);
     ev_timer_start(d->loop, &d->timer);
     if (was_up && d->fn)
         d->fn(d->arg, d);
 }
 
+static void s_fail_errno(dest_t *d, const char *what, int err)
+{
+    s_fail(d, what, err ? strerror(err) : "closed");
+}
+
 static void s_up(dest_t *d)
 {
     ev_timer_stop(d->loop, &d->timer);
     d->state = ST_UP;
-    if (d->attempts > 0)
+    d->want_addr = 0;
+    d->said_up = d->told_down;
+    if (d->said_up)
         log_info("dest: %s %s: connected", d->rd->cluster->name, d->rd->addr);
-    d->attempts = 0;
+    d->told_down = 0;
+    ev_timer_set(&d->timer, d->o.stable_ms / 1000.0, 0.0);
+    ev_timer_start(d->loop, &d->timer);
     if (d->is_file || d->is_udp)
         s_write(d);
     else
         s_set_io(d, EV_READ | (queue_bytes(d->q) ? EV_WRITE : 0));
     if (d->fn)
         d->fn(d->arg, d);
+}
+
+/* The connection held for stable_ms: the next failure starts a new outage
+ * (backoff from the start, logged at once).  A connection that was not
+ * logged, after failures that were not either, says so now. */
+static void s_stable(dest_t *d)
+{
+    if (!d->said_up && d->unlogged > 0)
+        log_info("dest: %s %s: connected, and held for %d ms (%llu earlier "
+                 "failures not logged)",
+                 d->rd->cluster->name, d->rd->addr, d->o.stable_ms,
+                 (unsigned long long)d->unlogged);
+    d->unlogged = 0;
+    d->attempts = 0;
+    d->log_next_ms = 0;
 }
 
 /* UDP: datagrams of whole lines, at most UDP_DATAGRAM bytes unless one line
@@ -168,7 +258,7 @@ static void s_write(dest_t *d)
                 continue;
             if (errno == EAGAIN)
                 break;
-            s_fail(d, "write", errno);
+            s_fail_errno(d, "write", errno);
             return;
         }
         d->sent += queue_consume(d->q, (size_t)w);
@@ -190,17 +280,19 @@ static void s_io_fn(struct ev_loop *loop, ev_io *io, int revents)
         socklen_t len = sizeof err;
         if (getsockopt(d->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
             err = errno;
-        if (err != 0)
-            s_fail(d, "connect", err);
-        else
+        if (err != 0) {
+            d->addr_i++; /* the next attempt tries the next address */
+            s_fail_errno(d, "connect", err);
+        } else {
             s_up(d);
+        }
         return;
     }
     if (revents & EV_READ) {
         char buf[4096];
         ssize_t n = read(d->fd, buf, sizeof buf);
         if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
-            s_fail(d, "peer", n == 0 ? 0 : errno);
+            s_fail_errno(d, "peer", n == 0 ? 0 : errno);
             return;
         }
     }
@@ -213,10 +305,45 @@ static void s_timer_fn(struct ev_loop *loop, ev_timer *t, int revents)
     (void)loop;
     (void)revents;
     dest_t *d = t->data;
-    if (d->state == ST_CONNECTING)
-        s_fail(d, "connect", ETIMEDOUT);
-    else if (d->state == ST_DOWN)
+    if (d->state == ST_CONNECTING) {
+        d->addr_i++;
+        s_fail_errno(d, "connect", ETIMEDOUT);
+    } else if (d->state == ST_RESOLVING) {
+        char why[64];
+        snprintf(why, sizeof why, "no answer within %d ms",
+                 d->o.resolve_timeout_ms);
+        d->want_addr = 1;
+        s_fail(d, "resolve", why);
+    } else if (d->state == ST_DOWN) {
         s_connect(d);
+    } else if (d->state == ST_UP) {
+        s_stable(d);
+    }
+}
+
+/* Connect to the next address of the last good answer (there is one). */
+static void s_connect_addr(dest_t *d)
+{
+    char err[256];
+    if (d->addr_i >= resolver_naddrs(d->res))
+        d->addr_i = 0;
+    const resolver_addr_t *a = resolver_addr(d->res, d->addr_i);
+    d->want_addr = 0;
+    d->fd = net_connect_addr((const struct sockaddr *)&a->sa, a->len,
+                             a->socktype, err, sizeof err);
+    if (d->fd < 0) {
+        d->addr_i++;
+        s_fail(d, "connect", err);
+        return;
+    }
+    if (d->is_udp) {
+        s_up(d);
+        return;
+    }
+    d->state = ST_CONNECTING;
+    s_set_io(d, EV_WRITE);
+    ev_timer_set(&d->timer, d->o.connect_timeout_ms / 1000.0, 0.0);
+    ev_timer_start(d->loop, &d->timer);
 }
 
 static void s_connect(dest_t *d)
@@ -226,32 +353,62 @@ static void s_connect(dest_t *d)
         d->fd = open(d->rd->addr, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
                      0644);
         if (d->fd < 0) {
-            s_fail(d, "open", errno);
+            s_fail_errno(d, "open", errno);
             return;
         }
         s_up(d);
         return;
     }
-    if (d->is_udp) {
-        d->fd = net_connect_udp(d->rd->member->host, d->rd->member->port, err,
-                                sizeof err);
-        if (d->fd < 0) {
-            s_fail(d, "connect", errno);
-            return;
-        }
-        s_up(d);
+    /* a name is looked up again at every TCP attempt (UDP: until the first
+     * answer), in the background; the attempt uses the last good answer */
+    int have = resolver_naddrs(d->res) > 0;
+    if (!resolver_numeric(d->res) && (!d->is_udp || !have) &&
+        resolver_start(d->res, err, sizeof err) < 0 && !have) {
+        d->want_addr = 1;
+        s_fail(d, "resolve", err);
         return;
     }
-    d->fd = net_connect_tcp(d->rd->member->host, d->rd->member->port, err,
-                            sizeof err);
-    if (d->fd < 0) {
-        s_fail(d, "connect", errno);
+    if (have) {
+        s_connect_addr(d);
         return;
     }
-    d->state = ST_CONNECTING;
-    s_set_io(d, EV_WRITE);
-    ev_timer_set(&d->timer, d->o.connect_timeout_ms / 1000.0, 0.0);
+    d->state = ST_RESOLVING;
+    ev_timer_set(&d->timer, d->o.resolve_timeout_ms / 1000.0, 0.0);
     ev_timer_start(d->loop, &d->timer);
+}
+
+/* A lookup ended (resolver callback, on the loop). */
+static void s_resolved_fn(void *arg, resolver_t *r, int rc)
+{
+    dest_t *d = arg;
+    if (rc != 0) {
+        if (d->state == ST_RESOLVING) {
+            d->want_addr = 1;
+            s_fail(d, "resolve", gai_strerror(rc));
+        } else if (s_may_log(d, clock_mono_ms())) {
+            char more[64], a[INET6_ADDRSTRLEN + 8];
+            if (resolver_naddrs(r) > 0)
+                log_warn("dest: %s %s: resolve: %s: keeping the last good "
+                         "answer (%s)%s",
+                         d->rd->cluster->name, d->rd->addr, gai_strerror(rc),
+                         resolver_addr_str(resolver_addr(r, 0), a, sizeof a),
+                         s_unlogged(d, more, sizeof more));
+            else
+                log_warn("dest: %s %s: resolve: %s (%llu queued%s)",
+                         d->rd->cluster->name, d->rd->addr, gai_strerror(rc),
+                         (unsigned long long)queue_lines(d->q),
+                         s_unlogged(d, more, sizeof more));
+            if (d->state != ST_UP)
+                d->told_down = 1;
+        }
+        return;
+    }
+    if (d->state == ST_RESOLVING ||
+        (d->state == ST_DOWN && d->want_addr)) {
+        /* waiting for this answer: connect now, not at the next attempt */
+        ev_timer_stop(d->loop, &d->timer);
+        s_connect_addr(d);
+    }
 }
 
 dest_t *dest_new(struct ev_loop *loop, const router_dest_t *rd,
@@ -280,6 +437,16 @@ dest_t *dest_new(struct ev_loop *loop, const router_dest_t *rd,
     d->io.data = d;
     ev_init(&d->timer, s_timer_fn);
     d->timer.data = d;
+    if (!d->is_file) {
+        d->res = resolver_new(loop, rd->member->host, rd->member->port,
+                              d->is_udp ? SOCK_DGRAM : SOCK_STREAM,
+                              s_resolved_fn, d);
+        if (d->res == NULL) {
+            queue_destroy(&d->q);
+            free(d);
+            return NULL;
+        }
+    }
     s_connect(d);
     return d;
 }
@@ -293,6 +460,7 @@ void dest_destroy(dest_t **pd)
     ev_timer_stop(d->loop, &d->timer);
     if (d->fd >= 0)
         close(d->fd);
+    resolver_destroy(&d->res);
     queue_destroy(&d->q);
     free(d);
     *pd = NULL;

@@ -2,12 +2,17 @@
  * dest.h -- one destination writer: a carbon backend over TCP, or a file.
  *
  * I/O shell around a queue (src/queue.c).  Runs on the sender thread's loop.
- * A TCP destination connects without blocking, writes its queue with
- * writev, notices a closed peer at once (it watches the socket for EOF),
- * and reconnects with exponential backoff and jitter.  A file destination
- * appends to its file (opened with O_APPEND, re-opened after an error).
- * It never blocks the loop; a dead or slow destination only fills its own
- * queue, which drops its oldest data when full.
+ * A TCP destination resolves its member's name off the loop (src/resolver.c;
+ * a numeric address needs no lookup, and the last good answer serves while
+ * a new lookup is pending or failing), connects without blocking, writes its
+ * queue with writev, notices a closed peer at once (it watches the socket
+ * for EOF), and reconnects with exponential backoff and jitter; only a
+ * connection that held for stable_ms resets the backoff.  Failures are
+ * logged once, then at most once per log_interval_ms, with a count of those
+ * not logged.
+ * A file destination appends to its file (opened with O_APPEND, re-opened
+ * after an error).  It never blocks the loop; a dead or slow destination
+ * only fills its own queue, which drops its oldest data when full.
  */
 #ifndef ORCHESTER_DEST_H
 #define ORCHESTER_DEST_H
@@ -25,23 +30,31 @@ typedef struct {
     int backoff_max_ms;      /* longest reconnect delay (5000) */
     int connect_timeout_ms;  /* give up a connect after (3000) */
     size_t write_bytes;      /* most bytes per writev (1 MiB) */
+    int resolve_timeout_ms;  /* give up waiting for a first answer (5000) */
+    int stable_ms;           /* a connection held this long resets the
+                                backoff and the log interval (5000) */
+    int log_interval_ms;     /* at most one failure line per (60000) */
 } dest_opts_t;
 
 typedef struct dest dest_t;
 
 /* Called after the destination wrote something (its queue has room again)
- * or changed state.  Runs on the loop; must not destroy the dest. */
+ * and on every up/down transition.  Runs on the loop; must not destroy the
+ * dest. */
 typedef void(dest_event_fn)(void *arg, dest_t *d);
 
 /* dest_opts_default: fill o with the defaults above. */
 void dest_opts_default(dest_opts_t *o);
 
 /* dest_new: a writer for rd (borrowed; the router outlives it).  Starts
- * connecting at once.  Returns NULL on allocation failure. */
+ * connecting at once; a name is looked up on a thread of its own, never on
+ * the caller's.  Returns NULL on allocation failure.  The loop's thread. */
 dest_t *dest_new(struct ev_loop *loop, const router_dest_t *rd,
                  const dest_opts_t *o, dest_event_fn *fn, void *arg);
 
-/* dest_destroy: close, release the queue, free *d, set it to NULL. */
+/* dest_destroy: close, release the queue, free *d, set it to NULL.  A
+ * lookup of the member's name still in flight is abandoned, not waited
+ * for. */
 void dest_destroy(dest_t **d);
 
 /* dest_push: queue a chunk (see queue_push for ownership).  Returns the

@@ -123,6 +123,31 @@ int net_listen_unix(const char *path, int backlog, char *err, size_t errlen)
     return fd;
 }
 
+int net_connect_addr(const struct sockaddr *sa, socklen_t salen, int socktype,
+                     char *err, size_t errlen)
+{
+    int fd = socket(sa->sa_family, socktype, 0);
+    if (fd < 0) {
+        snprintf(err, errlen, "socket: %s", strerror(errno));
+        return -1;
+    }
+    if (net_nonblock(fd) != 0) {
+        snprintf(err, errlen, "socket: %s", strerror(errno));
+        close(fd);
+        return -1;
+    }
+    if (socktype == SOCK_STREAM) {
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    }
+    if (connect(fd, sa, salen) != 0 && errno != EINPROGRESS) {
+        snprintf(err, errlen, "%s", strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
 static int s_connect(const char *host, int port, int socktype, char *err,
                      size_t errlen)
 {
@@ -130,24 +155,13 @@ static int s_connect(const char *host, int port, int socktype, char *err,
     if (res == NULL)
         return -1;
     int fd = -1;
-    char addr[300];
+    char addr[300], why[256];
     net_addr_str(addr, sizeof addr, host, port);
-    for (struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
-        fd = socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
+    for (struct addrinfo *ai = res; ai != NULL && fd < 0; ai = ai->ai_next) {
+        fd = net_connect_addr(ai->ai_addr, ai->ai_addrlen, socktype, why,
+                              sizeof why);
         if (fd < 0)
-            continue;
-        if (net_nonblock(fd) == 0) {
-            if (socktype == SOCK_STREAM) {
-                int one = 1;
-                setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-            }
-            if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0 ||
-                errno == EINPROGRESS)
-                break;
-        }
-        snprintf(err, errlen, "connect %s: %s", addr, strerror(errno));
-        close(fd);
-        fd = -1;
+            snprintf(err, errlen, "connect %s: %s", addr, why);
     }
     freeaddrinfo(res);
     return fd;

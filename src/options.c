@@ -85,6 +85,20 @@ static const opt_def_t s_table[OPT_N] = {
     [OPT_BACKOFF_MAX] = {OPT_BACKOFF_MAX, 0, 0, 5000, 1, 1, "ms", NULL,
                          "destination: longest reconnect delay",
                          "fixed (``src/dest.c``)"},
+    [OPT_STABLE] = {OPT_STABLE, 0, 0, 5000, 1, 1, "ms", NULL,
+                    "destination: how long a connection must hold before "
+                    "the reconnect delay starts again from the first (and "
+                    "the log limit below starts over)",
+                    "fixed (``src/dest.c``)", NULL},
+    [OPT_FAIL_LOG] = {OPT_FAIL_LOG, 0, 0, 60000, 1, 1, "ms", NULL,
+                      "destination: at most one line about failures per "
+                      "this, after the first",
+                      "fixed (``src/dest.c``)", NULL},
+    [OPT_RESOLVE_WAIT] = {OPT_RESOLVE_WAIT, 0, 0, 5000, 1, 1, "ms", NULL,
+                          "destination: wait for the first answer of a "
+                          "name's lookup (the lookup itself goes on in the "
+                          "background)",
+                          "fixed (``src/dest.c``)", NULL},
     [OPT_ACCEPT_PAUSE] = {OPT_ACCEPT_PAUSE, 0, 0, 1000, 1, 1, "ms", NULL,
                           "listener: pause after ``accept`` runs out of "
                           "file descriptors and cannot shed the connection "

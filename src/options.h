@@ -41,6 +41,9 @@ typedef enum {
     OPT_CONNECT_TIMEOUT, /* destination connect timeout, ms */
     OPT_BACKOFF_MIN,     /* first reconnect delay, ms */
     OPT_BACKOFF_MAX,     /* longest reconnect delay, ms */
+    OPT_STABLE,          /* a connection that held this long resets it */
+    OPT_FAIL_LOG,        /* at most one failure line per, ms */
+    OPT_RESOLVE_WAIT,    /* wait for a name's first answer, ms */
     OPT_ACCEPT_PAUSE,    /* listener pause when out of descriptors, ms */
     OPT_HELD_RETRY,      /* hub retry of a held-back batch, ms */
     OPT_SNAPSHOT,        /* counter snapshots to the hub, ms */
