@@ -5,8 +5,9 @@
 #                          in the foreground with etc/orchester.conf
 #   ./bootstrap.sh check   install what is missing, build, run the whole suite
 #                          (unit and integration tests, normal and ASan+UBSan
-#                          builds, a bounded fuzz run of each harness, and a
-#                          check that the tree is as checked out);
+#                          builds, a bounded fuzz run of each harness, a check
+#                          of the code style, and one that the tree is as
+#                          checked out);
 #                          ends with "N passed, N failed"
 #   ./bootstrap.sh build   install the build dependencies and build
 #   ./bootstrap.sh deps    install the packages only
@@ -20,7 +21,7 @@ BUILD_PKGS="build-essential autoconf automake libtool pkg-config libzmq3-dev
 libev-dev libhiredis-dev libssl-dev libcmocka-dev libtre-dev"
 TEST_PKGS="redis-server carbon-c-relay graphite-carbon python3 python3-whisper
 python3-zmq collectd-core netcat-openbsd clang libclang-rt-14-dev iproute2
-procps"
+procps clang-format"
 
 say() { echo "bootstrap: $*" >&2; }
 
@@ -108,6 +109,7 @@ check)
         tests/run-suite.sh "$top/build-asan" 2>&1 | tee -a "$out" || rc=1
     say "fuzz: ${FUZZ_SECONDS:-60} s per harness, ASan+UBSan"
     tests/run-fuzz.sh 2>&1 | tee -a "$out" || rc=1
+    tests/check-format.sh 2>&1 | tee -a "$out" || rc=1
     tests/check-tree.sh 2>&1 | tee -a "$out" || rc=1
     passed=$(sed -n 's/^suite: \([0-9]*\) passed, \([0-9]*\) failed$/\1/p' "$out" | awk '{s+=$1} END {print s+0}')
     failed=$(sed -n 's/^suite: \([0-9]*\) passed, \([0-9]*\) failed$/\2/p' "$out" | awk '{s+=$1} END {print s+0}')

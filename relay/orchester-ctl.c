@@ -99,7 +99,10 @@ int main(int argc, char **argv)
         goto out;
     }
     fwrite(zmq_msg_data(&m), 1, zmq_msg_size(&m), stdout);
-    rc = strncmp(zmq_msg_data(&m), "error", zmq_msg_size(&m) < 5 ? zmq_msg_size(&m) : 5) == 0 ? 1 : 0;
+    rc = strncmp(zmq_msg_data(&m), "error",
+                 zmq_msg_size(&m) < 5 ? zmq_msg_size(&m) : 5) == 0
+             ? 1
+             : 0;
     zmq_msg_close(&m);
 out:
     zmq_close(req);

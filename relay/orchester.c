@@ -32,34 +32,34 @@
 #include "testmode.h"
 #include "useall.h"
 
-#define EP_BATCHES "inproc://orchester-batches"
-#define EP_SENDER "inproc://orchester-sender"
-#define EP_STATS "inproc://orchester-stats"
+#define EP_BATCHES    "inproc://orchester-batches"
+#define EP_SENDER     "inproc://orchester-sender"
+#define EP_STATS      "inproc://orchester-stats"
 #define EP_CTL_INGEST "inproc://orchester-ctl-ingest"
-#define EP_CTL_HUB "inproc://orchester-ctl-hub"
+#define EP_CTL_HUB    "inproc://orchester-ctl-hub"
 #define EP_CTL_SENDER "inproc://orchester-ctl-sender"
 
 typedef struct {
     const char *config;
     int test;
-    long long v[OPT_N];   /* the numbers (src/options.h) */
+    long long v[OPT_N]; /* the numbers (src/options.h) */
     const char *hostname;
     const char *pidfile;
 } opts_t;
 
 static void s_usage(FILE *f)
 {
-    fprintf(f,
-            "usage: orchester -f CONFIG [options]\n"
-            "       orchester -t [-t] -f CONFIG\n"
-            "  -f FILE  configuration file\n"
-            "  -t       test mode: route metric lines from stdin and print where\n"
-            "           they go; -t -t only checks the configuration\n");
+    fprintf(
+        f,
+        "usage: orchester -f CONFIG [options]\n"
+        "       orchester -t [-t] -f CONFIG\n"
+        "  -f FILE  configuration file\n"
+        "  -t       test mode: route metric lines from stdin and print where\n"
+        "           they go; -t -t only checks the configuration\n");
     opt_usage(f, OPT_P_ORCHESTER);
-    fprintf(f,
-            "  -H NAME  host name in self metrics (this host's)\n"
-            "  -P FILE  write the pid to FILE\n"
-            "  -v       print the version\n");
+    fprintf(f, "  -H NAME  host name in self metrics (this host's)\n"
+               "  -P FILE  write the pid to FILE\n"
+               "  -v       print the version\n");
 }
 
 static int s_parse(int argc, char **argv, opts_t *o)
@@ -76,8 +76,8 @@ static int s_parse(int argc, char **argv, opts_t *o)
         case 'v': printf("orchester %s\n", PACKAGE_VERSION); exit(0);
         case 'h': s_usage(stdout); exit(0);
         default:
-            switch (opt_take(OPT_P_ORCHESTER, c, optarg, o->v, err,
-                             sizeof err)) {
+            switch (
+                opt_take(OPT_P_ORCHESTER, c, optarg, o->v, err, sizeof err)) {
             case 1: break;
             case -1: fprintf(stderr, "orchester: %s\n", err); return -1;
             default: s_usage(stderr); return -1;
@@ -97,9 +97,21 @@ typedef struct {
     sender_t *snd;
 } threads_t;
 
-static void *s_ingest_main(void *p) { ingest_run(p); return NULL; }
-static void *s_hub_main(void *p) { hub_run(p); return NULL; }
-static void *s_sender_main(void *p) { sender_run(p); return NULL; }
+static void *s_ingest_main(void *p)
+{
+    ingest_run(p);
+    return NULL;
+}
+static void *s_hub_main(void *p)
+{
+    hub_run(p);
+    return NULL;
+}
+static void *s_sender_main(void *p)
+{
+    sender_run(p);
+    return NULL;
+}
 
 static void *s_pair(void *zctx, const char *ep)
 {
@@ -207,8 +219,8 @@ int main(int argc, char **argv)
         io.stats_endpoint = EP_STATS;
         if (getrandom(&io.sat_id, sizeof io.sat_id, 0) != sizeof io.sat_id)
             io.sat_id = (uint64_t)getpid();
-        t.ig = ingest_new(zctx, cfg->listens, cfg->nlistens, &io, err,
-                          sizeof err);
+        t.ig =
+            ingest_new(zctx, cfg->listens, cfg->nlistens, &io, err, sizeof err);
         if (t.ig == NULL) {
             log_err("orchester: %s", err);
             goto out;

@@ -37,7 +37,11 @@ static void s_usage(FILE *f)
                "  -v       print the version\n");
 }
 
-static void *s_main(void *p) { ingest_run(p); return NULL; }
+static void *s_main(void *p)
+{
+    ingest_run(p);
+    return NULL;
+}
 
 int main(int argc, char **argv)
 {
@@ -71,15 +75,18 @@ int main(int argc, char **argv)
         return 1;
     }
     if (cfg->norchesters == 0 || cfg->nlistens == 0) {
-        fprintf(stderr, "satellite: %s: needs listen statements and an "
-                        "'orchester ENDPOINT ;' statement\n", conf);
+        fprintf(stderr,
+                "satellite: %s: needs listen statements and an "
+                "'orchester ENDPOINT ;' statement\n",
+                conf);
         config_destroy(&cfg);
         return 1;
     }
     if (cfg->nclusters || cfg->nrules || cfg->nsatellites_bind || cfg->control)
         log_warn("satellite: %s: cluster, match, rewrite, satellites and "
                  "control statements are the orchester's; a satellite only "
-                 "listens and sends to its orchester", conf);
+                 "listens and sends to its orchester",
+                 conf);
     char msg[256];
     daemon_raise_nofile(msg, sizeof msg);
     log_info("satellite: %s", msg);
@@ -114,7 +121,8 @@ int main(int argc, char **argv)
     }
     if (cfg->norchesters > 1)
         log_warn("satellite: failover to %s is not supported yet; sending "
-                 "to %s only", cfg->orchesters[1], cfg->orchesters[0]);
+                 "to %s only",
+                 cfg->orchesters[1], cfg->orchesters[0]);
     if (pidfile && daemon_pidfile(pidfile) != 0)
         log_warn("satellite: pid file %s: %s", pidfile, strerror(errno));
     pthread_t th;
@@ -122,8 +130,8 @@ int main(int argc, char **argv)
         log_err("satellite: cannot start the ingest thread");
         goto out;
     }
-    log_info("satellite: started: %zu listeners, sending to %s",
-             cfg->nlistens, cfg->orchesters[0]);
+    log_info("satellite: started: %zu listeners, sending to %s", cfg->nlistens,
+             cfg->orchesters[0]);
     for (;;) {
         int sig = daemon_wait_signal((int)opt_default(OPT_SIGNAL_POLL));
         if (sig == SIGTERM || sig == SIGINT)

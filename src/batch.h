@@ -31,19 +31,19 @@
  * so a payload is shorter than that before its last line, and holds at most
  * BATCH_PAYLOAD_MAX bytes for satellites whose line limit (-M) is maxline. */
 #define BATCH_PAYLOAD_BYTES 65536
-#define BATCH_PAYLOAD_MAX(maxline) \
+#define BATCH_PAYLOAD_MAX(maxline)                                             \
     (BATCH_PAYLOAD_BYTES - 1 + LINE_CANON_MAX(maxline))
 
 enum { BATCH_DATA = 1, BATCH_ACK = 2 };
 enum { CODEC_LINES = 1 };
 
 typedef struct {
-    uint8_t type;     /* BATCH_DATA or BATCH_ACK */
-    uint8_t codec;    /* codec of the payload frame */
-    uint8_t flags;    /* reserved, 0 */
-    uint64_t sat_id;  /* the sending satellite's id */
-    uint64_t seq;     /* sequence number, per satellite, from 1 */
-    uint32_t count;   /* datapoints (data) or credit in batches (ack) */
+    uint8_t type;    /* BATCH_DATA or BATCH_ACK */
+    uint8_t codec;   /* codec of the payload frame */
+    uint8_t flags;   /* reserved, 0 */
+    uint64_t sat_id; /* the sending satellite's id */
+    uint64_t seq;    /* sequence number, per satellite, from 1 */
+    uint32_t count;  /* datapoints (data) or credit in batches (ack) */
 } batch_hdr_t;
 
 /* batch_hdr_encode: write h into out (BATCH_HDR_LEN bytes). */
@@ -61,8 +61,8 @@ typedef int (*codec_point_fn)(void *arg, const char *line, size_t len,
 /* A payload codec.  Adding a codec means adding an entry to the table in
  * batch.c; the router and the sender never look inside a payload. */
 typedef struct {
-    uint8_t id;        /* CODEC_* */
-    const char *name;  /* for logs */
+    uint8_t id;       /* CODEC_* */
+    const char *name; /* for logs */
     /* decode: check every datapoint of the payload and call fn for each good
      * one, in payload order; stop early if fn returns non-zero.  A
      * datapoint is good when it is exactly what a satellite whose line

@@ -97,8 +97,8 @@ static int s_clause(config_lex_stmt_t *st, const char *const *words,
     int k = s_index(t, words);
 
     if (k < 0)
-        return config_lex_error(st, t, "unexpected '%s'%s",
-                                t ? t->text : ";", config_lex_hint(t));
+        return config_lex_error(st, t, "unexpected '%s'%s", t ? t->text : ";",
+                                config_lex_hint(t));
     if (*seen & (1u << k))
         return config_lex_twice(st, t);
     *seen |= 1u << k;
@@ -240,7 +240,7 @@ _Static_assert(CLUSTER_FILE == 6 && PROTO_UNIX == 2 && WIRE_PICKLE == 1,
 
 /* Words that cannot be a member: a missing ';' or a misplaced option. */
 static const char *const s_member_words[] = {
-    "proto",  "type",        "transport", "ssl", "mtls",
+    "proto",  "type",        "transport", "ssl",      "mtls",
     "useall", "replication", "dynamic",   "graphite", NULL};
 
 /* s_new_member: a zeroed member written at token t appended to c. */
@@ -323,8 +323,9 @@ static int s_cluster_opts(config_lex_stmt_t *st, config_cluster_t *c,
 
     while ((k = s_index(t = config_lex_peek(st), opts)) >= 0) {
         if (k == 3 && c->type != CLUSTER_CARBON_CH)
-            return config_lex_error(st, t, "graphite applies to carbon_ch "
-                                           "clusters only");
+            return config_lex_error(st, t,
+                                    "graphite applies to carbon_ch "
+                                    "clusters only");
         if (k != 3 && (k == 0) == hashed)
             return config_lex_error(st, t, "%s applies to %s clusters only",
                                     t->text,

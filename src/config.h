@@ -21,8 +21,8 @@
 
 /* Where a statement came from, for error messages. */
 typedef struct {
-    const char *file;  /* borrowed from config_t.files */
-    int line;          /* 1-based */
+    const char *file; /* borrowed from config_t.files */
+    int line;         /* 1-based */
 } config_pos_t;
 
 typedef enum { PROTO_TCP = 0, PROTO_UDP, PROTO_UNIX } config_proto_t;
@@ -51,8 +51,9 @@ typedef enum {
 
 /* One member of a cluster: host[:port][=instance], or a file path. */
 typedef struct {
-    char *host;           /* host as written (IPv6 without brackets); file path for file clusters */
-    int port;             /* default 2003 (2004 for type pickle); 0 for files */
+    char *host; /* host as written (IPv6 without brackets); file path for file
+                   clusters */
+    int port;   /* default 2003 (2004 for type pickle); 0 for files */
     char *instance;       /* NULL when none */
     config_proto_t proto; /* tcp (default) or udp */
     config_wire_t type;   /* linemode (default) or pickle */
@@ -62,56 +63,62 @@ typedef struct {
 typedef struct {
     char *name;
     config_cluster_type_t type;
-    int replication;      /* 1 unless given */
-    bool dynamic;         /* "dynamic" given */
-    bool useall;          /* "useall" given */
-    bool resolved;        /* useall: members are the addresses the hosts
-                             resolved to (src/useall.c) */
-    bool graphite;        /* carbon_ch "graphite": Python carbon's ring */
+    int replication; /* 1 unless given */
+    bool dynamic;    /* "dynamic" given */
+    bool useall;     /* "useall" given */
+    bool resolved;   /* useall: members are the addresses the hosts
+                        resolved to (src/useall.c) */
+    bool graphite;   /* carbon_ch "graphite": Python carbon's ring */
     config_member_t *members;
     size_t nmembers;
     config_pos_t pos;
 } config_cluster_t;
 
 typedef enum { RULE_MATCH = 0, RULE_REWRITE } config_rule_kind_t;
-typedef enum { VALIDATE_NONE = 0, VALIDATE_LOG, VALIDATE_DROP } config_validate_t;
+typedef enum {
+    VALIDATE_NONE = 0,
+    VALIDATE_LOG,
+    VALIDATE_DROP
+} config_validate_t;
 
 /* A match or rewrite rule, in file order. */
 typedef struct {
     config_rule_kind_t kind;
-    bool match_all;       /* match: the expression was "*" */
-    char **exprs;         /* match: the expressions (nexprs, 0 when match_all); rewrite: exprs[0] */
+    bool match_all; /* match: the expression was "*" */
+    char **exprs; /* match: the expressions (nexprs, 0 when match_all); rewrite:
+                     exprs[0] */
     size_t nexprs;
-    char *validate;       /* match: validate expression, or NULL */
+    char *validate; /* match: validate expression, or NULL */
     config_validate_t validate_action;
-    char *route_using;    /* match: "route using" template, or NULL */
-    bool critical;        /* match: "critical" given (orchester extension) */
-    char **dests;         /* match: cluster names, in order; "blackhole" for the blackhole */
+    char *route_using; /* match: "route using" template, or NULL */
+    bool critical;     /* match: "critical" given (orchester extension) */
+    char **dests;      /* match: cluster names, in order; "blackhole" for the
+                          blackhole */
     size_t ndests;
-    bool stop;            /* match: "stop" given */
-    char *replacement;    /* rewrite: the "into" text */
+    bool stop;         /* match: "stop" given */
+    char *replacement; /* rewrite: the "into" text */
     config_pos_t pos;
 } config_rule_t;
 
 /* statistics statement (defaults when absent: 60 s, cumulative, no prefix
  * override, routed like any metric). */
 typedef struct {
-    int interval;         /* seconds, default 60 */
-    bool reset;           /* reset counters after interval */
-    char *prefix;         /* NULL: carbon.relays.<hostname> */
-    char **dests;         /* send to clusters, or NULL/0 to route normally */
+    int interval; /* seconds, default 60 */
+    bool reset;   /* reset counters after interval */
+    char *prefix; /* NULL: carbon.relays.<hostname> */
+    char **dests; /* send to clusters, or NULL/0 to route normally */
     size_t ndests;
     bool stop;
-    bool given;           /* the statement was present */
+    bool given; /* the statement was present */
     config_pos_t pos;
 } config_stats_t;
 
 /* buffer redis TARGET [prefix P] [max N datapoints] [replay N per second] ; */
 typedef struct {
-    char *target;         /* unix:/path or host:port; NULL when absent */
-    char *prefix;         /* default "orchester" */
-    long long max;        /* datapoints, default 50000000 */
-    long long replay;     /* datapoints per second, default 200000 */
+    char *target;     /* unix:/path or host:port; NULL when absent */
+    char *prefix;     /* default "orchester" */
+    long long max;    /* datapoints, default 50000000 */
+    long long replay; /* datapoints per second, default 200000 */
     config_pos_t pos;
 } config_buffer_t;
 
@@ -123,26 +130,27 @@ typedef struct {
     char *publish;
     char *peer_publish;
     char *peer_satellites;
-    int heartbeat_ms;     /* default 1000 */
+    int heartbeat_ms; /* default 1000 */
     config_pos_t pos;
 } config_ha_t;
 
 /* The whole configuration.  Owns every string and array in it. */
 typedef struct {
-    char **files;                /* every file read, main file first */
+    char **files; /* every file read, main file first */
     size_t nfiles;
-    config_listen_t *listens;    /* in order of appearance */
+    config_listen_t *listens; /* in order of appearance */
     size_t nlistens;
     config_cluster_t *clusters;
     size_t nclusters;
     config_rule_t *rules;
     size_t nrules;
-    char **satellites_bind;      /* "satellites bind EP [EP...] ;" endpoints */
+    char **satellites_bind; /* "satellites bind EP [EP...] ;" endpoints */
     size_t nsatellites_bind;
-    char **orchesters;           /* satellite config: "orchester EP [EP] [timeout N ms] ;" */
+    char **
+        orchesters; /* satellite config: "orchester EP [EP] [timeout N ms] ;" */
     size_t norchesters;
-    int orchester_timeout_ms;    /* default 3000 */
-    char *control;               /* "control EP ;" or NULL */
+    int orchester_timeout_ms; /* default 3000 */
+    char *control;            /* "control EP ;" or NULL */
     config_stats_t stats;
     config_buffer_t buffer;
     config_ha_t ha;

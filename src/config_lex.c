@@ -24,7 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CONFIG_LEX_MAX_FILE    (16 * 1024 * 1024) /* bytes read from one file */
+#define CONFIG_LEX_MAX_FILE (16 * 1024 * 1024) /* bytes read from one file */
 
 /* Words that begin a statement, for the "missing ';'?" hint. */
 static const char *const s_keywords[] = {

@@ -32,7 +32,8 @@ int daemon_wait_signal(int timeout_ms)
 {
     sigset_t set;
     s_set(&set);
-    struct timespec ts = {timeout_ms / 1000, (long)(timeout_ms % 1000) * 1000000L};
+    struct timespec ts = {timeout_ms / 1000,
+                          (long)(timeout_ms % 1000) * 1000000L};
     int sig = sigtimedwait(&set, NULL, &ts);
     return sig < 0 ? 0 : sig;
 }
@@ -88,13 +89,17 @@ long daemon_raise_nofile(char *msg, size_t msglen)
     }
     rl.rlim_cur = want;
     if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
-        snprintf(msg, msglen, "descriptors: soft limit %llu, hard limit %llu: "
-                 "raising the soft limit: %s", (unsigned long long)old,
-                 (unsigned long long)rl.rlim_max, strerror(errno));
+        snprintf(msg, msglen,
+                 "descriptors: soft limit %llu, hard limit %llu: "
+                 "raising the soft limit: %s",
+                 (unsigned long long)old, (unsigned long long)rl.rlim_max,
+                 strerror(errno));
         return (long)old;
     }
-    snprintf(msg, msglen, "descriptors: soft limit raised from %llu to %llu "
-             "(hard limit %llu)", (unsigned long long)old,
-             (unsigned long long)want, (unsigned long long)rl.rlim_max);
+    snprintf(msg, msglen,
+             "descriptors: soft limit raised from %llu to %llu "
+             "(hard limit %llu)",
+             (unsigned long long)old, (unsigned long long)want,
+             (unsigned long long)rl.rlim_max);
     return (long)want;
 }

@@ -49,36 +49,36 @@
 typedef enum { ST_DOWN, ST_RESOLVING, ST_CONNECTING, ST_UP } dstate_t;
 
 struct dest {
-    struct ev_loop *loop;       /* borrowed */
-    const router_dest_t *rd;    /* borrowed */
-    dest_opts_t o;              /* options */
-    dest_event_fn *fn;          /* event callback */
-    void *arg;                  /* its argument */
-    queue_t *q;                 /* owned */
-    int is_file;                /* file destination */
-    int is_pickle;              /* member says `type pickle` */
-    int is_udp;                 /* member says `proto udp` */
-    dstate_t state;             /* connection state */
-    int fd;                     /* socket or file, -1 when down */
-    int io_events;              /* events the ev_io watches now */
-    ev_io io;                   /* socket readiness */
-    ev_timer timer;             /* backoff, resolve or connect timeout, or
-                                   (UP) the stable_ms mark */
-    resolver_t *res;            /* owned; the member's addresses (NULL for
-                                   files) */
-    size_t addr_i;              /* address of the answer to try next */
-    int want_addr;              /* down for want of an address: connect as
-                                   soon as an answer comes */
-    int attempts;               /* failures since the last stable connection */
-    int64_t log_next_ms;        /* no failure line before then (0: now) */
-    uint64_t unlogged;          /* failures not logged since the last line */
-    int told_down;              /* a failure line was logged since the last
-                                   "connected" line */
-    int said_up;                /* "connected" was logged for this
-                                   connection */
-    unsigned int seed;          /* jitter */
-    uint64_t sent;              /* datapoints written */
-    uint64_t dropped;           /* datapoints dropped */
+    struct ev_loop *loop;    /* borrowed */
+    const router_dest_t *rd; /* borrowed */
+    dest_opts_t o;           /* options */
+    dest_event_fn *fn;       /* event callback */
+    void *arg;               /* its argument */
+    queue_t *q;              /* owned */
+    int is_file;             /* file destination */
+    int is_pickle;           /* member says `type pickle` */
+    int is_udp;              /* member says `proto udp` */
+    dstate_t state;          /* connection state */
+    int fd;                  /* socket or file, -1 when down */
+    int io_events;           /* events the ev_io watches now */
+    ev_io io;                /* socket readiness */
+    ev_timer timer;          /* backoff, resolve or connect timeout, or
+                                (UP) the stable_ms mark */
+    resolver_t *res;         /* owned; the member's addresses (NULL for
+                                files) */
+    size_t addr_i;           /* address of the answer to try next */
+    int want_addr;           /* down for want of an address: connect as
+                                soon as an answer comes */
+    int attempts;            /* failures since the last stable connection */
+    int64_t log_next_ms;     /* no failure line before then (0: now) */
+    uint64_t unlogged;       /* failures not logged since the last line */
+    int told_down;           /* a failure line was logged since the last
+                                "connected" line */
+    int said_up;             /* "connected" was logged for this
+                                connection */
+    unsigned int seed;       /* jitter */
+    uint64_t sent;           /* datapoints written */
+    uint64_t dropped;        /* datapoints dropped */
 };
 
 void dest_opts_default(dest_opts_t *o)
@@ -156,8 +156,8 @@ static void s_fail(dest_t *d, const char *what, const char *why)
     if (s_may_log(d, clock_mono_ms())) {
         char more[64];
         log_warn("dest: %s %s: %s: %s: retrying in %lld ms (%llu queued%s)",
-                 d->rd->cluster->name, d->rd->addr, what, why,
-                 (long long)delay, (unsigned long long)queue_lines(d->q),
+                 d->rd->cluster->name, d->rd->addr, what, why, (long long)delay,
+                 (unsigned long long)queue_lines(d->q),
                  s_unlogged(d, more, sizeof more));
         d->told_down = 1;
     }
@@ -350,8 +350,8 @@ static void s_connect(dest_t *d)
 {
     char err[256];
     if (d->is_file) {
-        d->fd = open(d->rd->addr, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
-                     0644);
+        d->fd =
+            open(d->rd->addr, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
         if (d->fd < 0) {
             s_fail_errno(d, "open", errno);
             return;
@@ -403,8 +403,7 @@ static void s_resolved_fn(void *arg, resolver_t *r, int rc)
         }
         return;
     }
-    if (d->state == ST_RESOLVING ||
-        (d->state == ST_DOWN && d->want_addr)) {
+    if (d->state == ST_RESOLVING || (d->state == ST_DOWN && d->want_addr)) {
         /* waiting for this answer: connect now, not at the next attempt */
         ev_timer_stop(d->loop, &d->timer);
         s_connect_addr(d);
@@ -503,9 +502,15 @@ int dest_room(const dest_t *d, uint64_t lines)
     return queue_room(d->q, lines);
 }
 
-int dest_up(const dest_t *d) { return d->state == ST_UP; }
+int dest_up(const dest_t *d)
+{
+    return d->state == ST_UP;
+}
 
-uint64_t dest_queued(const dest_t *d) { return queue_lines(d->q); }
+uint64_t dest_queued(const dest_t *d)
+{
+    return queue_lines(d->q);
+}
 
 void dest_stats(const dest_t *d, stats_dest_t *out)
 {
@@ -516,7 +521,10 @@ void dest_stats(const dest_t *d, stats_dest_t *out)
     out->up = d->state == ST_UP;
 }
 
-const router_dest_t *dest_info(const dest_t *d) { return d->rd; }
+const router_dest_t *dest_info(const dest_t *d)
+{
+    return d->rd;
+}
 
 void dest_rebind(dest_t *d, const router_dest_t *rd, dest_event_fn *fn,
                  void *arg)

@@ -25,15 +25,15 @@
 #include "stats.h"
 
 typedef struct {
-    uint64_t queue_cap;      /* datapoints (100000) */
-    int backoff_min_ms;      /* first reconnect delay (100) */
-    int backoff_max_ms;      /* longest reconnect delay (5000) */
-    int connect_timeout_ms;  /* give up a connect after (3000) */
-    size_t write_bytes;      /* most bytes per writev (1 MiB) */
-    int resolve_timeout_ms;  /* give up waiting for a first answer (5000) */
-    int stable_ms;           /* a connection held this long resets the
-                                backoff and the log interval (5000) */
-    int log_interval_ms;     /* at most one failure line per (60000) */
+    uint64_t queue_cap;     /* datapoints (100000) */
+    int backoff_min_ms;     /* first reconnect delay (100) */
+    int backoff_max_ms;     /* longest reconnect delay (5000) */
+    int connect_timeout_ms; /* give up a connect after (3000) */
+    size_t write_bytes;     /* most bytes per writev (1 MiB) */
+    int resolve_timeout_ms; /* give up waiting for a first answer (5000) */
+    int stable_ms;          /* a connection held this long resets the
+                               backoff and the log interval (5000) */
+    int log_interval_ms;    /* at most one failure line per (60000) */
 } dest_opts_t;
 
 typedef struct dest dest_t;

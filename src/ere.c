@@ -22,14 +22,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ERE_MAX_LEN    65536       /* bytes of one expression */
-#define ERE_MAX_DEPTH  64          /* groups one expression may nest */
-#define ERE_MAX_REPEAT 255         /* the largest count in {m,n} (TRE's) */
-#define ERE_MAX_POS    20000       /* positions of the automaton */
-#define ERE_MAX_SETS   2000000     /* position set entries built by TRE */
-#define ERE_MAX_WORK   400000      /* (positions + transitions) times the
-                                      tags each one carries */
-#define ERE_SAT        (1ULL << 40) /* where the counts saturate */
+#define ERE_MAX_LEN    65536   /* bytes of one expression */
+#define ERE_MAX_DEPTH  64      /* groups one expression may nest */
+#define ERE_MAX_REPEAT 255     /* the largest count in {m,n} (TRE's) */
+#define ERE_MAX_POS    20000   /* positions of the automaton */
+#define ERE_MAX_SETS   2000000 /* position set entries built by TRE */
+#define ERE_MAX_WORK                                                           \
+    400000                   /* (positions + transitions) times the            \
+                                tags each one carries */
+#define ERE_SAT (1ULL << 40) /* where the counts saturate */
 
 /* What s_cost knows of a part of an expression. */
 typedef struct {
@@ -126,7 +127,8 @@ static int s_translate(const char *expr, char *out, char *err, size_t errlen)
                 snprintf(err, errlen,
                          "back reference \\%c: back references are refused "
                          "(they cannot be matched in time linear in the "
-                         "name)", c);
+                         "name)",
+                         c);
                 return -1;
             }
             if (c == '\0') {
@@ -176,8 +178,9 @@ static int s_translate(const char *expr, char *out, char *err, size_t errlen)
             if (prev == REPEAT) {
                 /* the brace form repeats the repetition before it, where
                  * TRE reads "+?" as a lazy "+" and refuses "**" */
-                const char *brace = c == '*' ? "{0,}" : c == '+' ? "{1,}"
-                                                                 : "{0,1}";
+                const char *brace = c == '*'   ? "{0,}"
+                                    : c == '+' ? "{1,}"
+                                               : "{0,1}";
                 memcpy(o, brace, strlen(brace));
                 o += strlen(brace);
             } else {
@@ -192,8 +195,7 @@ static int s_translate(const char *expr, char *out, char *err, size_t errlen)
                 break;
             }
             if (m > ERE_MAX_REPEAT || n > ERE_MAX_REPEAT) {
-                snprintf(err, errlen,
-                         "repetition count %ld is more than %d",
+                snprintf(err, errlen, "repetition count %ld is more than %d",
                          m > ERE_MAX_REPEAT ? m : n, ERE_MAX_REPEAT);
                 return -1;
             }
@@ -356,12 +358,9 @@ static cost_t s_atom(scan_t *sc)
         sc->depth--;
         r.groups = s_add(r.groups, 1);
         return r;
-    case '[':
-        return s_bracket(sc);
+    case '[': return s_bracket(sc);
     case '^':
-    case '$':
-        sc->s++;
-        return assertion;
+    case '$': sc->s++; return assertion;
     case '\\':
         c = sc->s[1];
         sc->s += 1 + (c != '\0');
@@ -372,8 +371,7 @@ static cost_t s_atom(scan_t *sc)
         return one;
     default:
         sc->s++;
-        return c == '.' ? (cost_t){.pos = 1, .first = 2, .last = 2,
-                                   .sets = 4}
+        return c == '.' ? (cost_t){.pos = 1, .first = 2, .last = 2, .sets = 4}
                         : one;
     }
 }
@@ -465,9 +463,9 @@ int ere_compile(regex_t *re, const char *expr, int cflags, char *err,
         goto fail;
     }
     if ((rc = tre_have_approx(&out)) || tre_have_backrefs(&out)) {
-        snprintf(err, errlen, "%s", rc
-                 ? "approximate matching ('{~1}') is not POSIX syntax"
-                 : "back references are refused");
+        snprintf(err, errlen, "%s",
+                 rc ? "approximate matching ('{~1}') is not POSIX syntax"
+                    : "back references are refused");
         tre_regfree(&out);
         goto fail;
     }

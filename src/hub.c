@@ -31,81 +31,81 @@
 #include "zwatch.h"
 
 typedef struct {
-    uint64_t received;    /* datapoints in batches */
-    uint64_t batches;     /* batches routed */
-    uint64_t bad;         /* malformed batches, and batches with bad lines */
-    uint64_t badlines;    /* lines refused from batches (not canonical) */
-    uint64_t blackholed;  /* datapoints sent to the blackhole only */
-    uint64_t unrouted;    /* datapoints no rule matched */
-    uint64_t invalid;     /* datapoints a validate clause dropped */
-    uint64_t reloads;     /* configurations reloaded */
+    uint64_t received;   /* datapoints in batches */
+    uint64_t batches;    /* batches routed */
+    uint64_t bad;        /* malformed batches, and batches with bad lines */
+    uint64_t badlines;   /* lines refused from batches (not canonical) */
+    uint64_t blackholed; /* datapoints sent to the blackhole only */
+    uint64_t unrouted;   /* datapoints no rule matched */
+    uint64_t invalid;    /* datapoints a validate clause dropped */
+    uint64_t reloads;    /* configurations reloaded */
     uint64_t reloads_refused; /* reloads refused (the old one stayed) */
 } hub_counters_t;
 
 /* A configuration loaded by a reload.  Kept until the sender says that no
  * destination points into it any more (MSG_RETIRED, see msg.h). */
 typedef struct gen {
-    uint64_t gen;             /* its generation */
-    config_t *cfg;            /* owned */
-    router_t *r;              /* owned */
-    struct gen *next;         /* the next older one */
+    uint64_t gen;     /* its generation */
+    config_t *cfg;    /* owned */
+    router_t *r;      /* owned */
+    struct gen *next; /* the next older one */
 } gen_t;
 
 struct hub {
-    struct ev_loop *loop;     /* owned */
-    const config_t *cfg;      /* in force: the first is borrowed, later ones
-                                 are owned through gens */
-    const router_t *r;        /* in force, likewise */
-    gen_t *gens;              /* configurations loaded by reloads, newest
-                                 first, until retired */
-    uint64_t gen;             /* generation in force (0: the first) */
-    const config_t *boot;     /* the first configuration: its listeners and
-                                 satellites endpoints are the ones running */
-    char *config_path;        /* what a reload reads (owned) */
-    selfmetrics_t *sm;        /* reset-mode state of the self metrics */
-    hub_opts_t o;             /* options; strings owned below */
+    struct ev_loop *loop; /* owned */
+    const config_t *cfg;  /* in force: the first is borrowed, later ones
+                             are owned through gens */
+    const router_t *r;    /* in force, likewise */
+    gen_t *gens;          /* configurations loaded by reloads, newest
+                             first, until retired */
+    uint64_t gen;         /* generation in force (0: the first) */
+    const config_t *boot; /* the first configuration: its listeners and
+                             satellites endpoints are the ones running */
+    char *config_path;    /* what a reload reads (owned) */
+    selfmetrics_t *sm;    /* reset-mode state of the self metrics */
+    hub_opts_t o;         /* options; strings owned below */
     char *hostname;
-    void *router;             /* ROUTER: batches in, acks out */
-    void *out;                /* PUSH to the sender */
-    void *stats;              /* PULL of snapshots */
-    void *ctl;                /* PAIR from main */
-    void *control;            /* REP for orchester-ctl, or NULL */
+    void *router;  /* ROUTER: batches in, acks out */
+    void *out;     /* PUSH to the sender */
+    void *stats;   /* PULL of snapshots */
+    void *ctl;     /* PAIR from main */
+    void *control; /* REP for orchester-ctl, or NULL */
     zwatch_t *router_w, *stats_w, *ctl_w, *control_w;
     size_t ndests;
-    char **obuf;              /* chunk being filled, per destination */
+    char **obuf; /* chunk being filled, per destination */
     size_t *olen, *ocap;
-    uint32_t *ocount;         /* datapoints in it */
-    uint32_t *touched;        /* destinations with data, in first-use order */
+    uint32_t *ocount;  /* datapoints in it */
+    uint32_t *touched; /* destinations with data, in first-use order */
     size_t ntouched;
     /* the routed message held while the sender's pipe is full */
     zmq_msg_t held[1 + ROUTER_MAX_DESTS];
     size_t nheld;
-    zmq_msg_t ack_to;         /* identity to acknowledge once sent */
+    zmq_msg_t ack_to; /* identity to acknowledge once sent */
     int ack_pending;
     uint64_t ack_seq;
-    ev_timer retry;           /* retries the held message */
-    ev_timer statstimer;      /* self metrics */
+    ev_timer retry;      /* retries the held message */
+    ev_timer statstimer; /* self metrics */
     int stopping;
-    router_ctx_t *ctx;        /* routing scratch (owned) */
+    router_ctx_t *ctx;         /* routing scratch (owned) */
     int64_t invalid_logged_ms; /* when a validate failure was last logged */
     uint64_t invalid_unlogged; /* failures not logged since then */
-    bool *alive;              /* per destination: up, as the sender's last
-                                 event or snapshot said */
-    const char *cur_rest;     /* the line being routed, after its name */
+    bool *alive;               /* per destination: up, as the sender's last
+                                  event or snapshot said */
+    const char *cur_rest;      /* the line being routed, after its name */
     size_t cur_restlen;
     hub_counters_t c;
     struct {
-        uint64_t id;          /* satellite id from the batch header */
-        int64_t seen_ms;      /* when its last batch came */
-    } sats[256];              /* satellites heard from recently */
+        uint64_t id;     /* satellite id from the batch header */
+        int64_t seen_ms; /* when its last batch came */
+    } sats[256];         /* satellites heard from recently */
     size_t nsats;
-    stats_ingest_t ingest;    /* latest snapshot of the (one) ingest thread */
-    stats_dest_t *dsnap;      /* latest sender snapshot, ndests */
-    stats_listener_t *lsnap;  /* latest per-listener counters, boot->nlistens */
-    char (*lnames)[3][400];   /* self metric names of each listener:
-                                 listeners.KEY.received, ...parseErrors,
-                                 ...refused */
-    char *reply;              /* control reply buffer */
+    stats_ingest_t ingest;   /* latest snapshot of the (one) ingest thread */
+    stats_dest_t *dsnap;     /* latest sender snapshot, ndests */
+    stats_listener_t *lsnap; /* latest per-listener counters, boot->nlistens */
+    char (*lnames)[3][400];  /* self metric names of each listener:
+                                listeners.KEY.received, ...parseErrors,
+                                ...refused */
+    char *reply;             /* control reply buffer */
     size_t replycap;
 };
 
@@ -136,8 +136,7 @@ static int s_append(hub_t *h, uint32_t id, const char *name, size_t namelen,
     return 0;
 }
 
-static void s_emit_fn(void *arg, uint32_t id, const char *name,
-                      size_t namelen)
+static void s_emit_fn(void *arg, uint32_t id, const char *name, size_t namelen)
 {
     hub_t *h = arg;
     if (s_append(h, id, name, namelen, h->cur_rest, h->cur_restlen) != 0)
@@ -164,8 +163,7 @@ static void s_log_invalid(hub_t *h)
     h->invalid_unlogged = 0;
 }
 
-static int s_route_line(void *arg, const char *line, size_t len,
-                        size_t namelen)
+static int s_route_line(void *arg, const char *line, size_t len, size_t namelen)
 {
     hub_t *h = arg;
     h->cur_rest = line + namelen;
@@ -203,8 +201,8 @@ static void s_build(hub_t *h)
         uint32_t id = h->touched[i];
         msg_part_t ph = {.id = id, .lines = h->ocount[id]};
         memcpy(head + sizeof mh + i * sizeof ph, &ph, sizeof ph);
-        zmq_msg_init_data(&h->held[1 + i], h->obuf[id], h->olen[id],
-                          s_free_fn, NULL);
+        zmq_msg_init_data(&h->held[1 + i], h->obuf[id], h->olen[id], s_free_fn,
+                          NULL);
         h->obuf[id] = NULL;
         h->olen[id] = h->ocap[id] = 0;
         h->ocount[id] = 0;
@@ -298,8 +296,8 @@ static void s_seen(hub_t *h, uint64_t id)
         if (h->sats[i].seen_ms < h->sats[oldest].seen_ms)
             oldest = i;
     }
-    size_t k = h->nsats < sizeof h->sats / sizeof h->sats[0] ? h->nsats++
-                                                             : oldest;
+    size_t k =
+        h->nsats < sizeof h->sats / sizeof h->sats[0] ? h->nsats++ : oldest;
     h->sats[k].id = id;
     h->sats[k].seen_ms = now;
 }
@@ -405,7 +403,8 @@ static void s_stats_fn(zwatch_t *w, void *sock, void *arg)
     size_t extra = 0;
     if (n < 1 || n > 2 ||
         msg_hdr_parse(zmq_msg_data(&parts[0]), zmq_msg_size(&parts[0]), &mh,
-                      &extra) != 0 || extra != 0) {
+                      &extra) != 0 ||
+        extra != 0) {
         for (int i = 0; i < n && i < 2; i++)
             zmq_msg_close(&parts[i]);
         return;
@@ -444,8 +443,7 @@ static void s_stats_fn(zwatch_t *w, void *sock, void *arg)
         if (n == 1)
             s_retire(h, mh.gen);
         break;
-    default:
-        break;
+    default: break;
     }
     for (int i = 0; i < n; i++)
         zmq_msg_close(&parts[i]);
@@ -463,10 +461,10 @@ static size_t s_counters(const hub_t *h, selfmetrics_counter_t *c, size_t max,
     }
     size_t k = 0;
 #define C(n, v) G(n, v, 0)
-#define G(n, v, g)                                                            \
-    do {                                                                      \
-        if (k < max)                                                          \
-            c[k++] = (selfmetrics_counter_t){n, v, g};                        \
+#define G(n, v, g)                                                             \
+    do {                                                                       \
+        if (k < max)                                                           \
+            c[k++] = (selfmetrics_counter_t){n, v, g};                         \
     } while (0)
     C("metricsReceived", h->c.received);
     C("metricsSent", sent);
@@ -533,9 +531,9 @@ static void s_statstimer_fn(struct ev_loop *loop, ev_timer *t, int revents)
     for (size_t i = 0; i < h->ndests; i++)
         keys[i] = router_dest(h->r, i)->key;
     size_t len = 0;
-    char *buf = selfmetrics_render(h->sm, prefix, (long long)clock_wall_s(),
-                                   st->reset, c, n, keys, h->dsnap, h->ndests,
-                                   &len);
+    char *buf =
+        selfmetrics_render(h->sm, prefix, (long long)clock_wall_s(), st->reset,
+                           c, n, keys, h->dsnap, h->ndests, &len);
     free(keys);
     free(c);
     if (buf == NULL)
@@ -593,13 +591,13 @@ static int s_listens_eq(const config_t *a, const config_t *b)
 
 /* The per-destination arrays of one generation. */
 typedef struct {
-    size_t n;                 /* destinations */
-    char **obuf;              /* chunk being filled, per destination */
-    size_t *olen, *ocap;      /* its length and allocation */
-    uint32_t *ocount;         /* datapoints in it */
-    uint32_t *touched;        /* destinations with data */
-    stats_dest_t *dsnap;      /* latest sender snapshot */
-    bool *alive;              /* up, as the sender last said */
+    size_t n;            /* destinations */
+    char **obuf;         /* chunk being filled, per destination */
+    size_t *olen, *ocap; /* its length and allocation */
+    uint32_t *ocount;    /* datapoints in it */
+    uint32_t *touched;   /* destinations with data */
+    stats_dest_t *dsnap; /* latest sender snapshot */
+    bool *alive;         /* up, as the sender last said */
 } tables_t;
 
 static void s_tables_free(tables_t *t)
@@ -652,8 +650,8 @@ static void s_tables_swap(hub_t *h, tables_t *t)
 
 static int s_interval(const hub_t *h)
 {
-    int i = h->o.stats_interval > 0 ? h->o.stats_interval
-                                    : h->cfg->stats.interval;
+    int i =
+        h->o.stats_interval > 0 ? h->o.stats_interval : h->cfg->stats.interval;
     return i > 0 ? i : 60;
 }
 
@@ -789,8 +787,7 @@ static size_t s_status(hub_t *h)
                     "destination %s %s state=%s queued=%llu sent=%llu "
                     "dropped=%llu\n",
                     d->cluster->name, d->addr, s->up ? "up" : "down",
-                    (unsigned long long)s->queued,
-                    (unsigned long long)s->sent,
+                    (unsigned long long)s->queued, (unsigned long long)s->sent,
                     (unsigned long long)s->dropped);
     }
     selfmetrics_counter_t c[64];
@@ -891,9 +888,9 @@ hub_t *hub_new(void *zctx, const config_t *cfg, const router_t *r,
     h->replycap = 65536;
     h->reply = malloc(h->replycap);
     h->loop = ev_loop_new(EVFLAG_AUTO);
-    if (!h->hostname || !h->config_path || !h->sm || !h->obuf || !h->olen || !h->ocap || !h->ocount ||
-        !h->touched || !h->dsnap || !h->reply || !h->loop || !h->alive ||
-        !h->ctx || !h->lsnap || !h->lnames)
+    if (!h->hostname || !h->config_path || !h->sm || !h->obuf || !h->olen ||
+        !h->ocap || !h->ocount || !h->touched || !h->dsnap || !h->reply ||
+        !h->loop || !h->alive || !h->ctx || !h->lsnap || !h->lnames)
         goto nomem;
     for (size_t i = 0; i < cfg->nlistens; i++) {
         const config_listen_t *l = &cfg->listens[i];
@@ -926,8 +923,7 @@ hub_t *hub_new(void *zctx, const config_t *cfg, const router_t *r,
      * sends a frame of twice that is not a satellite, and zmq drops its
      * connection before it takes more memory (one a little over is
      * refused by the codec, counted and acknowledged) */
-    size_t maxline = o->maxline ? o->maxline
-                                : (size_t)opt_default(OPT_MAXLINE);
+    size_t maxline = o->maxline ? o->maxline : (size_t)opt_default(OPT_MAXLINE);
     int64_t maxmsg = 2 * (int64_t)BATCH_PAYLOAD_MAX(maxline);
     zmq_setsockopt(h->router, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
     failed = o->batches_endpoint;

@@ -41,15 +41,15 @@
 #include "router.h"
 
 typedef struct {
-    const char *batches_endpoint;  /* inproc endpoint for embedded satellites */
-    const char *sender_endpoint;   /* the sender's PULL */
-    const char *stats_endpoint;    /* PULL bound here for snapshots */
-    const char *ctl_endpoint;      /* PAIR connects here (commands) */
-    const char *hostname;          /* for carbon.relays.<hostname> */
-    const char *config_path;       /* the file a reload reads */
-    int stats_interval;            /* seconds; 0: from the config */
-    size_t maxline;                /* -M: satellites' line limit; lines of a
-                                      batch are checked against it */
+    const char *batches_endpoint; /* inproc endpoint for embedded satellites */
+    const char *sender_endpoint;  /* the sender's PULL */
+    const char *stats_endpoint;   /* PULL bound here for snapshots */
+    const char *ctl_endpoint;     /* PAIR connects here (commands) */
+    const char *hostname;         /* for carbon.relays.<hostname> */
+    const char *config_path;      /* the file a reload reads */
+    int stats_interval;           /* seconds; 0: from the config */
+    size_t maxline;               /* -M: satellites' line limit; lines of a
+                                     batch are checked against it */
 } hub_opts_t;
 
 typedef struct hub hub_t;

@@ -29,100 +29,100 @@
 #include "stats.h"
 #include "zwatch.h"
 
-#define READ_CHUNK 65536
+#define READ_CHUNK   65536
 #define ACCEPT_BURST 64
-#define UDP_BURST 64
-#define LOG_EVERY_MS 10000   /* at most one refusal log per listener */
+#define UDP_BURST    64
+#define LOG_EVERY_MS 10000 /* at most one refusal log per listener */
 
 typedef struct ingest ingest_t;
 
 typedef struct {
-    ingest_t *ig;                  /* back pointer */
-    config_proto_t proto;          /* tcp, udp or unix */
-    config_wire_t wire;            /* linemode or pickle */
-    int fd;                        /* listening or bound socket */
-    ev_io io;                      /* readable: accept or recv */
-    ev_timer retry;                /* re-enables accept after EMFILE */
-    char name[320];                /* "tcp 127.0.0.1:2003" for logs */
-    stats_listener_t st;           /* its counters */
-    size_t nconns;                 /* its connections open now */
-    int64_t log_ms;                /* when a refusal was last logged */
-    uint64_t log_refused;          /* st.refused at that log */
+    ingest_t *ig;         /* back pointer */
+    config_proto_t proto; /* tcp, udp or unix */
+    config_wire_t wire;   /* linemode or pickle */
+    int fd;               /* listening or bound socket */
+    ev_io io;             /* readable: accept or recv */
+    ev_timer retry;       /* re-enables accept after EMFILE */
+    char name[320];       /* "tcp 127.0.0.1:2003" for logs */
+    stats_listener_t st;  /* its counters */
+    size_t nconns;        /* its connections open now */
+    int64_t log_ms;       /* when a refusal was last logged */
+    uint64_t log_refused; /* st.refused at that log */
 } listener_t;
 
 typedef struct conn {
-    ingest_t *ig;                  /* back pointer */
-    listener_t *l;                 /* the listener it came from */
-    int fd;                        /* client socket */
-    ev_io io;                      /* readable */
-    char *part;                    /* the unfinished line or frame, or NULL */
-    size_t partlen;                /* its length */
-    size_t partcap;                /* pickle: bytes allocated at part */
-    int discarding;                /* skipping an over-long line to '\n' */
-    size_t held;                   /* bytes allocated at part, as counted
-                                      in ig->held */
-    struct conn *prev, *next;      /* in ig->conns */
-    struct conn *hprev, *hnext;    /* in ig's list of connections that hold
-                                      bytes, most recent progress first */
+    ingest_t *ig;               /* back pointer */
+    listener_t *l;              /* the listener it came from */
+    int fd;                     /* client socket */
+    ev_io io;                   /* readable */
+    char *part;                 /* the unfinished line or frame, or NULL */
+    size_t partlen;             /* its length */
+    size_t partcap;             /* pickle: bytes allocated at part */
+    int discarding;             /* skipping an over-long line to '\n' */
+    size_t held;                /* bytes allocated at part, as counted
+                                   in ig->held */
+    struct conn *prev, *next;   /* in ig->conns */
+    struct conn *hprev, *hnext; /* in ig's list of connections that hold
+                                   bytes, most recent progress first */
 } conn_t;
 
 typedef struct pending {
-    uint64_t seq;                  /* its sequence number */
-    uint32_t count;                /* datapoints */
-    char *payload;                 /* owned */
-    size_t len;                    /* payload bytes */
-    int64_t sent_ms;               /* last send, 0 when not sent yet */
-    struct pending *next;          /* next newer batch */
+    uint64_t seq;         /* its sequence number */
+    uint32_t count;       /* datapoints */
+    char *payload;        /* owned */
+    size_t len;           /* payload bytes */
+    int64_t sent_ms;      /* last send, 0 when not sent yet */
+    struct pending *next; /* next newer batch */
 } pending_t;
 
 struct ingest {
-    struct ev_loop *loop;          /* owned */
-    ingest_opts_t o;               /* options (endpoint strings owned below) */
-    char *orchester;               /* owned copy of o.orchester */
-    char *ctl_endpoint;            /* owned copy */
-    char *stats_endpoint;          /* owned copy or NULL */
-    void *dealer;                  /* zmq DEALER to the orchester */
-    void *ctl;                     /* zmq PAIR from the owner */
-    void *stats;                   /* zmq PUSH of snapshots, or NULL */
-    zwatch_t *dealer_w;            /* acks */
-    zwatch_t *ctl_w;               /* commands */
-    void *mon;                     /* zmq PAIR: the DEALER's monitor events,
-                                      NULL when embedded */
-    zwatch_t *mon_w;               /* connection events */
-    int link_lost;                 /* disconnected since the last handshake */
-    int cur_timeout_ms;            /* resend timeout now (backs off) */
-    listener_t *ls;                /* nls listeners */
+    struct ev_loop *loop; /* owned */
+    ingest_opts_t o;      /* options (endpoint strings owned below) */
+    char *orchester;      /* owned copy of o.orchester */
+    char *ctl_endpoint;   /* owned copy */
+    char *stats_endpoint; /* owned copy or NULL */
+    void *dealer;         /* zmq DEALER to the orchester */
+    void *ctl;            /* zmq PAIR from the owner */
+    void *stats;          /* zmq PUSH of snapshots, or NULL */
+    zwatch_t *dealer_w;   /* acks */
+    zwatch_t *ctl_w;      /* commands */
+    void *mon;            /* zmq PAIR: the DEALER's monitor events,
+                             NULL when embedded */
+    zwatch_t *mon_w;      /* connection events */
+    int link_lost;        /* disconnected since the last handshake */
+    int cur_timeout_ms;   /* resend timeout now (backs off) */
+    listener_t *ls;       /* nls listeners */
     size_t nls;
-    conn_t *conns;                 /* open client connections */
-    char *scratch;                 /* read buffer: maxline + READ_CHUNK */
+    conn_t *conns; /* open client connections */
+    char *scratch; /* read buffer: maxline + READ_CHUNK */
     size_t scratchcap;
-    char *batch;                   /* payload being filled */
+    char *batch; /* payload being filled */
     size_t batchlen;
     size_t batchcap;
-    uint32_t batchcount;           /* datapoints in it */
-    pending_t *head, *tail;        /* window, oldest first */
-    size_t window;                 /* payload bytes in the window */
-    uint64_t nextseq;              /* next sequence number */
-    int paused;                    /* client reads stopped (window full) */
-    int stopping;                  /* STOP received */
-    int64_t stop_deadline;         /* give up waiting for acks then */
-    int64_t last_ack_ms;           /* when the last acknowledgement came */
-    stats_ingest_t st;             /* counters */
-    pickle_t *pickle;              /* decoder for pickle connections */
-    listener_t *cur;               /* the listener whose input is parsed now */
-    stats_listener_t *lsnap;       /* per-listener counters, for the stats */
-    long long pickle_now;          /* time for -1 while a frame is decoded */
-    ev_prepare flush;              /* sends the partial batch before blocking */
-    ev_timer tick;                 /* resend check, stats, stop check */
-    int64_t last_stats_ms;         /* when stats were last sent */
-    size_t held;                   /* bytes all connections hold (budget) */
-    conn_t *hhead, *htail;         /* connections with held > 0, most recent
-                                      progress first */
-    int64_t evict_log_ms;          /* when an eviction was last logged */
-    uint64_t evict_logged;         /* st.evicted at that log */
-    int reserve_fd;                /* a spare descriptor (/dev/null), closed
-                                      to accept-and-close when accept
-                                      fails with EMFILE; -1 when none */
+    uint32_t batchcount;     /* datapoints in it */
+    pending_t *head, *tail;  /* window, oldest first */
+    size_t window;           /* payload bytes in the window */
+    uint64_t nextseq;        /* next sequence number */
+    int paused;              /* client reads stopped (window full) */
+    int stopping;            /* STOP received */
+    int64_t stop_deadline;   /* give up waiting for acks then */
+    int64_t last_ack_ms;     /* when the last acknowledgement came */
+    stats_ingest_t st;       /* counters */
+    pickle_t *pickle;        /* decoder for pickle connections */
+    listener_t *cur;         /* the listener whose input is parsed now */
+    stats_listener_t *lsnap; /* per-listener counters, for the stats */
+    long long pickle_now;    /* time for -1 while a frame is decoded */
+    ev_prepare flush;        /* sends the partial batch before blocking */
+    ev_timer tick;           /* resend check, stats, stop check */
+    int64_t last_stats_ms;   /* when stats were last sent */
+    size_t held;             /* bytes all connections hold (budget) */
+    conn_t *hhead, *htail;   /* connections with held > 0, most recent
+                                progress first */
+    int64_t evict_log_ms;    /* when an eviction was last logged */
+    uint64_t evict_logged;   /* st.evicted at that log */
+    int reserve_fd;          /* a spare descriptor (/dev/null), closed
+                                to accept-and-close when accept
+                                fails with EMFILE; -1 when none */
 };
 
 size_t ingest_conn_limit(long nofile, size_t nstream)
@@ -154,8 +154,11 @@ void ingest_opts_default(ingest_opts_t *o)
 static int s_send_pending(ingest_t *ig, pending_t *p)
 {
     unsigned char hdr[BATCH_HDR_LEN];
-    batch_hdr_t h = {.type = BATCH_DATA, .codec = CODEC_LINES,
-                     .sat_id = ig->o.sat_id, .seq = p->seq, .count = p->count};
+    batch_hdr_t h = {.type = BATCH_DATA,
+                     .codec = CODEC_LINES,
+                     .sat_id = ig->o.sat_id,
+                     .seq = p->seq,
+                     .count = p->count};
     batch_hdr_encode(&h, hdr);
     if (zmq_send(ig->dealer, hdr, sizeof hdr, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
         return -1;
@@ -325,7 +328,8 @@ static void s_mon_fn(zwatch_t *w, void *sock, void *arg)
         ig->link_lost = 0;
         int k = s_requeue(ig);
         log_info("ingest: %s: connected again: resending %d unacknowledged "
-                 "batches", ig->orchester, k);
+                 "batches",
+                 ig->orchester, k);
         ig->cur_timeout_ms = ig->o.timeout_ms;
         ev_feed_event(ig->loop, &ig->tick, EV_TIMER);
     }
@@ -399,8 +403,10 @@ static void s_line(ingest_t *ig, const char *s, size_t len, long long now)
     }
     s_room(ig);
     line_result_t res;
-    s_counted(ig, line_parse(s, len, now, ig->batch + ig->batchlen,
-                             ig->batchcap - ig->batchlen, &res), &res);
+    s_counted(ig,
+              line_parse(s, len, now, ig->batch + ig->batchlen,
+                         ig->batchcap - ig->batchlen, &res),
+              &res);
 }
 
 /* The stream of a connection ended with len bytes of a line and no '\n':
@@ -482,8 +488,8 @@ static int s_budget(ingest_t *ig, conn_t *cur)
         if (ig->evict_log_ms == 0 || now - ig->evict_log_ms >= LOG_EVERY_MS) {
             log_warn("ingest: %s: unfinished lines and frames of all "
                      "connections over %zu bytes: closed %llu stalled "
-                     "connections since the last report", v->l->name,
-                     ig->o.partial_budget,
+                     "connections since the last report",
+                     v->l->name, ig->o.partial_budget,
                      (unsigned long long)(ig->st.evicted - ig->evict_logged));
             ig->evict_log_ms = now;
             ig->evict_logged = ig->st.evicted;
@@ -581,9 +587,11 @@ static void s_pickle_point(void *arg, const char *name, size_t namelen,
     ingest_t *ig = arg;
     s_room(ig);
     line_result_t res;
-    s_counted(ig, line_canon(name, namelen, value, valuelen, ts, tslen,
-                             ig->pickle_now, ig->batch + ig->batchlen,
-                             ig->o.maxline + 1, &res), &res);
+    s_counted(ig,
+              line_canon(name, namelen, value, valuelen, ts, tslen,
+                         ig->pickle_now, ig->batch + ig->batchlen,
+                         ig->o.maxline + 1, &res),
+              &res);
 }
 
 /* Decode every whole frame at the start of the connection's buffer.
@@ -606,8 +614,8 @@ static int s_pickle_frames(conn_t *c)
             break;
         pickle_status_t why;
         size_t n = 0;
-        if (pickle_run(ig->pickle, p + 4, flen, s_pickle_point, ig, &why,
-                       &n) == 0)
+        if (pickle_run(ig->pickle, p + 4, flen, s_pickle_point, ig, &why, &n) ==
+            0)
             ig->st.pickle_frames++;
         else {
             ig->st.pickle_refused++;
@@ -666,7 +674,8 @@ static void s_pickle_conn_fn(struct ev_loop *loop, ev_io *io, int revents)
     c->partlen += (size_t)n;
     if (s_pickle_frames(c) != 0) {
         log_warn("ingest: %s: pickle frame over %zu bytes: closing the "
-                 "connection", c->l->name, ig->o.max_frame);
+                 "connection",
+                 c->l->name, ig->o.max_frame);
         s_conn_close(c);
         return;
     }
@@ -694,8 +703,8 @@ static void s_refuse_log(ingest_t *ig, listener_t *l, const char *why)
     if (l->log_ms != 0 && now - l->log_ms < LOG_EVERY_MS)
         return;
     log_warn("ingest: %s: %s: %llu connections refused since the last "
-             "report (connection limit %zu, %zu open)", l->name, why,
-             (unsigned long long)(l->st.refused - l->log_refused),
+             "report (connection limit %zu, %zu open)",
+             l->name, why, (unsigned long long)(l->st.refused - l->log_refused),
              ig->o.max_conns, l->nconns);
     l->log_ms = now;
     l->log_refused = l->st.refused;
@@ -764,9 +773,9 @@ static void s_accept_fn(struct ev_loop *loop, ev_io *io, int revents)
         c->ig = ig;
         c->l = l;
         c->fd = fd;
-        ev_io_init(&c->io, l->wire == WIRE_PICKLE ? s_pickle_conn_fn
-                                                  : s_conn_fn,
-                   fd, EV_READ);
+        ev_io_init(&c->io,
+                   l->wire == WIRE_PICKLE ? s_pickle_conn_fn : s_conn_fn, fd,
+                   EV_READ);
         c->io.data = c;
         c->next = ig->conns;
         if (ig->conns)
@@ -960,7 +969,8 @@ ingest_t *ingest_new(void *zctx, const config_listen_t *listens, size_t n,
         size_t nstream = 0;
         if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
             nofile = rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > (1L << 30)
-                         ? 1L << 30 : (long)rl.rlim_cur;
+                         ? 1L << 30
+                         : (long)rl.rlim_cur;
         for (size_t i = 0; i < n; i++)
             nstream += listens[i].proto != PROTO_UDP;
         ig->o.max_conns = ingest_conn_limit(nofile, nstream);

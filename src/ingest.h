@@ -6,9 +6,9 @@
  * (src/batch.c).  One ingest_t is one thread with its own libev loop.  It
  * accepts carbon plaintext over TCP, UDP and unix sockets and carbon pickle
  * frames over TCP (src/pickle.c decodes them), validates and cleanses each
- * datapoint (src/line.c), packs the canonical lines into batches, and sends them
- * over a zmq DEALER to the orchester (inproc inside `orchester`, tcp from a
- * standalone `satellite`).  It keeps every batch until the orchester
+ * datapoint (src/line.c), packs the canonical lines into batches, and sends
+ * them over a zmq DEALER to the orchester (inproc inside `orchester`, tcp from
+ * a standalone `satellite`).  It keeps every batch until the orchester
  * acknowledges it and stops reading its clients while the window is full
  * (the acknowledgements are the credit that paces it).  An embedded
  * satellite never resends: nothing is lost in-process.  A standalone one

@@ -31,26 +31,32 @@
  * than the table for the literal's own NUL.
  */
 static const char s_path_map[256 + 1] =
-    "_____________\0__" "________________"   /* 0x00: '\r' */
-    "___#_________-\0_" "0123456789:\0____"  /* 0x20: '.', 0x30: ';' */
-    "_ABCDEFGHIJKLMNO" "PQRSTUVWXYZ_____" /* 0x40 */
-    "_abcdefghijklmno" "pqrstuvwxyz_____"    /* 0x60 */
-    "________________" "________________"    /* 0x80 */
-    "________________" "________________"
-    "________________" "________________"
-    "________________" "________________";
+    "_____________\0__"
+    "________________" /* 0x00: '\r' */
+    "___#_________-\0_"
+    "0123456789:\0____" /* 0x20: '.', 0x30: ';' */
+    "_ABCDEFGHIJKLMNO"
+    "PQRSTUVWXYZ_____" /* 0x40 */
+    "_abcdefghijklmno"
+    "pqrstuvwxyz_____" /* 0x60 */
+    "________________"
+    "________________" /* 0x80 */
+    "________________"
+    "________________"
+    "________________"
+    "________________"
+    "________________"
+    "________________";
 
 /* The next byte of p[0..n) from *i on, skipping '\r'; -1 at the end. */
-static int
-s_next(const char *p, size_t n, size_t *i)
+static int s_next(const char *p, size_t n, size_t *i)
 {
     while (*i < n && p[*i] == '\r')
         (*i)++;
     return *i < n ? (unsigned char)p[(*i)++] : -1;
 }
 
-static int
-s_digit(int c)
+static int s_digit(int c)
 {
     return c >= '0' && c <= '9';
 }
@@ -61,8 +67,7 @@ s_digit(int c)
  * exponent, or inf / infinity / nan in any case.  Returns LINE_OK, LINE_NAN
  * or LINE_VALUE.
  */
-static line_status_t
-s_value(const char *p, size_t n)
+static line_status_t s_value(const char *p, size_t n)
 {
     size_t i = 0, nd = 0, k = 0;
     int c = s_next(p, n, &i);
@@ -106,8 +111,7 @@ s_value(const char *p, size_t n)
  * least one digit overall).  Returns 1 for exactly "-1" (meaning now), 0 for
  * any other valid timestamp, -1 for a bad one.
  */
-static int
-s_stamp(const char *p, size_t n)
+static int s_stamp(const char *p, size_t n)
 {
     size_t i = 0, nd = 0;
     int c = s_next(p, n, &i), neg = 0, first = 0, dot = 0;
@@ -135,9 +139,8 @@ s_stamp(const char *p, size_t n)
  * LINE_NAME when nothing is left before the ';', LINE_TOOLONG when out is
  * full (the name is then known not to be empty).
  */
-static line_status_t
-s_name(const char *p, size_t n, char *out, size_t cap, size_t *o,
-       size_t *namelen)
+static line_status_t s_name(const char *p, size_t n, char *out, size_t cap,
+                            size_t *o, size_t *namelen)
 {
     size_t i, w = 0;
     int dot = 0;
@@ -154,15 +157,15 @@ s_name(const char *p, size_t n, char *out, size_t cap, size_t *o,
             out[w++] = m;
             dot = 0;
         } else if (c == '.') {
-            dot = w > 0;  /* leading dots vanish, runs become one */
+            dot = w > 0; /* leading dots vanish, runs become one */
         } else if (c == ';') {
-            break;        /* a pending trailing dot is dropped */
+            break; /* a pending trailing dot is dropped */
         }
     }
     if (w == 0)
         return LINE_NAME;
     *namelen = w;
-    for (; i < n; i++) {  /* the tags, from the ';' on */
+    for (; i < n; i++) { /* the tags, from the ';' on */
         unsigned char c = (unsigned char)p[i];
 
         if (c == '\r')
@@ -176,8 +179,7 @@ s_name(const char *p, size_t n, char *out, size_t cap, size_t *o,
 }
 
 /* Append p[0..n) without its '\r' bytes.  Returns 0, or -1 when full. */
-static int
-s_copy(char *out, size_t cap, size_t *o, const char *p, size_t n)
+static int s_copy(char *out, size_t cap, size_t *o, const char *p, size_t n)
 {
     const char *end = p + n;
 
@@ -196,8 +198,7 @@ s_copy(char *out, size_t cap, size_t *o, const char *p, size_t n)
 }
 
 /* Append one byte.  Returns 0, or -1 when full. */
-static int
-s_putc(char *out, size_t cap, size_t *o, char c)
+static int s_putc(char *out, size_t cap, size_t *o, char c)
 {
     if (*o == cap)
         return -1;
@@ -206,13 +207,12 @@ s_putc(char *out, size_t cap, size_t *o, char c)
 }
 
 /* Append v in decimal.  Returns 0, or -1 when full. */
-static int
-s_putll(char *out, size_t cap, size_t *o, long long v)
+static int s_putll(char *out, size_t cap, size_t *o, long long v)
 {
     char tmp[24];
     size_t k = sizeof tmp;
-    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v
-                                 : (unsigned long long)v;
+    unsigned long long u =
+        v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
 
     do {
         tmp[--k] = (char)('0' + u % 10);
@@ -224,10 +224,10 @@ s_putll(char *out, size_t cap, size_t *o, long long v)
 }
 
 /* Validate the three fields and write the canonical line (see line_canon). */
-static line_status_t
-s_build(const char *name, size_t namelen, const char *value, size_t valuelen,
-        const char *ts, size_t tslen, long long now, char *out,
-        size_t outcap, line_result_t *res)
+static line_status_t s_build(const char *name, size_t namelen,
+                             const char *value, size_t valuelen, const char *ts,
+                             size_t tslen, long long now, char *out,
+                             size_t outcap, line_result_t *res)
 {
     size_t o = 0, path = 0, full;
     line_status_t st = s_name(name, namelen, out, outcap, &o, &path);
@@ -258,9 +258,8 @@ s_build(const char *name, size_t namelen, const char *value, size_t valuelen,
     return LINE_OK;
 }
 
-line_status_t
-line_parse(const char *buf, size_t len, long long now, char *out,
-           size_t outcap, line_result_t *res)
+line_status_t line_parse(const char *buf, size_t len, long long now, char *out,
+                         size_t outcap, line_result_t *res)
 {
     const char *f[4];
     size_t fl[4], nf = 0, i = 0;
@@ -287,20 +286,19 @@ line_parse(const char *buf, size_t len, long long now, char *out,
                    res);
 }
 
-line_status_t
-line_canon(const char *name, size_t namelen, const char *value,
-           size_t valuelen, const char *ts, size_t tslen, long long now,
-           char *out, size_t outcap, line_result_t *res)
+line_status_t line_canon(const char *name, size_t namelen, const char *value,
+                         size_t valuelen, const char *ts, size_t tslen,
+                         long long now, char *out, size_t outcap,
+                         line_result_t *res)
 {
     assert(res != NULL && (out != NULL || outcap == 0));
-    assert((name != NULL || namelen == 0) && (value != NULL || valuelen == 0)
-           && (ts != NULL || tslen == 0));
-    return s_build(name, namelen, value, valuelen, ts, tslen, now, out,
-                   outcap, res);
+    assert((name != NULL || namelen == 0) && (value != NULL || valuelen == 0) &&
+           (ts != NULL || tslen == 0));
+    return s_build(name, namelen, value, valuelen, ts, tslen, now, out, outcap,
+                   res);
 }
 
-int
-line_check(const char *line, size_t len, size_t maxlen, size_t *namelen)
+int line_check(const char *line, size_t len, size_t maxlen, size_t *namelen)
 {
     size_t i, path;
     const char *value, *sp;
@@ -309,8 +307,8 @@ line_check(const char *line, size_t len, size_t maxlen, size_t *namelen)
     if (len < 6 || len > maxlen || line[len - 1] != '\n' ||
         memchr(line, '\r', len) != NULL)
         return -1;
-    len--;  /* the '\n' */
-    for (i = 0; i < len; i++) {  /* the routing name */
+    len--;                      /* the '\n' */
+    for (i = 0; i < len; i++) { /* the routing name */
         unsigned char c = (unsigned char)line[i];
 
         if (c == '.') {
@@ -323,9 +321,10 @@ line_check(const char *line, size_t len, size_t maxlen, size_t *namelen)
     if (i == 0 || line[i - 1] == '.')
         return -1;
     path = i;
-    if (i < len && line[i] == ';')  /* the tags */
+    if (i < len && line[i] == ';') /* the tags */
         for (i++; i < len && (unsigned char)line[i] > ' ' &&
-                  (unsigned char)line[i] < 0x7f; i++)
+                  (unsigned char)line[i] < 0x7f;
+             i++)
             ;
     if (i == len || line[i] != ' ')
         return -1;
@@ -338,12 +337,11 @@ line_check(const char *line, size_t len, size_t maxlen, size_t *namelen)
     return 0;
 }
 
-const char *
-line_status_str(line_status_t st)
+const char *line_status_str(line_status_t st)
 {
     static const char *const names[LINE_NSTATUS] = {
-        "ok", "empty", "fields", "name", "value", "nan", "timestamp",
-        "toolong", "unterminated",
+        "ok",  "empty",     "fields",  "name",         "value",
+        "nan", "timestamp", "toolong", "unterminated",
     };
 
     if ((unsigned)st >= LINE_NSTATUS)

@@ -15,25 +15,25 @@
 
 /* Why a line was refused (LINE_OK when it was accepted). */
 typedef enum {
-    LINE_OK = 0,     /* accepted; the canonical line is in out */
-    LINE_EMPTY,      /* nothing but white space: skipped, not an error */
-    LINE_FIELDS,     /* not exactly three fields */
-    LINE_NAME,       /* the name is empty after cleansing */
-    LINE_VALUE,      /* the value is not a number */
-    LINE_NAN,        /* the value is NaN: dropped, as carbon drops it */
-    LINE_TIMESTAMP,  /* the timestamp is not a number */
-    LINE_TOOLONG,    /* the canonical line does not fit in outcap */
+    LINE_OK = 0,       /* accepted; the canonical line is in out */
+    LINE_EMPTY,        /* nothing but white space: skipped, not an error */
+    LINE_FIELDS,       /* not exactly three fields */
+    LINE_NAME,         /* the name is empty after cleansing */
+    LINE_VALUE,        /* the value is not a number */
+    LINE_NAN,          /* the value is NaN: dropped, as carbon drops it */
+    LINE_TIMESTAMP,    /* the timestamp is not a number */
+    LINE_TOOLONG,      /* the canonical line does not fit in outcap */
     LINE_UNTERMINATED, /* the stream ended inside a line (no '\n'): the
                           part is discarded.  Set by the ingest shell,
                           never returned by the parser */
-    LINE_NSTATUS     /* number of statuses, for counter arrays */
+    LINE_NSTATUS       /* number of statuses, for counter arrays */
 } line_status_t;
 
 /* Result of a successful parse. */
 typedef struct {
-    size_t len;      /* bytes of the canonical line in out, '\n' included */
-    size_t namelen;  /* bytes of the routing name: up to the first ';' */
-    size_t fulllen;  /* bytes of the whole name, tags included */
+    size_t len;     /* bytes of the canonical line in out, '\n' included */
+    size_t namelen; /* bytes of the routing name: up to the first ';' */
+    size_t fulllen; /* bytes of the whole name, tags included */
 } line_result_t;
 
 /*
@@ -58,8 +58,8 @@ typedef struct {
  * and res is untouched.
  * Any thread may call it; it is reentrant.
  */
-line_status_t line_parse(const char *buf, size_t len, long long now,
-                         char *out, size_t outcap, line_result_t *res);
+line_status_t line_parse(const char *buf, size_t len, long long now, char *out,
+                         size_t outcap, line_result_t *res);
 
 /*
  * line_canon: the same validation and cleansing for a datapoint that comes
@@ -70,10 +70,10 @@ line_status_t line_parse(const char *buf, size_t len, long long now,
  * holding one is refused; '\r' is ignored as in line_parse.  Returns as
  * line_parse does, but never LINE_EMPTY or LINE_FIELDS.
  */
-line_status_t line_canon(const char *name, size_t namelen,
-                         const char *value, size_t valuelen,
-                         const char *ts, size_t tslen, long long now,
-                         char *out, size_t outcap, line_result_t *res);
+line_status_t line_canon(const char *name, size_t namelen, const char *value,
+                         size_t valuelen, const char *ts, size_t tslen,
+                         long long now, char *out, size_t outcap,
+                         line_result_t *res);
 
 /* LINE_CANON_MAX: the longest canonical line, its '\n' included, that
  * line_parse() or line_canon() writes for input of at most maxline bytes:

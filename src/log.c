@@ -19,10 +19,11 @@ static void s_vlog(const char *level, const char *fmt, va_list ap)
     struct tm tm;
     clock_gettime(CLOCK_REALTIME, &ts);
     localtime_r(&ts.tv_sec, &tm);
-    int n = snprintf(buf, sizeof buf, "%04d-%02d-%02d %02d:%02d:%02d %s[%d] %s: ",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-                     tm.tm_min, tm.tm_sec, program_invocation_short_name,
-                     (int)getpid(), level);
+    int n =
+        snprintf(buf, sizeof buf,
+                 "%04d-%02d-%02d %02d:%02d:%02d %s[%d] %s: ", tm.tm_year + 1900,
+                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                 program_invocation_short_name, (int)getpid(), level);
     if (n < 0)
         n = 0;
     if ((size_t)n < sizeof buf - 1) {

@@ -63,22 +63,22 @@ enum {
 
 /* The first frame of every message (16 bytes). */
 typedef struct {
-    uint8_t type;     /* MSG_* */
-    uint8_t pad[3];   /* zero */
-    uint32_t count;   /* parts, elements or 0, as the type says */
-    uint64_t gen;     /* configuration generation (0: the first) */
+    uint8_t type;   /* MSG_* */
+    uint8_t pad[3]; /* zero */
+    uint32_t count; /* parts, elements or 0, as the type says */
+    uint64_t gen;   /* configuration generation (0: the first) */
 } msg_hdr_t;
 
 /* One part of a MSG_ROUTED: a chunk of lines for one destination. */
 typedef struct {
-    uint32_t id;      /* destination id in generation gen */
-    uint32_t lines;   /* datapoints in the chunk */
+    uint32_t id;    /* destination id in generation gen */
+    uint32_t lines; /* datapoints in the chunk */
 } msg_part_t;
 
 /* A destination went up or down (MSG_DEST_STATE). */
 typedef struct {
-    uint32_t id;      /* destination id in generation gen */
-    uint32_t up;      /* 1 connected (files: open), 0 down */
+    uint32_t id; /* destination id in generation gen */
+    uint32_t up; /* 1 connected (files: open), 0 down */
 } msg_dest_state_t;
 
 /* msg_send: send a message of header h and, when len > 0, one more frame

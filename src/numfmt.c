@@ -12,8 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define NUMBUF 64  /* room for any formatted number */
-
+#define NUMBUF 64 /* room for any formatted number */
 
 /* "00" .. "99", for two digits per division. */
 static const char s_pairs[201] =
@@ -22,8 +21,7 @@ static const char s_pairs[201] =
     "6869707172737475767778798081828384858687888990919293949596979899";
 
 /* Write v in decimal to out (room for 20 bytes); returns the length. */
-size_t
-numfmt_u64(char *out, uint64_t v)
+size_t numfmt_u64(char *out, uint64_t v)
 {
     char tmp[20], *p = tmp + sizeof tmp;
     size_t n;
@@ -45,8 +43,7 @@ numfmt_u64(char *out, uint64_t v)
     return n;
 }
 
-size_t
-numfmt_i64(char *out, int64_t v)
+size_t numfmt_i64(char *out, int64_t v)
 {
     if (v >= 0)
         return numfmt_u64(out, (uint64_t)v);
@@ -58,18 +55,29 @@ numfmt_i64(char *out, int64_t v)
 __extension__ typedef unsigned __int128 s_u128;
 
 /* 10^0 .. 10^19: the powers of ten that fit 64 bits. */
-static const uint64_t s_p10[20] = {
-    1ull, 10ull, 100ull, 1000ull, 10000ull, 100000ull, 1000000ull,
-    10000000ull, 100000000ull, 1000000000ull, 10000000000ull,
-    100000000000ull, 1000000000000ull, 10000000000000ull,
-    100000000000000ull, 1000000000000000ull, 10000000000000000ull,
-    100000000000000000ull, 1000000000000000000ull,
-    10000000000000000000ull
-};
+static const uint64_t s_p10[20] = {1ull,
+                                   10ull,
+                                   100ull,
+                                   1000ull,
+                                   10000ull,
+                                   100000ull,
+                                   1000000ull,
+                                   10000000ull,
+                                   100000000ull,
+                                   1000000000ull,
+                                   10000000000ull,
+                                   100000000000ull,
+                                   1000000000000ull,
+                                   10000000000000ull,
+                                   100000000000000ull,
+                                   1000000000000000ull,
+                                   10000000000000000ull,
+                                   100000000000000000ull,
+                                   1000000000000000000ull,
+                                   10000000000000000000ull};
 
 /* 10^k for 0 <= k <= 22. */
-static inline s_u128
-s_pow10(int k)
+static inline s_u128 s_pow10(int k)
 {
     return k <= 19 ? (s_u128)s_p10[k] : (s_u128)s_p10[19] * s_p10[k - 19];
 }
@@ -82,8 +90,7 @@ s_pow10(int k)
  * of two), or on its edge when m is even, since strtod rounds ties to even.
  * Needs 0 <= k <= 22 and 1 <= s <= 125, so that m * 10^k fits 128 bits.
  */
-static bool
-s_round_trip(uint64_t m, int s, int k, uint64_t *q)
+static bool s_round_trip(uint64_t m, int s, int k, uint64_t *q)
 {
     s_u128 ten = s_pow10(k), x = (s_u128)m * ten;
     s_u128 r = x >> s, rem = x - (r << s), half = (s_u128)1 << (s - 1), d;
@@ -106,8 +113,7 @@ s_round_trip(uint64_t m, int s, int k, uint64_t *q)
  * 17-digit one, which always does.  Writes positional text ("0.000123",
  * "123.5") to o; returns its length.
  */
-static size_t
-s_fmt_exact(char *o, double v)
+static size_t s_fmt_exact(char *o, double v)
 {
     uint64_t bits, m, q = 0;
     int s, e2, t, d, p, k = 0;
@@ -116,16 +122,16 @@ s_fmt_exact(char *o, double v)
 
     memcpy(&bits, &v, sizeof bits);
     m = (bits & ((1ull << 52) - 1)) | (1ull << 52);
-    s = 1075 - (int)(bits >> 52);       /* v = m * 2^-s, 3 <= s <= 69 */
-    e2 = 52 - s;                        /* 2^e2 <= v < 2^(e2 + 1) */
-    t = e2 * 78913;                     /* floor(e2 * log10(2)) */
+    s = 1075 - (int)(bits >> 52); /* v = m * 2^-s, 3 <= s <= 69 */
+    e2 = 52 - s;                  /* 2^e2 <= v < 2^(e2 + 1) */
+    t = e2 * 78913;               /* floor(e2 * log10(2)) */
     d = t >= 0 ? t >> 18 : -((-t + 262143) >> 18);
     /* d is now floor(log10(v)) or one less: is v >= 10^(d + 1)? */
     if (d + 1 >= 0 ? (s_u128)m >= s_pow10(d + 1) << s
                    : (s_u128)m * s_pow10(-d - 1) >= (s_u128)1 << s)
         d++;
     for (p = 15; p <= 17; p++) {
-        k = p - 1 - d;                  /* 0 <= k <= 21: q has p digits */
+        k = p - 1 - d; /* 0 <= k <= 21: q has p digits */
         if (s_round_trip(m, s, k, &q))
             break;
     }
@@ -175,8 +181,7 @@ s_fmt_exact(char *o, double v)
  * %.1g for subnormals, where fewer than 15 digits may be the shortest).
  * out has NUMBUF bytes; returns the length.
  */
-size_t
-numfmt_double(char *out, double v)
+size_t numfmt_double(char *out, double v)
 {
     char *o = out;
     int prec;
@@ -209,6 +214,5 @@ numfmt_double(char *out, double v)
         if (prec == 17 || strtod(o, NULL) == v)
             return (size_t)(o - out) + (size_t)w;
     }
-    return 0;   /* not reached */
+    return 0; /* not reached */
 }
-

@@ -15,20 +15,18 @@ static const opt_def_t s_table[OPT_N] = {
                    "datapoints", "queue size per destination", NULL, NULL},
     [OPT_MAXLINE] = {OPT_MAXLINE, 'M', O_ALL, 16384, 64, 1 << 26, "bytes",
                      "longest accepted line", NULL, NULL},
-    [OPT_MAXFRAME] = {OPT_MAXFRAME, 'F', O_ALL, 1 << 20, 64, 1 << 30,
-                      "bytes",
+    [OPT_MAXFRAME] = {OPT_MAXFRAME, 'F', O_ALL, 1 << 20, 64, 1 << 30, "bytes",
                       "largest accepted pickle frame; a client that sends "
                       "a larger one is disconnected",
                       NULL, NULL},
-    [OPT_WINDOW] = {OPT_WINDOW, 'W', OPT_P_SATELLITE, 8 << 20, 65536,
-                    1LL << 34, "bytes",
-                    "unacknowledged batches a satellite keeps", NULL, NULL},
+    [OPT_WINDOW] = {OPT_WINDOW, 'W', OPT_P_SATELLITE, 8 << 20, 65536, 1LL << 34,
+                    "bytes", "unacknowledged batches a satellite keeps", NULL,
+                    NULL},
     [OPT_CONNS] = {OPT_CONNS, 'c', O_ALL, 0, 1, 1 << 30, "connections",
                    "open connections per TCP or unix listener (0: derived "
                    "from the descriptor limit)",
                    NULL, NULL, NULL},
-    [OPT_BUDGET] = {OPT_BUDGET, 'B', O_ALL, 64 << 20, 65536, 1LL << 40,
-                    "bytes",
+    [OPT_BUDGET] = {OPT_BUDGET, 'B', O_ALL, 64 << 20, 65536, 1LL << 40, "bytes",
                     "what all client connections may hold in unfinished "
                     "lines and pickle frames; past it the one stalled "
                     "longest is closed",
@@ -55,14 +53,12 @@ static const opt_def_t s_table[OPT_N] = {
                          "orchester-ctl: answer timeout (a reload answers "
                          "when it is done)",
                          NULL},
-    [OPT_ACK_TIMEOUT] = {OPT_ACK_TIMEOUT, 0, 0, 3000, 1, 3600000, "ms",
-                         NULL,
+    [OPT_ACK_TIMEOUT] = {OPT_ACK_TIMEOUT, 0, 0, 3000, 1, 3600000, "ms", NULL,
                          "satellite (standalone): how long without any "
                          "acknowledgement before a resend",
                          "``orchester ... timeout N ms ;`` in the "
                          "satellite's configuration"},
-    [OPT_ACK_TIMEOUT_MAX] = {OPT_ACK_TIMEOUT_MAX, 0, 0, 60000, 1, 1, "ms",
-                             NULL,
+    [OPT_ACK_TIMEOUT_MAX] = {OPT_ACK_TIMEOUT_MAX, 0, 0, 60000, 1, 1, "ms", NULL,
                              "satellite (standalone): the longest that "
                              "timeout doubles to while nothing is "
                              "acknowledged (a new connection resends at "
@@ -74,8 +70,8 @@ static const opt_def_t s_table[OPT_N] = {
     [OPT_STOP_WAIT] = {OPT_STOP_WAIT, 0, 0, 3000, 1, 1, "ms", NULL,
                        "satellites: wait for acknowledgements at stop",
                        "fixed (``src/ingest.c``)"},
-    [OPT_CONNECT_TIMEOUT] = {OPT_CONNECT_TIMEOUT, 0, 0, 3000, 1, 1, "ms",
-                             NULL, "destination: connect timeout",
+    [OPT_CONNECT_TIMEOUT] = {OPT_CONNECT_TIMEOUT, 0, 0, 3000, 1, 1, "ms", NULL,
+                             "destination: connect timeout",
                              "fixed (``src/dest.c``)"},
     [OPT_BACKOFF_MIN] = {OPT_BACKOFF_MIN, 0, 0, 100, 1, 1, "ms", NULL,
                          "destination: first reconnect delay (it doubles "
@@ -169,8 +165,8 @@ int opt_take(unsigned prog, int c, const char *optarg, long long vals[OPT_N],
         if (d->flag == 0 || d->flag != c || !(d->progs & prog))
             continue;
         if (opt_num(optarg, d->min, d->max, &vals[i]) != 0) {
-            snprintf(err, errlen, "-%c: bad number '%s' (%lld to %lld %s)",
-                     c, optarg ? optarg : "", d->min, d->max, d->unit);
+            snprintf(err, errlen, "-%c: bad number '%s' (%lld to %lld %s)", c,
+                     optarg ? optarg : "", d->min, d->max, d->unit);
             return -1;
         }
         return 1;
@@ -210,8 +206,7 @@ void opt_usage(FILE *f, unsigned prog)
         if (d->flag == 0 || !(d->progs & prog))
             continue;
         char text[400];
-        snprintf(text, sizeof text, "%s, %s (%lld)", d->help, d->unit,
-                 d->def);
+        snprintf(text, sizeof text, "%s, %s (%lld)", d->help, d->unit, d->def);
         fprintf(f, "  -%c N     ", d->flag);
         s_wrap(f, text, 11);
     }
@@ -241,12 +236,12 @@ static void s_where_text(const opt_def_t *d, char *out, size_t cap)
 size_t opt_timeouts_rst(char *buf, size_t cap)
 {
     size_t n = 0;
-#define ADD(...)                                                              \
-    do {                                                                      \
-        int k = snprintf(buf + (n < cap ? n : cap), n < cap ? cap - n : 0,    \
-                         __VA_ARGS__);                                        \
-        if (k > 0)                                                            \
-            n += (size_t)k;                                                   \
+#define ADD(...)                                                               \
+    do {                                                                       \
+        int k = snprintf(buf + (n < cap ? n : cap), n < cap ? cap - n : 0,     \
+                         __VA_ARGS__);                                         \
+        if (k > 0)                                                             \
+            n += (size_t)k;                                                    \
     } while (0)
     ADD(".. list-table::\n   :header-rows: 1\n   :widths: 45 20 35\n\n"
         "   * - what\n     - default\n     - where it is set\n");

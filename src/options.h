@@ -5,8 +5,8 @@
  * default and range, the command-line flag that sets it (or none: fixed in
  * this version), the programs that take it, its line in the usage text, and
  * its row in the list of timeouts of docs/limitations.rst.  getopt strings,
- * usage texts, the option parsing of the programs (relay/) and the defaults of the
- * modules (ingest_opts_default, dest_opts_default, sender_opts_default, the
+ * usage texts, the option parsing of the programs (relay/) and the defaults of
+ * the modules (ingest_opts_default, dest_opts_default, sender_opts_default, the
  * config's `orchester ... timeout`) all come from it, and tests/test_options.c
  * checks that the documentation's list is the one opt_timeouts_rst() makes.
  */
@@ -17,11 +17,7 @@
 #include <stdio.h>
 
 /* The programs, as a bit set. */
-enum {
-    OPT_P_ORCHESTER = 1,
-    OPT_P_SATELLITE = 2,
-    OPT_P_CTL = 4
-};
+enum { OPT_P_ORCHESTER = 1, OPT_P_SATELLITE = 2, OPT_P_CTL = 4 };
 
 typedef enum {
     OPT_QUEUE,           /* datapoints per destination queue */
@@ -53,17 +49,17 @@ typedef enum {
 
 /* One entry of the table. */
 typedef struct {
-    opt_id_t id;          /* its index */
-    char flag;            /* getopt letter; 0: fixed, no option */
-    unsigned progs;       /* OPT_P_* that take the flag */
-    long long def;        /* default */
-    long long min, max;   /* accepted range of the flag's value */
-    const char *unit;     /* "datapoints", "bytes", "s" or "ms" */
-    const char *help;     /* usage text: what it is */
-    const char *timeout;  /* its row in the list of timeouts, or NULL */
-    const char *where;    /* the list's "where it is set" for a fixed one,
-                             or more ways for one with a flag; or NULL */
-    const char *shown;    /* the list's default when not "def unit" */
+    opt_id_t id;         /* its index */
+    char flag;           /* getopt letter; 0: fixed, no option */
+    unsigned progs;      /* OPT_P_* that take the flag */
+    long long def;       /* default */
+    long long min, max;  /* accepted range of the flag's value */
+    const char *unit;    /* "datapoints", "bytes", "s" or "ms" */
+    const char *help;    /* usage text: what it is */
+    const char *timeout; /* its row in the list of timeouts, or NULL */
+    const char *where;   /* the list's "where it is set" for a fixed one,
+                            or more ways for one with a flag; or NULL */
+    const char *shown;   /* the list's default when not "def unit" */
 } opt_def_t;
 
 /* opt_def: the entry of id.  Borrowed (static). */

@@ -31,57 +31,105 @@
 /* The opcodes, as Python's pickle module names them. */
 enum {
     /* protocol 0 and 1 */
-    OP_MARK = '(', OP_STOP = '.', OP_POP = '0', OP_POP_MARK = '1',
-    OP_DUP = '2', OP_FLOAT = 'F', OP_INT = 'I', OP_BININT = 'J',
-    OP_BININT1 = 'K', OP_LONG = 'L', OP_BININT2 = 'M', OP_NONE = 'N',
-    OP_PERSID = 'P', OP_BINPERSID = 'Q', OP_REDUCE = 'R', OP_STRING = 'S',
-    OP_BINSTRING = 'T', OP_SHORT_BINSTRING = 'U', OP_UNICODE = 'V',
-    OP_BINUNICODE = 'X', OP_APPEND = 'a', OP_BUILD = 'b', OP_GLOBAL = 'c',
-    OP_DICT = 'd', OP_EMPTY_DICT = '}', OP_APPENDS = 'e', OP_GET = 'g',
-    OP_BINGET = 'h', OP_INST = 'i', OP_LONG_BINGET = 'j', OP_LIST = 'l',
-    OP_EMPTY_LIST = ']', OP_OBJ = 'o', OP_PUT = 'p', OP_BINPUT = 'q',
-    OP_LONG_BINPUT = 'r', OP_SETITEM = 's', OP_TUPLE = 't',
-    OP_EMPTY_TUPLE = ')', OP_SETITEMS = 'u', OP_BINFLOAT = 'G',
+    OP_MARK = '(',
+    OP_STOP = '.',
+    OP_POP = '0',
+    OP_POP_MARK = '1',
+    OP_DUP = '2',
+    OP_FLOAT = 'F',
+    OP_INT = 'I',
+    OP_BININT = 'J',
+    OP_BININT1 = 'K',
+    OP_LONG = 'L',
+    OP_BININT2 = 'M',
+    OP_NONE = 'N',
+    OP_PERSID = 'P',
+    OP_BINPERSID = 'Q',
+    OP_REDUCE = 'R',
+    OP_STRING = 'S',
+    OP_BINSTRING = 'T',
+    OP_SHORT_BINSTRING = 'U',
+    OP_UNICODE = 'V',
+    OP_BINUNICODE = 'X',
+    OP_APPEND = 'a',
+    OP_BUILD = 'b',
+    OP_GLOBAL = 'c',
+    OP_DICT = 'd',
+    OP_EMPTY_DICT = '}',
+    OP_APPENDS = 'e',
+    OP_GET = 'g',
+    OP_BINGET = 'h',
+    OP_INST = 'i',
+    OP_LONG_BINGET = 'j',
+    OP_LIST = 'l',
+    OP_EMPTY_LIST = ']',
+    OP_OBJ = 'o',
+    OP_PUT = 'p',
+    OP_BINPUT = 'q',
+    OP_LONG_BINPUT = 'r',
+    OP_SETITEM = 's',
+    OP_TUPLE = 't',
+    OP_EMPTY_TUPLE = ')',
+    OP_SETITEMS = 'u',
+    OP_BINFLOAT = 'G',
     /* protocol 2 */
-    OP_PROTO = 0x80, OP_NEWOBJ = 0x81, OP_EXT1 = 0x82, OP_EXT2 = 0x83,
-    OP_EXT4 = 0x84, OP_TUPLE1 = 0x85, OP_TUPLE2 = 0x86, OP_TUPLE3 = 0x87,
-    OP_NEWTRUE = 0x88, OP_NEWFALSE = 0x89, OP_LONG1 = 0x8a, OP_LONG4 = 0x8b,
+    OP_PROTO = 0x80,
+    OP_NEWOBJ = 0x81,
+    OP_EXT1 = 0x82,
+    OP_EXT2 = 0x83,
+    OP_EXT4 = 0x84,
+    OP_TUPLE1 = 0x85,
+    OP_TUPLE2 = 0x86,
+    OP_TUPLE3 = 0x87,
+    OP_NEWTRUE = 0x88,
+    OP_NEWFALSE = 0x89,
+    OP_LONG1 = 0x8a,
+    OP_LONG4 = 0x8b,
     /* protocol 3 */
-    OP_BINBYTES = 'B', OP_SHORT_BINBYTES = 'C',
+    OP_BINBYTES = 'B',
+    OP_SHORT_BINBYTES = 'C',
     /* protocol 4 */
-    OP_SHORT_BINUNICODE = 0x8c, OP_BINUNICODE8 = 0x8d, OP_BINBYTES8 = 0x8e,
-    OP_EMPTY_SET = 0x8f, OP_ADDITEMS = 0x90, OP_FROZENSET = 0x91,
-    OP_NEWOBJ_EX = 0x92, OP_STACK_GLOBAL = 0x93, OP_MEMOIZE = 0x94,
+    OP_SHORT_BINUNICODE = 0x8c,
+    OP_BINUNICODE8 = 0x8d,
+    OP_BINBYTES8 = 0x8e,
+    OP_EMPTY_SET = 0x8f,
+    OP_ADDITEMS = 0x90,
+    OP_FROZENSET = 0x91,
+    OP_NEWOBJ_EX = 0x92,
+    OP_STACK_GLOBAL = 0x93,
+    OP_MEMOIZE = 0x94,
     OP_FRAME = 0x95,
     /* protocol 5 */
-    OP_BYTEARRAY8 = 0x96, OP_NEXT_BUFFER = 0x97, OP_READONLY_BUFFER = 0x98
+    OP_BYTEARRAY8 = 0x96,
+    OP_NEXT_BUFFER = 0x97,
+    OP_READONLY_BUFFER = 0x98
 };
 
 /* Kinds of arena objects. */
 enum {
-    K_NONE = 0,  /* None */
-    K_INT,       /* an integer that fits int64 (booleans too) */
-    K_UINT,      /* an integer in INT64_MAX+1 .. UINT64_MAX */
-    K_FLOAT,     /* a float, or an integer beyond 64 bits */
-    K_BYTES,     /* a string held in the frame itself */
-    K_TEXT,      /* a string held in the text arena (it was unescaped) */
-    K_LIST,      /* a list: appends go to its tail */
-    K_TUPLE      /* a tuple */
+    K_NONE = 0, /* None */
+    K_INT,      /* an integer that fits int64 (booleans too) */
+    K_UINT,     /* an integer in INT64_MAX+1 .. UINT64_MAX */
+    K_FLOAT,    /* a float, or an integer beyond 64 bits */
+    K_BYTES,    /* a string held in the frame itself */
+    K_TEXT,     /* a string held in the text arena (it was unescaped) */
+    K_LIST,     /* a list: appends go to its tail */
+    K_TUPLE     /* a tuple */
 };
 
-#define NIL        UINT32_MAX      /* no object, no cell, no memo entry */
-#define MAX_LEN    0x7fffffffu     /* frames must be shorter */
-#define MAX_DEPTH  65535u          /* depth is kept in 16 bits */
-#define MAX_DIGITS 4300            /* as Python's int() takes by default */
-#define KEEP_BYTES (1u << 20)      /* larger arrays are freed after a frame */
-#define NUMBUF     64              /* room for any formatted number */
+#define NIL        UINT32_MAX  /* no object, no cell, no memo entry */
+#define MAX_LEN    0x7fffffffu /* frames must be shorter */
+#define MAX_DEPTH  65535u      /* depth is kept in 16 bits */
+#define MAX_DIGITS 4300        /* as Python's int() takes by default */
+#define KEEP_BYTES (1u << 20)  /* larger arrays are freed after a frame */
+#define NUMBUF     64          /* room for any formatted number */
 
 /* One arena object: 16 bytes. */
 typedef struct {
-    uint8_t kind;     /* K_ */
-    uint8_t spare;    /* unused, keeps the layout explicit */
-    uint16_t depth;   /* 0 for scalars; 1 + the deepest element as built */
-    uint32_t n;       /* bytes of a string, elements of a container */
+    uint8_t kind;   /* K_ */
+    uint8_t spare;  /* unused, keeps the layout explicit */
+    uint16_t depth; /* 0 for scalars; 1 + the deepest element as built */
+    uint32_t n;     /* bytes of a string, elements of a container */
     union {
         int64_t i;    /* K_INT */
         uint64_t u;   /* K_UINT */
@@ -90,40 +138,40 @@ typedef struct {
         struct {
             uint32_t head; /* first cell, NIL when empty */
             uint32_t tail; /* last cell, NIL when empty */
-        } c;          /* K_LIST, K_TUPLE */
+        } c;               /* K_LIST, K_TUPLE */
     } v;
 } s_obj_t;
 
 /* One element of a list or tuple. */
 typedef struct {
-    uint32_t obj;     /* the element */
-    uint32_t next;    /* the next cell of the same container, or NIL */
+    uint32_t obj;  /* the element */
+    uint32_t next; /* the next cell of the same container, or NIL */
 } s_cell_t;
 
 struct _pickle_t {
-    pickle_limits_t lim;   /* limits, defaults filled in */
-    uint32_t stack_max;    /* most stack entries: max_items + max_depth + 8 */
+    pickle_limits_t lim; /* limits, defaults filled in */
+    uint32_t stack_max;  /* most stack entries: max_items + max_depth + 8 */
     const unsigned char *buf; /* the frame being decoded */
-    s_obj_t *obj;          /* objects */
-    uint32_t nobj;         /* objects in use */
-    uint32_t cobj;         /* objects allocated */
-    s_cell_t *cell;        /* container cells */
-    uint32_t ncell;        /* cells in use */
-    uint32_t ccell;        /* cells allocated */
-    uint32_t *stack;       /* the pickle stack: object indexes */
-    uint32_t sp;           /* stack entries in use */
-    uint32_t cstack;       /* stack entries allocated */
-    uint32_t fence;        /* stack position of the innermost MARK, or 0 */
-    uint32_t *mark;        /* open MARKs: the stack positions */
-    uint32_t nmark;        /* open MARKs */
-    uint32_t cmark;        /* MARK entries allocated */
-    uint32_t *memo;        /* memo: object index or NIL, per memo index */
-    uint32_t cmemo;        /* memo entries allocated (all NIL past memo_hi) */
-    uint32_t memo_hi;      /* 1 + the highest memo index set in this frame */
-    uint32_t memo_count;   /* distinct memo indexes set (for MEMOIZE) */
-    unsigned char *text;   /* unescaped strings */
-    size_t ntext;          /* text bytes in use */
-    size_t ctext;          /* text bytes allocated */
+    s_obj_t *obj;             /* objects */
+    uint32_t nobj;            /* objects in use */
+    uint32_t cobj;            /* objects allocated */
+    s_cell_t *cell;           /* container cells */
+    uint32_t ncell;           /* cells in use */
+    uint32_t ccell;           /* cells allocated */
+    uint32_t *stack;          /* the pickle stack: object indexes */
+    uint32_t sp;              /* stack entries in use */
+    uint32_t cstack;          /* stack entries allocated */
+    uint32_t fence;           /* stack position of the innermost MARK, or 0 */
+    uint32_t *mark;           /* open MARKs: the stack positions */
+    uint32_t nmark;           /* open MARKs */
+    uint32_t cmark;           /* MARK entries allocated */
+    uint32_t *memo;           /* memo: object index or NIL, per memo index */
+    uint32_t cmemo;      /* memo entries allocated (all NIL past memo_hi) */
+    uint32_t memo_hi;    /* 1 + the highest memo index set in this frame */
+    uint32_t memo_count; /* distinct memo indexes set (for MEMOIZE) */
+    unsigned char *text; /* unescaped strings */
+    size_t ntext;        /* text bytes in use */
+    size_t ctext;        /* text bytes allocated */
 };
 
 /* --- arena ------------------------------------------------------------- */
@@ -131,8 +179,8 @@ struct _pickle_t {
 /* Grow arr (cap elements of size bytes) to hold need elements, doubling,
  * but to no more than max elements (need <= max).  Returns the new array,
  * or NULL (arr and cap untouched) when out of memory. */
-static void *
-s_grow(void *arr, uint32_t *cap, size_t need, size_t max, size_t size)
+static void *s_grow(void *arr, uint32_t *cap, size_t need, size_t max,
+                    size_t size)
 {
     size_t nc = *cap ? *cap : 256;
     void *p;
@@ -149,8 +197,7 @@ s_grow(void *arr, uint32_t *cap, size_t need, size_t max, size_t size)
 
 /* Make room for one more object and one more stack entry (every opcode
  * needs at most that).  The stack is refused past stack_max entries. */
-static pickle_status_t
-s_room(pickle_t *self)
+static pickle_status_t s_room(pickle_t *self)
 {
     void *p;
 
@@ -176,8 +223,7 @@ s_room(pickle_t *self)
 }
 
 /* Make room for k more cells. */
-static pickle_status_t
-s_cells(pickle_t *self, uint32_t k)
+static pickle_status_t s_cells(pickle_t *self, uint32_t k)
 {
     if ((size_t)self->ncell + k > self->ccell) {
         void *p = s_grow(self->cell, &self->ccell, (size_t)self->ncell + k,
@@ -191,8 +237,7 @@ s_cells(pickle_t *self, uint32_t k)
 }
 
 /* Make room for n more text bytes. */
-static pickle_status_t
-s_text(pickle_t *self, size_t n)
+static pickle_status_t s_text(pickle_t *self, size_t n)
 {
     if (self->ctext - self->ntext < n) {
         size_t nc = self->ctext ? self->ctext : 4096;
@@ -210,8 +255,7 @@ s_text(pickle_t *self, size_t n)
 }
 
 /* A new object of kind k pushed on the stack (room made by s_room). */
-static inline s_obj_t *
-s_push_new(pickle_t *self, int kind)
+static inline s_obj_t *s_push_new(pickle_t *self, int kind)
 {
     uint32_t i = self->nobj++;
     s_obj_t *o = &self->obj[i];
@@ -224,14 +268,12 @@ s_push_new(pickle_t *self, int kind)
     return o;
 }
 
-static inline void
-s_push_int(pickle_t *self, int64_t v)
+static inline void s_push_int(pickle_t *self, int64_t v)
 {
     s_push_new(self, K_INT)->v.i = v;
 }
 
-static inline void
-s_push_uint(pickle_t *self, uint64_t v)
+static inline void s_push_uint(pickle_t *self, uint64_t v)
 {
     if (v <= INT64_MAX)
         s_push_int(self, (int64_t)v);
@@ -239,15 +281,14 @@ s_push_uint(pickle_t *self, uint64_t v)
         s_push_new(self, K_UINT)->v.u = v;
 }
 
-static inline void
-s_push_float(pickle_t *self, double v)
+static inline void s_push_float(pickle_t *self, double v)
 {
     s_push_new(self, K_FLOAT)->v.d = v;
 }
 
 /* Push a string of n bytes at off (in the frame, or in the text arena). */
-static inline pickle_status_t
-s_push_str(pickle_t *self, int kind, size_t off, size_t n)
+static inline pickle_status_t s_push_str(pickle_t *self, int kind, size_t off,
+                                         size_t n)
 {
     s_obj_t *o;
 
@@ -261,8 +302,7 @@ s_push_str(pickle_t *self, int kind, size_t off, size_t n)
 
 /* Move stack[from .. sp) into a new container of kind, pushed in their
  * place.  from must not be below the fence. */
-static pickle_status_t
-s_seq(pickle_t *self, int kind, uint32_t from)
+static pickle_status_t s_seq(pickle_t *self, int kind, uint32_t from)
 {
     uint32_t k = self->sp - from, i, base, depth = 0;
     pickle_status_t st;
@@ -299,8 +339,7 @@ s_seq(pickle_t *self, int kind, uint32_t from)
 }
 
 /* Append stack[from .. sp) to the list at stack[from - 1], and pop them. */
-static pickle_status_t
-s_append(pickle_t *self, uint32_t from)
+static pickle_status_t s_append(pickle_t *self, uint32_t from)
 {
     uint32_t k = self->sp - from, i, base, depth;
     pickle_status_t st;
@@ -344,8 +383,7 @@ s_append(pickle_t *self, uint32_t from)
 }
 
 /* The stack position of the innermost MARK, which is then closed. */
-static pickle_status_t
-s_pop_mark(pickle_t *self, uint32_t *pos)
+static pickle_status_t s_pop_mark(pickle_t *self, uint32_t *pos)
 {
     if (self->nmark == 0)
         return PICKLE_STACK;
@@ -354,8 +392,7 @@ s_pop_mark(pickle_t *self, uint32_t *pos)
     return PICKLE_OK;
 }
 
-static pickle_status_t
-s_push_mark(pickle_t *self)
+static pickle_status_t s_push_mark(pickle_t *self)
 {
     if (self->nmark >= self->lim.max_depth)
         return PICKLE_DEPTH;
@@ -375,8 +412,7 @@ s_push_mark(pickle_t *self)
 /* --- memo -------------------------------------------------------------- */
 
 /* memo[idx] = the top of the stack. */
-static pickle_status_t
-s_memo_put(pickle_t *self, uint64_t idx)
+static pickle_status_t s_memo_put(pickle_t *self, uint64_t idx)
 {
     if (idx >= self->lim.max_memo)
         return PICKLE_MEMO_LIMIT;
@@ -401,8 +437,7 @@ s_memo_put(pickle_t *self, uint64_t idx)
 }
 
 /* Push memo[idx] (room made by s_room). */
-static pickle_status_t
-s_memo_get(pickle_t *self, uint64_t idx)
+static pickle_status_t s_memo_get(pickle_t *self, uint64_t idx)
 {
     if (idx >= self->memo_hi || self->memo[idx] == NIL)
         return PICKLE_MEMO;
@@ -412,28 +447,24 @@ s_memo_get(pickle_t *self, uint64_t idx)
 
 /* --- operands ---------------------------------------------------------- */
 
-static inline uint32_t
-s_le32(const unsigned char *p)
+static inline uint32_t s_le32(const unsigned char *p)
 {
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
            (uint32_t)p[3] << 24;
 }
 
-static inline uint64_t
-s_le64(const unsigned char *p)
+static inline uint64_t s_le64(const unsigned char *p)
 {
     return (uint64_t)s_le32(p) | (uint64_t)s_le32(p + 4) << 32;
 }
 
-static inline int
-s_space(unsigned char c)
+static inline int s_space(unsigned char c)
 {
     return c == ' ' || c == '\t' || c == '\r' || c == '\f' || c == '\v';
 }
 
 /* Trim white space from both ends of s/n. */
-static void
-s_trim(const unsigned char **s, size_t *n)
+static void s_trim(const unsigned char **s, size_t *n)
 {
     while (*n && s_space((*s)[0])) {
         (*s)++;
@@ -443,10 +474,8 @@ s_trim(const unsigned char **s, size_t *n)
         (*n)--;
 }
 
-
 /* A decimal memo index (PUT, GET).  Returns 0, or -1 when malformed. */
-static int
-s_index_text(const unsigned char *s, size_t n, uint64_t *idx)
+static int s_index_text(const unsigned char *s, size_t n, uint64_t *idx)
 {
     uint64_t v = 0;
     size_t i;
@@ -466,8 +495,8 @@ s_index_text(const unsigned char *s, size_t n, uint64_t *idx)
 /* Push the integer in the text s/n (INT, LONG): optional sign, decimal
  * digits, an optional trailing 'L'.  "00" and "01" (False, True) need no
  * special case.  Past 64 bits the value becomes a float. */
-static pickle_status_t
-s_int_text(pickle_t *self, const unsigned char *s, size_t n)
+static pickle_status_t s_int_text(pickle_t *self, const unsigned char *s,
+                                  size_t n)
 {
     bool neg = false, over = false;
     uint64_t v = 0;
@@ -497,8 +526,8 @@ s_int_text(pickle_t *self, const unsigned char *s, size_t n)
         if (!neg)
             s_push_uint(self, v);
         else if (v <= (uint64_t)INT64_MAX + 1)
-            s_push_int(self, v == (uint64_t)INT64_MAX + 1 ? INT64_MIN
-                                                          : -(int64_t)v);
+            s_push_int(self,
+                       v == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)v);
         else
             s_push_float(self, -(double)v);
     } else {
@@ -521,8 +550,8 @@ s_int_text(pickle_t *self, const unsigned char *s, size_t n)
 }
 
 /* Push the float in the text s/n (FLOAT), as Python's float() reads it. */
-static pickle_status_t
-s_float_text(pickle_t *self, const unsigned char *s, size_t n)
+static pickle_status_t s_float_text(pickle_t *self, const unsigned char *s,
+                                    size_t n)
 {
     char tmp[128], *end;
     size_t i;
@@ -547,8 +576,8 @@ s_float_text(pickle_t *self, const unsigned char *s, size_t n)
 
 /* Push the little-endian two's-complement integer of n bytes at s (LONG1,
  * LONG4).  Up to 64 bits it is exact; past that it becomes a float. */
-static pickle_status_t
-s_long_bin(pickle_t *self, const unsigned char *s, size_t n)
+static pickle_status_t s_long_bin(pickle_t *self, const unsigned char *s,
+                                  size_t n)
 {
     bool neg = n && (s[n - 1] & 0x80);
     unsigned char ext = neg ? 0xff : 0x00;
@@ -594,12 +623,11 @@ s_long_bin(pickle_t *self, const unsigned char *s, size_t n)
     return PICKLE_OK;
 }
 
-
 /* Push the quoted Python 2 string literal s/n (STRING): 'abc' or "abc",
  * with backslash escapes as Python's escape_decode reads them
  * (src/pyesc.c). */
-static pickle_status_t
-s_string_text(pickle_t *self, const unsigned char *s, size_t n)
+static pickle_status_t s_string_text(pickle_t *self, const unsigned char *s,
+                                     size_t n)
 {
     pickle_status_t st;
     long w;
@@ -623,8 +651,8 @@ s_string_text(pickle_t *self, const unsigned char *s, size_t n)
 }
 
 /* Push the raw-unicode-escape text s/n (UNICODE) as UTF-8 (src/pyesc.c). */
-static pickle_status_t
-s_unicode_text(pickle_t *self, const unsigned char *s, size_t n)
+static pickle_status_t s_unicode_text(pickle_t *self, const unsigned char *s,
+                                      size_t n)
 {
     size_t j;
     pickle_status_t st;
@@ -652,46 +680,46 @@ s_unicode_text(pickle_t *self, const unsigned char *s, size_t n)
  * '\n' into line/linelen, p past the '\n'.  TRY: return the status of e
  * unless it is PICKLE_OK.  ABOVE: the stack must hold k entries above the
  * innermost MARK. */
-#define NEED(k) do { \
-        if ((uint64_t)(end - p) < (uint64_t)(k)) \
-            return PICKLE_TRUNCATED; \
+#define NEED(k)                                                                \
+    do {                                                                       \
+        if ((uint64_t)(end - p) < (uint64_t)(k))                               \
+            return PICKLE_TRUNCATED;                                           \
     } while (0)
-#define LINE() do { \
-        const unsigned char *nl_ = memchr(p, '\n', (size_t)(end - p)); \
-        if (!nl_) \
-            return PICKLE_TRUNCATED; \
-        line = p; \
-        linelen = (size_t)(nl_ - p); \
-        p = nl_ + 1; \
+#define LINE()                                                                 \
+    do {                                                                       \
+        const unsigned char *nl_ = memchr(p, '\n', (size_t)(end - p));         \
+        if (!nl_)                                                              \
+            return PICKLE_TRUNCATED;                                           \
+        line = p;                                                              \
+        linelen = (size_t)(nl_ - p);                                           \
+        p = nl_ + 1;                                                           \
     } while (0)
-#define TRY(e) do { \
-        pickle_status_t st_ = (e); \
-        if (st_ != PICKLE_OK) \
-            return st_; \
+#define TRY(e)                                                                 \
+    do {                                                                       \
+        pickle_status_t st_ = (e);                                             \
+        if (st_ != PICKLE_OK)                                                  \
+            return st_;                                                        \
     } while (0)
-#define ABOVE(k) do { \
-        if (self->sp - self->fence < (uint32_t)(k)) \
-            return PICKLE_STACK; \
+#define ABOVE(k)                                                               \
+    do {                                                                       \
+        if (self->sp - self->fence < (uint32_t)(k))                            \
+            return PICKLE_STACK;                                               \
     } while (0)
 
 /* Run one opcode op that pushes a number or a string, or refuses the frame;
  * *pp is past op and is moved past its operand. */
-static pickle_status_t
-s_value_op(pickle_t *self, unsigned op, const unsigned char **pp,
-           const unsigned char *end)
+static pickle_status_t s_value_op(pickle_t *self, unsigned op,
+                                  const unsigned char **pp,
+                                  const unsigned char *end)
 {
     const unsigned char *p = *pp, *line;
     size_t linelen;
     uint64_t n;
 
     switch (op) {
-    case OP_NONE:
-        s_push_new(self, K_NONE);
-        break;
+    case OP_NONE: s_push_new(self, K_NONE); break;
     case OP_NEWTRUE:
-    case OP_NEWFALSE:
-        s_push_int(self, op == OP_NEWTRUE);
-        break;
+    case OP_NEWFALSE: s_push_int(self, op == OP_NEWTRUE); break;
     case OP_INT:
     case OP_LONG:
         LINE();
@@ -717,7 +745,7 @@ s_value_op(pickle_t *self, unsigned op, const unsigned char **pp,
         n = op == OP_LONG1 ? *p : s_le32(p);
         p += op == OP_LONG1 ? 1 : 4;
         if (n & 0x80000000u)
-            return PICKLE_OPERAND;      /* a negative LONG4 length */
+            return PICKLE_OPERAND; /* a negative LONG4 length */
         if (n > self->lim.max_string)
             return PICKLE_STRING;
         NEED(n);
@@ -768,7 +796,7 @@ s_value_op(pickle_t *self, unsigned op, const unsigned char **pp,
             n = s_le32(p);
             p += 4;
             if (op == OP_BINSTRING && (n & 0x80000000u))
-                return PICKLE_OPERAND;  /* a negative BINSTRING length */
+                return PICKLE_OPERAND; /* a negative BINSTRING length */
         } else {
             NEED(8);
             n = s_le64(p);
@@ -782,18 +810,30 @@ s_value_op(pickle_t *self, unsigned op, const unsigned char **pp,
         break;
 
     /* refused: they import, call or build objects */
-    case OP_GLOBAL: case OP_STACK_GLOBAL: case OP_REDUCE: case OP_BUILD:
-    case OP_INST: case OP_OBJ: case OP_NEWOBJ: case OP_NEWOBJ_EX:
-    case OP_EXT1: case OP_EXT2: case OP_EXT4: case OP_PERSID:
-    case OP_BINPERSID:
-        return PICKLE_UNSAFE;
+    case OP_GLOBAL:
+    case OP_STACK_GLOBAL:
+    case OP_REDUCE:
+    case OP_BUILD:
+    case OP_INST:
+    case OP_OBJ:
+    case OP_NEWOBJ:
+    case OP_NEWOBJ_EX:
+    case OP_EXT1:
+    case OP_EXT2:
+    case OP_EXT4:
+    case OP_PERSID:
+    case OP_BINPERSID: return PICKLE_UNSAFE;
     /* refused: types carbon data never holds */
-    case OP_EMPTY_DICT: case OP_DICT: case OP_SETITEM: case OP_SETITEMS:
-    case OP_EMPTY_SET: case OP_ADDITEMS: case OP_FROZENSET:
-    case OP_NEXT_BUFFER: case OP_READONLY_BUFFER:
-        return PICKLE_UNSUPPORTED;
-    default:
-        return PICKLE_OPCODE;
+    case OP_EMPTY_DICT:
+    case OP_DICT:
+    case OP_SETITEM:
+    case OP_SETITEMS:
+    case OP_EMPTY_SET:
+    case OP_ADDITEMS:
+    case OP_FROZENSET:
+    case OP_NEXT_BUFFER:
+    case OP_READONLY_BUFFER: return PICKLE_UNSUPPORTED;
+    default: return PICKLE_OPCODE;
     }
     *pp = p;
     return PICKLE_OK;
@@ -802,8 +842,8 @@ s_value_op(pickle_t *self, unsigned op, const unsigned char **pp,
 /* Decode buf/len into the arena: the framing, stack, memo and container
  * opcodes here, the rest in s_value_op.  Returns PICKLE_OK with *top the
  * index of the result, or why not. */
-static pickle_status_t
-s_load(pickle_t *self, const unsigned char *buf, size_t len, uint32_t *top)
+static pickle_status_t s_load(pickle_t *self, const unsigned char *buf,
+                              size_t len, uint32_t *top)
 {
     const unsigned char *p = buf, *end = buf + len, *line;
     size_t linelen;
@@ -838,9 +878,7 @@ s_load(pickle_t *self, const unsigned char *buf, size_t len, uint32_t *top)
             return PICKLE_OK;
 
         /* stack */
-        case OP_MARK:
-            TRY(s_push_mark(self));
-            break;
+        case OP_MARK: TRY(s_push_mark(self)); break;
         case OP_POP:
             /* with nothing above the innermost MARK, POP takes the MARK */
             if (self->nmark && self->mark[self->nmark - 1] == self->sp)
@@ -878,9 +916,7 @@ s_load(pickle_t *self, const unsigned char *buf, size_t len, uint32_t *top)
             p += 4;
             TRY(s_memo_put(self, n));
             break;
-        case OP_MEMOIZE:
-            TRY(s_memo_put(self, self->memo_count));
-            break;
+        case OP_MEMOIZE: TRY(s_memo_put(self, self->memo_count)); break;
         case OP_BINGET:
             NEED(1);
             TRY(s_memo_get(self, *p++));
@@ -895,8 +931,7 @@ s_load(pickle_t *self, const unsigned char *buf, size_t len, uint32_t *top)
         /* containers */
         case OP_EMPTY_LIST:
         case OP_EMPTY_TUPLE:
-            TRY(s_seq(self, op == OP_EMPTY_LIST ? K_LIST : K_TUPLE,
-                      self->sp));
+            TRY(s_seq(self, op == OP_EMPTY_LIST ? K_LIST : K_TUPLE, self->sp));
             break;
         case OP_LIST:
         case OP_TUPLE:
@@ -920,8 +955,7 @@ s_load(pickle_t *self, const unsigned char *buf, size_t len, uint32_t *top)
             break;
 
         /* numbers, strings, and the refused */
-        default:
-            TRY(s_value_op(self, op, &p, end));
+        default: TRY(s_value_op(self, op, &p, end));
         }
     }
 }
@@ -935,50 +969,38 @@ s_load(pickle_t *self, const unsigned char *buf, size_t len, uint32_t *top)
 
 /* The text of scalar o: the string itself, or the number formatted into
  * tmp (NUMBUF bytes). */
-static const char *
-s_scalar(const pickle_t *self, const s_obj_t *o, char *tmp, size_t *len)
+static const char *s_scalar(const pickle_t *self, const s_obj_t *o, char *tmp,
+                            size_t *len)
 {
     switch (o->kind) {
-    case K_INT:
-        *len = numfmt_i64(tmp, o->v.i);
-        return tmp;
-    case K_UINT:
-        *len = numfmt_u64(tmp, o->v.u);
-        return tmp;
-    case K_FLOAT:
-        *len = numfmt_double(tmp, o->v.d);
-        return tmp;
-    case K_BYTES:
-        *len = o->n;
-        return (const char *)self->buf + o->v.off;
-    default:    /* K_TEXT */
+    case K_INT: *len = numfmt_i64(tmp, o->v.i); return tmp;
+    case K_UINT: *len = numfmt_u64(tmp, o->v.u); return tmp;
+    case K_FLOAT: *len = numfmt_double(tmp, o->v.d); return tmp;
+    case K_BYTES: *len = o->n; return (const char *)self->buf + o->v.off;
+    default: /* K_TEXT */
         *len = o->n;
         return (const char *)self->text + o->v.off;
     }
 }
 
-static inline bool
-s_is_seq(const s_obj_t *o)
+static inline bool s_is_seq(const s_obj_t *o)
 {
     return o->kind == K_LIST || o->kind == K_TUPLE;
 }
 
-static inline bool
-s_is_str(const s_obj_t *o)
+static inline bool s_is_str(const s_obj_t *o)
 {
     return o->kind == K_BYTES || o->kind == K_TEXT;
 }
 
-static inline bool
-s_is_scalar(const s_obj_t *o)
+static inline bool s_is_scalar(const s_obj_t *o)
 {
     return o->kind >= K_INT && o->kind <= K_TEXT;
 }
 
 /* Check that top is a sequence of (path, (timestamp, value)), each a
  * sequence of two, the path a string, timestamp and value scalars. */
-static pickle_status_t
-s_check(const pickle_t *self, uint32_t top)
+static pickle_status_t s_check(const pickle_t *self, uint32_t top)
 {
     const s_obj_t *list = &self->obj[top];
     uint32_t c;
@@ -1007,8 +1029,8 @@ s_check(const pickle_t *self, uint32_t top)
 }
 
 /* Hand out the datapoints of top (checked by s_check). */
-static size_t
-s_emit(const pickle_t *self, uint32_t top, pickle_point_fn fn, void *arg)
+static size_t s_emit(const pickle_t *self, uint32_t top, pickle_point_fn fn,
+                     void *arg)
 {
     const s_obj_t *list = &self->obj[top];
     char vbuf[NUMBUF], tbuf[NUMBUF];
@@ -1038,8 +1060,7 @@ s_emit(const pickle_t *self, uint32_t top, pickle_point_fn fn, void *arg)
 
 /* --- the decoder ------------------------------------------------------- */
 
-void
-pickle_limits_default(pickle_limits_t *lim)
+void pickle_limits_default(pickle_limits_t *lim)
 {
     lim->max_depth = PICKLE_DEFAULT_MAX_DEPTH;
     lim->max_items = PICKLE_DEFAULT_MAX_ITEMS;
@@ -1048,8 +1069,7 @@ pickle_limits_default(pickle_limits_t *lim)
 }
 
 /* Set up self with the limits *lim (defaults for NULL or 0 fields). */
-static void
-s_init(pickle_t *self, const pickle_limits_t *lim)
+static void s_init(pickle_t *self, const pickle_limits_t *lim)
 {
     memset(self, 0, sizeof *self);
     pickle_limits_default(&self->lim);
@@ -1071,13 +1091,11 @@ s_init(pickle_t *self, const pickle_limits_t *lim)
         self->lim.max_memo = MAX_LEN;
     if (self->lim.max_string > MAX_LEN)
         self->lim.max_string = MAX_LEN;
-    self->stack_max =
-        (uint32_t)(self->lim.max_items + self->lim.max_depth + 8);
+    self->stack_max = (uint32_t)(self->lim.max_items + self->lim.max_depth + 8);
 }
 
 /* Free the arrays of self (not self). */
-static void
-s_fini(pickle_t *self)
+static void s_fini(pickle_t *self)
 {
     free(self->obj);
     free(self->cell);
@@ -1089,8 +1107,7 @@ s_fini(pickle_t *self)
 }
 
 /* Empty the arena for the next frame; free what a large frame grew. */
-static void
-s_reset(pickle_t *self)
+static void s_reset(pickle_t *self)
 {
     if (self->memo_hi)
         memset(self->memo, 0xff, (size_t)self->memo_hi * sizeof *self->memo);
@@ -1115,8 +1132,7 @@ s_reset(pickle_t *self)
     }
 }
 
-pickle_t *
-pickle_new(const pickle_limits_t *lim)
+pickle_t *pickle_new(const pickle_limits_t *lim)
 {
     pickle_t *self = malloc(sizeof *self);
 
@@ -1125,8 +1141,7 @@ pickle_new(const pickle_limits_t *lim)
     return self;
 }
 
-void
-pickle_destroy(pickle_t **self_p)
+void pickle_destroy(pickle_t **self_p)
 {
     if (self_p && *self_p) {
         s_fini(*self_p);
@@ -1135,10 +1150,9 @@ pickle_destroy(pickle_t **self_p)
     }
 }
 
-int
-pickle_run(pickle_t *self, const unsigned char *buf, size_t len,
-           pickle_point_fn fn, void *arg, pickle_status_t *why,
-           size_t *npoints)
+int pickle_run(pickle_t *self, const unsigned char *buf, size_t len,
+               pickle_point_fn fn, void *arg, pickle_status_t *why,
+               size_t *npoints)
 {
     pickle_status_t st;
     uint32_t top = NIL;
@@ -1163,10 +1177,9 @@ pickle_run(pickle_t *self, const unsigned char *buf, size_t len,
     return st == PICKLE_OK ? 0 : -1;
 }
 
-int
-pickle_decode(const unsigned char *buf, size_t len,
-              const pickle_limits_t *lim, pickle_point_fn fn, void *arg,
-              pickle_status_t *why, size_t *npoints)
+int pickle_decode(const unsigned char *buf, size_t len,
+                  const pickle_limits_t *lim, pickle_point_fn fn, void *arg,
+                  pickle_status_t *why, size_t *npoints)
 {
     pickle_t self;
     int rc;
@@ -1177,26 +1190,17 @@ pickle_decode(const unsigned char *buf, size_t len,
     return rc;
 }
 
-const char *
-pickle_status_str(pickle_status_t st)
+const char *pickle_status_str(pickle_status_t st)
 {
     static const char *const names[PICKLE_NSTATUS] = {
-        [PICKLE_OK] = "ok",
-        [PICKLE_TRUNCATED] = "truncated",
-        [PICKLE_UNSAFE] = "unsafe",
-        [PICKLE_UNSUPPORTED] = "unsupported",
-        [PICKLE_OPCODE] = "opcode",
-        [PICKLE_PROTOCOL] = "protocol",
-        [PICKLE_OPERAND] = "operand",
-        [PICKLE_STACK] = "stack",
-        [PICKLE_MEMO] = "memo",
-        [PICKLE_MEMO_LIMIT] = "memo_limit",
-        [PICKLE_DEPTH] = "depth",
-        [PICKLE_ITEMS] = "items",
-        [PICKLE_STRING] = "string",
-        [PICKLE_SHAPE] = "shape",
-        [PICKLE_TOOBIG] = "toobig",
-        [PICKLE_NOMEM] = "nomem",
+        [PICKLE_OK] = "ok",           [PICKLE_TRUNCATED] = "truncated",
+        [PICKLE_UNSAFE] = "unsafe",   [PICKLE_UNSUPPORTED] = "unsupported",
+        [PICKLE_OPCODE] = "opcode",   [PICKLE_PROTOCOL] = "protocol",
+        [PICKLE_OPERAND] = "operand", [PICKLE_STACK] = "stack",
+        [PICKLE_MEMO] = "memo",       [PICKLE_MEMO_LIMIT] = "memo_limit",
+        [PICKLE_DEPTH] = "depth",     [PICKLE_ITEMS] = "items",
+        [PICKLE_STRING] = "string",   [PICKLE_SHAPE] = "shape",
+        [PICKLE_TOOBIG] = "toobig",   [PICKLE_NOMEM] = "nomem",
     };
 
     if ((unsigned)st >= PICKLE_NSTATUS)

@@ -41,21 +41,21 @@
 
 #include <stddef.h>
 
-#define PICKLE_DEFAULT_MAX_DEPTH  64      /* nesting of containers and marks */
-#define PICKLE_DEFAULT_MAX_ITEMS  100000  /* elements of one list or tuple */
-#define PICKLE_DEFAULT_MAX_MEMO   100000  /* memo indexes 0 .. max - 1 */
-#define PICKLE_DEFAULT_MAX_STRING 65536   /* bytes of one decoded string */
+#define PICKLE_DEFAULT_MAX_DEPTH  64     /* nesting of containers and marks */
+#define PICKLE_DEFAULT_MAX_ITEMS  100000 /* elements of one list or tuple */
+#define PICKLE_DEFAULT_MAX_MEMO   100000 /* memo indexes 0 .. max - 1 */
+#define PICKLE_DEFAULT_MAX_STRING 65536  /* bytes of one decoded string */
 
 /* Limits of one decoder.  A field left 0 takes its PICKLE_DEFAULT_ value. */
 typedef struct {
-    size_t max_depth;   /* deepest nesting of containers, and most open
-                           MARKs; capped at 65535 */
-    size_t max_items;   /* most elements in any one list or tuple (so most
-                           datapoints per frame); the stack holds at most
-                           max_items + max_depth + 8 entries */
-    size_t max_memo;    /* memo indexes must be below this */
-    size_t max_string;  /* most bytes of one string (after unescaping) and
-                           of one LONG1/LONG4 integer */
+    size_t max_depth;  /* deepest nesting of containers, and most open
+                          MARKs; capped at 65535 */
+    size_t max_items;  /* most elements in any one list or tuple (so most
+                          datapoints per frame); the stack holds at most
+                          max_items + max_depth + 8 entries */
+    size_t max_memo;   /* memo indexes must be below this */
+    size_t max_string; /* most bytes of one string (after unescaping) and
+                          of one LONG1/LONG4 integer */
 } pickle_limits_t;
 
 /* Why a frame was refused (PICKLE_OK when it was accepted). */

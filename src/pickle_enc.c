@@ -14,7 +14,7 @@
 #include <string.h>
 
 typedef struct {
-    char *buf;   /* owned */
+    char *buf; /* owned */
     size_t len;
     size_t cap;
 } obuf_t;
@@ -34,7 +34,10 @@ static int s_reserve(obuf_t *o, size_t n)
     return 0;
 }
 
-static void s_byte(obuf_t *o, unsigned char b) { o->buf[o->len++] = (char)b; }
+static void s_byte(obuf_t *o, unsigned char b)
+{
+    o->buf[o->len++] = (char)b;
+}
 
 static void s_le32(obuf_t *o, uint32_t v)
 {

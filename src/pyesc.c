@@ -55,7 +55,9 @@ long pyesc_string(const unsigned char *s, size_t n, unsigned char *t)
             return -1; /* a trailing backslash */
         c = s[i++];
         switch (c) {
-        case '\\': case '\'': case '"': t[w++] = c; break;
+        case '\\':
+        case '\'':
+        case '"': t[w++] = c; break;
         case 'a': t[w++] = '\a'; break;
         case 'b': t[w++] = '\b'; break;
         case 'f': t[w++] = '\f'; break;

@@ -7,22 +7,22 @@
 #include <string.h>
 
 typedef struct {
-    const char *data;           /* the bytes (owned by owner) */
-    size_t len;                 /* total bytes */
-    size_t off;                 /* bytes already written */
-    uint32_t lines;             /* datapoints in the chunk */
-    queue_release_fn *release;  /* frees the bytes */
-    void *owner;                /* argument to release */
+    const char *data;          /* the bytes (owned by owner) */
+    size_t len;                /* total bytes */
+    size_t off;                /* bytes already written */
+    uint32_t lines;            /* datapoints in the chunk */
+    queue_release_fn *release; /* frees the bytes */
+    void *owner;               /* argument to release */
 } chunk_t;
 
 struct queue {
-    chunk_t *ring;   /* ncap descriptors */
-    size_t ncap;     /* ring capacity (power of two) */
-    size_t head;     /* index of the oldest chunk */
-    size_t n;        /* chunks in the ring */
-    uint64_t cap;    /* bound in datapoints */
-    uint64_t lines;  /* datapoints queued */
-    size_t bytes;    /* unwritten bytes queued */
+    chunk_t *ring;  /* ncap descriptors */
+    size_t ncap;    /* ring capacity (power of two) */
+    size_t head;    /* index of the oldest chunk */
+    size_t n;       /* chunks in the ring */
+    uint64_t cap;   /* bound in datapoints */
+    uint64_t lines; /* datapoints queued */
+    size_t bytes;   /* unwritten bytes queued */
 };
 
 queue_t *queue_new(uint64_t cap)
@@ -135,9 +135,18 @@ int queue_room(const queue_t *q, uint64_t lines)
     return q->lines + lines <= q->cap;
 }
 
-uint64_t queue_lines(const queue_t *q) { return q->lines; }
-size_t queue_bytes(const queue_t *q) { return q->bytes; }
-uint64_t queue_cap(const queue_t *q) { return q->cap; }
+uint64_t queue_lines(const queue_t *q)
+{
+    return q->lines;
+}
+size_t queue_bytes(const queue_t *q)
+{
+    return q->bytes;
+}
+uint64_t queue_cap(const queue_t *q)
+{
+    return q->cap;
+}
 
 int queue_iov(const queue_t *q, struct iovec *iov, int max, size_t max_bytes)
 {

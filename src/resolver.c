@@ -32,36 +32,36 @@
 
 /* One lookup in flight, shared by the resolver and the lookup's thread. */
 typedef struct {
-    pthread_mutex_t mu;        /* guards refs, abandoned, done, rc, res */
-    int refs;                  /* holders: the thread and (until it takes the
-                                  answer or lets go) the resolver */
-    int abandoned;             /* the resolver let go: wake nobody */
-    int done;                  /* the lookup returned: rc and res are set */
-    int rc;                    /* its return (0 or EAI_*) */
-    struct addrinfo *res;      /* its answer, owned; NULL unless rc == 0 */
-    struct ev_loop *loop;      /* the resolver's loop, while !abandoned */
-    ev_async *wake;            /* the resolver's watcher, while !abandoned */
-    resolver_lookup_fn *fn;    /* stand-in for getaddrinfo, or NULL */
-    void *ctx;                 /* its argument (borrowed) */
-    char *host;                /* owned copy of the name */
-    char port[8];              /* the port, in decimal */
-    int socktype;              /* for the hints */
+    pthread_mutex_t mu;     /* guards refs, abandoned, done, rc, res */
+    int refs;               /* holders: the thread and (until it takes the
+                               answer or lets go) the resolver */
+    int abandoned;          /* the resolver let go: wake nobody */
+    int done;               /* the lookup returned: rc and res are set */
+    int rc;                 /* its return (0 or EAI_*) */
+    struct addrinfo *res;   /* its answer, owned; NULL unless rc == 0 */
+    struct ev_loop *loop;   /* the resolver's loop, while !abandoned */
+    ev_async *wake;         /* the resolver's watcher, while !abandoned */
+    resolver_lookup_fn *fn; /* stand-in for getaddrinfo, or NULL */
+    void *ctx;              /* its argument (borrowed) */
+    char *host;             /* owned copy of the name */
+    char port[8];           /* the port, in decimal */
+    int socktype;           /* for the hints */
 } lookup_t;
 
 struct resolver {
-    struct ev_loop *loop;      /* borrowed; the loop the callback runs on */
-    char *host;                /* owned copy of the name or address */
-    int port;                  /* the port every address gets */
-    int socktype;              /* SOCK_STREAM or SOCK_DGRAM */
-    int numeric;               /* host is a numeric address */
-    resolver_done_fn *fn;      /* answer callback */
-    void *arg;                 /* its argument */
+    struct ev_loop *loop;          /* borrowed; the loop the callback runs on */
+    char *host;                    /* owned copy of the name or address */
+    int port;                      /* the port every address gets */
+    int socktype;                  /* SOCK_STREAM or SOCK_DGRAM */
+    int numeric;                   /* host is a numeric address */
+    resolver_done_fn *fn;          /* answer callback */
+    void *arg;                     /* its argument */
     resolver_lookup_fn *lookup_fn; /* tests' stand-in for getaddrinfo */
-    void *lookup_ctx;          /* its argument */
-    ev_async wake;             /* started while a lookup is in flight */
-    lookup_t *lk;              /* the lookup in flight (shared), or NULL */
+    void *lookup_ctx;              /* its argument */
+    ev_async wake;                 /* started while a lookup is in flight */
+    lookup_t *lk;                  /* the lookup in flight (shared), or NULL */
     resolver_addr_t addrs[RESOLVER_MAX_ADDRS]; /* the last good answer */
-    size_t naddrs;             /* addresses in it */
+    size_t naddrs;                             /* addresses in it */
 };
 
 static void s_lookup_free(lookup_t *lk)
@@ -206,9 +206,15 @@ void resolver_destroy(resolver_t **pr)
     *pr = NULL;
 }
 
-int resolver_numeric(const resolver_t *r) { return r->numeric; }
+int resolver_numeric(const resolver_t *r)
+{
+    return r->numeric;
+}
 
-int resolver_pending(const resolver_t *r) { return r->lk != NULL; }
+int resolver_pending(const resolver_t *r)
+{
+    return r->lk != NULL;
+}
 
 int resolver_start(resolver_t *r, char *err, size_t errlen)
 {
@@ -257,7 +263,10 @@ int resolver_start(resolver_t *r, char *err, size_t errlen)
     return 0;
 }
 
-size_t resolver_naddrs(const resolver_t *r) { return r->naddrs; }
+size_t resolver_naddrs(const resolver_t *r)
+{
+    return r->naddrs;
+}
 
 const resolver_addr_t *resolver_addr(const resolver_t *r, size_t i)
 {
@@ -277,8 +286,8 @@ char *resolver_addr_str(const resolver_addr_t *a, char *buf, size_t len)
         src = &((const struct sockaddr_in *)&a->sa)->sin_addr;
     else if (a->family == AF_INET6)
         src = &((const struct sockaddr_in6 *)&a->sa)->sin6_addr;
-    if (len > 0 && (src == NULL ||
-                    inet_ntop(a->family, src, buf, (socklen_t)len) == NULL))
+    if (len > 0 &&
+        (src == NULL || inet_ntop(a->family, src, buf, (socklen_t)len) == NULL))
         snprintf(buf, len, "?");
     return buf;
 }

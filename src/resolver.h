@@ -30,11 +30,11 @@
 
 /* One address of an answer, ready for socket(2) and connect(2). */
 typedef struct {
-    int family;                   /* AF_INET or AF_INET6 */
-    int socktype;                 /* SOCK_STREAM or SOCK_DGRAM */
-    int protocol;                 /* for socket(2) */
-    socklen_t len;                /* bytes of sa in use */
-    struct sockaddr_storage sa;   /* the address and port */
+    int family;                 /* AF_INET or AF_INET6 */
+    int socktype;               /* SOCK_STREAM or SOCK_DGRAM */
+    int protocol;               /* for socket(2) */
+    socklen_t len;              /* bytes of sa in use */
+    struct sockaddr_storage sa; /* the address and port */
 } resolver_addr_t;
 
 typedef struct resolver resolver_t;
@@ -80,8 +80,8 @@ const resolver_addr_t *resolver_addr(const resolver_t *r, size_t i);
 /* A stand-in for getaddrinfo(3), for tests: same arguments and return,
  * plus ctx.  *res must be freeable with freeaddrinfo.  Runs on the lookup's
  * thread. */
-typedef int(resolver_lookup_fn)(void *ctx, const char *host,
-                                const char *port, const struct addrinfo *hints,
+typedef int(resolver_lookup_fn)(void *ctx, const char *host, const char *port,
+                                const struct addrinfo *hints,
                                 struct addrinfo **res);
 
 /* resolver_set_lookup: make the next lookups of r call fn(ctx, ...) instead

@@ -41,8 +41,8 @@ struct ring {
 
 /* A replica while the ring is built: its entry and its member. */
 typedef struct {
-    ring_entry_t e;          /* position and member index */
-    const ring_member_t *m;  /* the member, for tie-breaking */
+    ring_entry_t e;         /* position and member index */
+    const ring_member_t *m; /* the member, for tie-breaking */
 } ring_build_t;
 
 /* carbon-c-relay-compatible replica keys are formatted into a buffer of this
@@ -219,8 +219,8 @@ static size_t s_key_fnv1a(char *buf, const ring_member_t *m, int i)
     if (m->instance != NULL)
         len = snprintf(buf, S_KEYBUF, "%d-%s", i, m->instance);
     else
-        len = snprintf(buf, S_KEYBUF, "%d-%s:%u", i, m->host,
-                       (unsigned)m->port);
+        len =
+            snprintf(buf, S_KEYBUF, "%d-%s:%u", i, m->host, (unsigned)m->port);
     return len < 0 ? 0 : (size_t)len >= S_KEYBUF ? S_KEYBUF - 1 : (size_t)len;
 }
 
@@ -422,15 +422,9 @@ ring_t *ring_new(ring_kind_t kind, const ring_member_t *members, size_t n,
     switch (kind) {
     case RING_CARBON_CH:
     case RING_CARBON_CH_GRAPHITE:
-    case RING_FNV1A_CH:
-        r->nentries = n * RING_REPLICAS;
-        break;
-    case RING_JUMP_FNV1A_CH:
-        r->nentries = n;
-        break;
-    default:
-        r->nentries = 0;
-        break;
+    case RING_FNV1A_CH: r->nentries = n * RING_REPLICAS; break;
+    case RING_JUMP_FNV1A_CH: r->nentries = n; break;
+    default: r->nentries = 0; break;
     }
     if (r->nentries > 0) {
         r->entries = malloc(r->nentries * sizeof *r->entries);
@@ -439,17 +433,10 @@ ring_t *ring_new(ring_kind_t kind, const ring_member_t *members, size_t n,
     }
     switch (kind) {
     case RING_CARBON_CH:
-    case RING_FNV1A_CH:
-        rc = s_build_ch(r, members);
-        break;
-    case RING_CARBON_CH_GRAPHITE:
-        rc = s_build_graphite(r, members);
-        break;
-    case RING_JUMP_FNV1A_CH:
-        rc = s_build_jump(r, members);
-        break;
-    default:
-        break;
+    case RING_FNV1A_CH: rc = s_build_ch(r, members); break;
+    case RING_CARBON_CH_GRAPHITE: rc = s_build_graphite(r, members); break;
+    case RING_JUMP_FNV1A_CH: rc = s_build_jump(r, members); break;
+    default: break;
     }
     if (rc != 0)
         goto err;
@@ -510,9 +497,8 @@ static size_t s_lower_bound(const ring_t *r, uint32_t pos)
 static size_t s_lookup_ch(const ring_t *r, const char *name, size_t namelen,
                           size_t want, const bool *alive, size_t *out)
 {
-    uint32_t pos = r->kind == RING_FNV1A_CH
-                       ? ring_hash_fnv1a_pos(name, namelen)
-                       : ring_hash_carbon(name, namelen);
+    uint32_t pos = r->kind == RING_FNV1A_CH ? ring_hash_fnv1a_pos(name, namelen)
+                                            : ring_hash_carbon(name, namelen);
     size_t i = s_lower_bound(r, pos);
     /* one turn at most (Python carbon's stops one entry short, which
      * changes nothing: every member has RING_REPLICAS > 1 entries) */
@@ -564,8 +550,8 @@ static size_t s_lookup_jump(const ring_t *r, const char *name, size_t namelen,
     return k;
 }
 
-static size_t s_lookup_any_of(const ring_t *r, const char *name,
-                              size_t namelen, const bool *alive, size_t *out)
+static size_t s_lookup_any_of(const ring_t *r, const char *name, size_t namelen,
+                              const bool *alive, size_t *out)
 {
     uint32_t h = ring_hash_fnv1a32(name, namelen);
     size_t m = h % r->n, live = 0, pick;
@@ -607,8 +593,7 @@ size_t ring_lookup(const ring_t *ring, const char *name, size_t namelen,
         return s_lookup_ch(ring, name, namelen, want, alive, out);
     case RING_JUMP_FNV1A_CH:
         return s_lookup_jump(ring, name, namelen, want, alive, out);
-    case RING_ANY_OF:
-        return s_lookup_any_of(ring, name, namelen, alive, out);
+    case RING_ANY_OF: return s_lookup_any_of(ring, name, namelen, alive, out);
     case RING_FAILOVER:
         for (size_t m = 0; m < ring->n; m++) {
             if (alive == NULL || alive[m]) {

@@ -17,82 +17,83 @@
 #include "ring.h"
 #include "stats.h"
 
-#define NAME_MAX_LEN 65536  /* longest name a rewrite may produce */
-#define NGROUPS 32          /* groups a reference may name: \1 .. \31 */
+#define NAME_MAX_LEN 65536 /* longest name a rewrite may produce */
+#define NGROUPS      32    /* groups a reference may name: \1 .. \31 */
 
 /* One piece of a replacement template: literal text or a group. */
 typedef struct {
-    const char *lit;   /* literal (borrowed from the config), or NULL */
+    const char *lit; /* literal (borrowed from the config), or NULL */
     size_t litlen;
-    int group;         /* group number when lit is NULL */
-    int lower, upper;  /* \_N, \^N */
-    int dots;          /* \.N: '.' becomes '_' */
+    int group;        /* group number when lit is NULL */
+    int lower, upper; /* \_N, \^N */
+    int dots;         /* \.N: '.' becomes '_' */
 } piece_t;
 
 typedef struct {
     piece_t *p;
     size_t n;
-    int maxgroup;      /* highest group used, -1 for none */
+    int maxgroup; /* highest group used, -1 for none */
 } tmpl_t;
 
 typedef struct {
-    const config_cluster_t *cluster;  /* borrowed */
-    const config_member_t *members;   /* its members (borrowed from the
-                                         config; useall_expand resolved
-                                         `useall` ones to addresses) */
-    uint32_t first;                   /* id of its first destination */
-    uint32_t n;                       /* member count */
-    ring_t *ring;                     /* NULL for forward and file */
+    const config_cluster_t *cluster; /* borrowed */
+    const config_member_t *members;  /* its members (borrowed from the
+                                        config; useall_expand resolved
+                                        `useall` ones to addresses) */
+    uint32_t first;                  /* id of its first destination */
+    uint32_t n;                      /* member count */
+    ring_t *ring;                    /* NULL for forward and file */
     size_t replication;
 } rcluster_t;
 
 typedef struct {
-    const config_rule_t *rule;  /* borrowed */
-    regex_t *re;                /* compiled expressions (nre) */
+    const config_rule_t *rule; /* borrowed */
+    regex_t *re;               /* compiled expressions (nre) */
     size_t nre;
-    int captures;               /* compiled with groups (rewrite, route using) */
-    regex_t validate;           /* when rule->validate */
+    int captures;     /* compiled with groups (rewrite, route using) */
+    regex_t validate; /* when rule->validate */
     int has_validate;
-    size_t *targets;            /* cluster indexes, SIZE_MAX for the blackhole */
+    size_t *targets; /* cluster indexes, SIZE_MAX for the blackhole */
     size_t ntargets;
-    int stop;                   /* stop, explicit or by the blackhole */
-    tmpl_t into;                /* rewrite: replacement */
-    tmpl_t using;               /* match: route using */
-    int always;                 /* the index cannot skip it */
+    int stop;     /* stop, explicit or by the blackhole */
+    tmpl_t into;  /* rewrite: replacement */
+    tmpl_t using; /* match: route using */
+    int always;   /* the index cannot skip it */
 } rrule_t;
 
 typedef struct {
-    char *prefix;  /* literal start of an expression (owned) */
+    char *prefix; /* literal start of an expression (owned) */
     size_t len;
-    size_t rule;   /* rule index */
+    size_t rule; /* rule index */
 } ientry_t;
 
 struct router {
-    router_dest_t *dests;  /* ndests */
+    router_dest_t *dests; /* ndests */
     size_t ndests;
-    rcluster_t *clusters;  /* nclusters, config order */
+    rcluster_t *clusters; /* nclusters, config order */
     size_t nclusters;
-    rrule_t *rules;        /* nrules, config order */
+    rrule_t *rules; /* nrules, config order */
     size_t nrules;
-    ientry_t *index;       /* sorted by prefix */
+    ientry_t *index; /* sorted by prefix */
     size_t nindex;
-    size_t *lens;          /* distinct prefix lengths, ascending */
+    size_t *lens; /* distinct prefix lengths, ascending */
     size_t nlens;
     bool use_index;
 };
 
 struct router_ctx {
-    char *name[2];     /* the name, NUL-terminated; rewrites use them in turn */
-    char *key;         /* placement key */
-    char *data;        /* the data after the name, for validate */
-    size_t cap;        /* bytes of each of the four buffers */
+    char *name[2]; /* the name, NUL-terminated; rewrites use them in turn */
+    char *key;     /* placement key */
+    char *data;    /* the data after the name, for validate */
+    size_t cap;    /* bytes of each of the four buffers */
     router_invalid_t invalid; /* the last `validate ... else log` failure */
-    uint64_t *cand;    /* candidate rules (bits) */
-    size_t ncand;      /* words in cand */
+    uint64_t *cand;           /* candidate rules (bits) */
+    size_t ncand;             /* words in cand */
     size_t out[RING_MAX_MEMBERS];
 };
 
-/* ---- templates ------------------------------------------------------------ */
+/* ---- templates ------------------------------------------------------------
+ */
 
 /* Compile a replacement the way carbon-c-relay reads one: a backslash,
  * optional flags ('_' lowercase or '^' uppercase, then '.' for dots to
@@ -435,14 +436,13 @@ static int s_rule(router_t *r, rrule_t *rr, const config_rule_t *rule,
         return s_tmpl_compile(&rr->into, rule->replacement, err, errlen,
                               &rule->pos);
     if (rule->validate) {
-        if (s_regcomp(&rr->validate, rule->validate, REG_NOSUB, &rule->pos,
-                      err, errlen) != 0)
+        if (s_regcomp(&rr->validate, rule->validate, REG_NOSUB, &rule->pos, err,
+                      errlen) != 0)
             return -1;
         rr->has_validate = 1;
     }
-    if (rule->route_using &&
-        s_tmpl_compile(&rr->using, rule->route_using, err, errlen,
-                       &rule->pos) != 0)
+    if (rule->route_using && s_tmpl_compile(&rr->using, rule->route_using, err,
+                                            errlen, &rule->pos) != 0)
         return -1;
     rr->targets = calloc(rule->ndests ? rule->ndests : 1, sizeof *rr->targets);
     if (rr->targets == NULL)
@@ -451,13 +451,14 @@ static int s_rule(router_t *r, rrule_t *rr, const config_rule_t *rule,
     for (size_t i = 0; i < rule->ndests; i++) {
         if (strcmp(rule->dests[i], "blackhole") == 0) {
             rr->targets[rr->ntargets++] = SIZE_MAX;
-            rr->stop = 1; /* the blackhole stops, as it does in carbon-c-relay */
+            rr->stop =
+                1; /* the blackhole stops, as it does in carbon-c-relay */
             continue;
         }
         size_t ci = s_cluster_index(r, rule->dests[i]);
         if (ci == SIZE_MAX) {
-            snprintf(err, errlen, "%s:%d: unknown cluster '%s'",
-                     rule->pos.file, rule->pos.line, rule->dests[i]);
+            snprintf(err, errlen, "%s:%d: unknown cluster '%s'", rule->pos.file,
+                     rule->pos.line, rule->dests[i]);
             return -1;
         }
         rr->targets[rr->ntargets++] = ci;
@@ -475,7 +476,8 @@ router_t *router_new(const config_t *cfg, char *err, size_t errlen)
         goto nomem;
     /* statements of later versions: refused, never ignored */
     if (cfg->buffer.target) {
-        s_unsupported(err, errlen, &cfg->buffer.pos, "'buffer' (the Redis buffer)");
+        s_unsupported(err, errlen, &cfg->buffer.pos,
+                      "'buffer' (the Redis buffer)");
         goto err;
     }
     if (cfg->ha.role != HA_NONE) {
@@ -483,8 +485,8 @@ router_t *router_new(const config_t *cfg, char *err, size_t errlen)
         goto err;
     }
     r->use_index = true;
-    r->clusters = calloc(cfg->nclusters ? cfg->nclusters : 1,
-                         sizeof *r->clusters);
+    r->clusters =
+        calloc(cfg->nclusters ? cfg->nclusters : 1, sizeof *r->clusters);
     r->rules = calloc(cfg->nrules ? cfg->nrules : 1, sizeof *r->rules);
     if (r->clusters == NULL || r->rules == NULL)
         goto nomem;
@@ -496,9 +498,10 @@ router_t *router_new(const config_t *cfg, char *err, size_t errlen)
         rc->members = c->members;
         rc->n = (uint32_t)c->nmembers;
         if (c->useall && !c->resolved) { /* a caller's mistake */
-            snprintf(err, errlen, "%s:%d: cluster '%s' useall: not resolved "
-                     "(useall_expand before router_new)", c->pos.file,
-                     c->pos.line, c->name);
+            snprintf(err, errlen,
+                     "%s:%d: cluster '%s' useall: not resolved "
+                     "(useall_expand before router_new)",
+                     c->pos.file, c->pos.line, c->name);
             goto err;
         }
         if (s_cluster(rc, c, err, errlen) != 0)
@@ -623,14 +626,20 @@ void router_ctx_destroy(router_ctx_t **pc)
     *pc = NULL;
 }
 
-size_t router_ndests(const router_t *r) { return r->ndests; }
+size_t router_ndests(const router_t *r)
+{
+    return r->ndests;
+}
 
 const router_dest_t *router_dest(const router_t *r, size_t id)
 {
     return id < r->ndests ? &r->dests[id] : NULL;
 }
 
-void router_set_index(router_t *r, bool on) { r->use_index = on; }
+void router_set_index(router_t *r, bool on)
+{
+    r->use_index = on;
+}
 
 /* ---- routing ------------------------------------------------------------- */
 
@@ -680,11 +689,11 @@ static size_t s_emit(const router_t *r, router_ctx_t *ctx, size_t ci,
         const bool *live = NULL;
         /* any_of, failover, and hash clusters that say `dynamic`, move a
          * dead member's share to the live members */
-        if (alive && (k == RING_ANY_OF || k == RING_FAILOVER ||
-                      rc->cluster->dynamic))
+        if (alive &&
+            (k == RING_ANY_OF || k == RING_FAILOVER || rc->cluster->dynamic))
             live = alive + rc->first;
-        n = ring_lookup(rc->ring, key, keylen, rc->replication, live,
-                        ctx->out, RING_MAX_MEMBERS);
+        n = ring_lookup(rc->ring, key, keylen, rc->replication, live, ctx->out,
+                        RING_MAX_MEMBERS);
         if (n == 0 && live) /* nobody alive: queue where it belongs */
             n = ring_lookup(rc->ring, key, keylen, rc->replication, NULL,
                             ctx->out, RING_MAX_MEMBERS);
@@ -715,7 +724,8 @@ int router_route(const router_t *r, router_ctx_t *ctx, const char *line,
 {
     int h = 0, matched = 0, turn = 1;
     size_t sent = 0;
-    /* tre_regexec wants NUL-terminated text: the name and the data are copied */
+    /* tre_regexec wants NUL-terminated text: the name and the data are copied
+     */
     if (s_ctx_reserve(ctx, len + 1) != 0)
         return ROUTE_NOMATCH;
     char *name = ctx->name[0];
@@ -765,8 +775,7 @@ int router_route(const router_t *r, router_ctx_t *ctx, const char *line,
             name = ctx->name[turn ^ 1];
             data = sp ? ctx->data : NULL;
             char *out = ctx->name[turn];
-            long k = s_tmpl_expand(&rr->into, name, m, out + pre,
-                                   NAME_MAX_LEN);
+            long k = s_tmpl_expand(&rr->into, name, m, out + pre, NAME_MAX_LEN);
             if (k < 0)
                 continue; /* would not fit: the name stays */
             memcpy(out, name, pre);
@@ -785,7 +794,8 @@ int router_route(const router_t *r, router_ctx_t *ctx, const char *line,
             trace(targ, TRACE_RULE, rr->rule, NULL, NULL, name, nlen);
         if (rr->has_validate) {
             regmatch_t vm[1];
-            if (data == NULL || tre_regexec(&rr->validate, data, 1, vm, 0) != 0) {
+            if (data == NULL ||
+                tre_regexec(&rr->validate, data, 1, vm, 0) != 0) {
                 /* as carbon-c-relay: the rule sends nothing; a rule that
                  * stops (or has no destinations: a global validation)
                  * ends the evaluation, so the metric is dropped */
@@ -798,12 +808,13 @@ int router_route(const router_t *r, router_ctx_t *ctx, const char *line,
                      * by value, as later rewrites reuse the buffers */
                     router_invalid_t *iv = &ctx->invalid;
                     iv->rule = rr->rule;
-                    iv->namelen = nlen < sizeof iv->name - 1
-                                      ? nlen : sizeof iv->name - 1;
+                    iv->namelen =
+                        nlen < sizeof iv->name - 1 ? nlen : sizeof iv->name - 1;
                     memcpy(iv->name, name, iv->namelen);
                     iv->name[iv->namelen] = '\0';
                     iv->datalen = datalen < sizeof iv->data - 1
-                                      ? datalen : sizeof iv->data - 1;
+                                      ? datalen
+                                      : sizeof iv->data - 1;
                     memcpy(iv->data, data ? data : "", data ? iv->datalen : 0);
                     if (data == NULL)
                         iv->datalen = 0;
@@ -822,8 +833,7 @@ int router_route(const router_t *r, router_ctx_t *ctx, const char *line,
         const char *key = name;
         size_t keylen = nlen;
         if (rr->rule->route_using) {
-            long k = s_tmpl_expand(&rr->using, name, m, ctx->key,
-                                   ctx->cap - 1);
+            long k = s_tmpl_expand(&rr->using, name, m, ctx->key, ctx->cap - 1);
             if (k >= 0) {
                 key = ctx->key;
                 keylen = s_keylen(key, (size_t)k);

@@ -32,10 +32,10 @@
 
 /* One destination: a member of a cluster. */
 typedef struct {
-    const config_cluster_t *cluster;  /* borrowed from the config */
-    const config_member_t *member;    /* borrowed from the config */
-    char addr[300];                   /* "host:port", or the file path */
-    char key[320];                    /* addr made metric-safe: 127_0_0_1_2003 */
+    const config_cluster_t *cluster; /* borrowed from the config */
+    const config_member_t *member;   /* borrowed from the config */
+    char addr[300];                  /* "host:port", or the file path */
+    char key[320];                   /* addr made metric-safe: 127_0_0_1_2003 */
 } router_dest_t;
 
 typedef struct router router_t;
@@ -48,10 +48,10 @@ typedef struct router_ctx router_ctx_t;
 
 /* What router_route found, besides destinations. */
 enum {
-    ROUTE_SENT = 1,       /* at least one destination */
-    ROUTE_BLACKHOLE = 2,  /* a rule sent it to the blackhole */
-    ROUTE_NOMATCH = 4,    /* no rule matched */
-    ROUTE_INVALID = 8,    /* a validate clause dropped it */
+    ROUTE_SENT = 1,        /* at least one destination */
+    ROUTE_BLACKHOLE = 2,   /* a rule sent it to the blackhole */
+    ROUTE_NOMATCH = 4,     /* no rule matched */
+    ROUTE_INVALID = 8,     /* a validate clause dropped it */
     ROUTE_INVALID_LOG = 16 /* ... one that says `else log`: the caller logs
                               it (router_ctx_invalid says what) */
 };
@@ -59,22 +59,22 @@ enum {
 /* The last datapoint a `validate ... else log` clause dropped, for the
  * caller to log (the router logs nothing itself). */
 typedef struct {
-    const config_rule_t *rule;  /* the rule (borrowed from the config) */
-    char name[201];             /* the name it saw, cut at 200 bytes */
+    const config_rule_t *rule; /* the rule (borrowed from the config) */
+    char name[201];            /* the name it saw, cut at 200 bytes */
     size_t namelen;
-    char data[101];             /* the data it checked, cut at 100 bytes */
+    char data[101]; /* the data it checked, cut at 100 bytes */
     size_t datalen;
 } router_invalid_t;
 
 /* Trace events for test mode (orchester -t). */
 typedef enum {
-    TRACE_RULE,       /* match rule matched; text: the name it saw */
-    TRACE_VALIDATE,   /* validate failed; text: the data it checked */
-    TRACE_REWRITE,    /* rewrite rule applied; text: the new name */
-    TRACE_CLUSTER,    /* sending to cluster; text: the placement key */
-    TRACE_DEST,       /* to this destination */
-    TRACE_BLACKHOLE,  /* to the blackhole */
-    TRACE_STOP        /* evaluation ends here */
+    TRACE_RULE,      /* match rule matched; text: the name it saw */
+    TRACE_VALIDATE,  /* validate failed; text: the data it checked */
+    TRACE_REWRITE,   /* rewrite rule applied; text: the new name */
+    TRACE_CLUSTER,   /* sending to cluster; text: the placement key */
+    TRACE_DEST,      /* to this destination */
+    TRACE_BLACKHOLE, /* to the blackhole */
+    TRACE_STOP       /* evaluation ends here */
 } router_trace_t;
 
 typedef void(router_trace_fn)(void *arg, router_trace_t ev,

@@ -8,16 +8,19 @@
 #include <string.h>
 
 typedef struct {
-    char *name;      /* counter name or destination key (owned) */
-    uint64_t a, b;   /* last value(s): counter value, or sent and dropped */
+    char *name;    /* counter name or destination key (owned) */
+    uint64_t a, b; /* last value(s): counter value, or sent and dropped */
 } prev_t;
 
 struct selfmetrics {
-    prev_t *prev;    /* counters then destinations, as last rendered */
+    prev_t *prev; /* counters then destinations, as last rendered */
     size_t nprev;
 };
 
-selfmetrics_t *selfmetrics_new(void) { return calloc(1, sizeof(selfmetrics_t)); }
+selfmetrics_t *selfmetrics_new(void)
+{
+    return calloc(1, sizeof(selfmetrics_t));
+}
 
 static void s_clear(selfmetrics_t *sm)
 {
@@ -85,9 +88,8 @@ char *selfmetrics_render(selfmetrics_t *sm, const char *prefix, long long now,
                               "%s.%s.queued %llu %lld\n"
                               "%s.%s.dropped %llu %lld\n",
                               prefix, key, (unsigned long long)sent, now,
-                              prefix, key, (unsigned long long)d[i].queued,
-                              now, prefix, key, (unsigned long long)dropped,
-                              now);
+                              prefix, key, (unsigned long long)d[i].queued, now,
+                              prefix, key, (unsigned long long)dropped, now);
         next[n + i].name = strdup(key);
         next[n + i].a = d[i].sent;
         next[n + i].b = d[i].dropped;

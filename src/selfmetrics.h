@@ -21,9 +21,9 @@
 
 /* One named counter. */
 typedef struct {
-    const char *name;  /* metric suffix, e.g. "metricsReceived" */
-    uint64_t value;    /* cumulative count, or the gauge's value */
-    int gauge;         /* 1: a level (never reset), 0: a count */
+    const char *name; /* metric suffix, e.g. "metricsReceived" */
+    uint64_t value;   /* cumulative count, or the gauge's value */
+    int gauge;        /* 1: a level (never reset), 0: a count */
 } selfmetrics_counter_t;
 
 typedef struct selfmetrics selfmetrics_t;

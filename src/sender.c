@@ -23,14 +23,14 @@
 typedef struct sender sender_t;
 
 typedef struct {
-    sender_t *s;     /* back pointer */
-    size_t id;       /* its index in the sender's table */
-    dest_t *d;       /* owned; NULL only when making it ran out of memory
-                        (retried every tick; what is routed to it meanwhile
-                        is dropped and counted in lost) */
-    int overflow;    /* dropping without holding back, until below half */
-    int up;          /* the state last reported to the hub */
-    uint64_t lost;   /* datapoints dropped because d was NULL */
+    sender_t *s;       /* back pointer */
+    size_t id;         /* its index in the sender's table */
+    dest_t *d;         /* owned; NULL only when making it ran out of memory
+                          (retried every tick; what is routed to it meanwhile
+                          is dropped and counted in lost) */
+    int overflow;      /* dropping without holding back, until below half */
+    int up;            /* the state last reported to the hub */
+    uint64_t lost;     /* datapoints dropped because d was NULL */
     uint64_t unlogged; /* datapoints dropped since the last log line */
     int64_t logged_ms; /* when a drop was last logged */
 } sdest_t;
@@ -40,45 +40,45 @@ typedef struct {
  * the router of its generation, which the hub keeps until told otherwise
  * (MSG_RETIRED). */
 typedef struct retired {
-    dest_t *d;              /* owned */
-    uint64_t gen;           /* the generation it belonged to */
-    int64_t deadline;       /* close it then at the latest */
+    dest_t *d;        /* owned */
+    uint64_t gen;     /* the generation it belonged to */
+    int64_t deadline; /* close it then at the latest */
     struct retired *next;
 } retired_t;
 
 struct sender {
-    struct ev_loop *loop;     /* owned */
-    sender_opts_t o;          /* options; endpoint strings owned below */
+    struct ev_loop *loop; /* owned */
+    sender_opts_t o;      /* options; endpoint strings owned below */
     char *in_ep, *ctl_ep, *stats_ep;
-    void *in;                 /* PULL */
-    void *ctl;                /* PAIR */
-    void *stats;              /* PUSH: snapshots, events, MSG_RETIRED */
+    void *in;    /* PULL */
+    void *ctl;   /* PAIR */
+    void *stats; /* PUSH: snapshots, events, MSG_RETIRED */
     zwatch_t *in_w, *ctl_w;
-    const router_t *r;        /* borrowed from the hub (see msg.h) */
-    uint64_t gen;             /* generation of r */
-    const router_t *next_r;   /* a switch that ran out of memory, retried
-                                 every tick; NULL when none */
-    uint64_t next_gen;        /* its generation */
-    uint64_t retired_told;    /* the last MSG_RETIRED generation sent */
-    uint64_t stale;           /* routed messages of another generation */
-    int switching;            /* inside s_switch: no state events (ids and
-                                 generation do not agree yet) */
-    sdest_t *dests;           /* ndests */
+    const router_t *r;      /* borrowed from the hub (see msg.h) */
+    uint64_t gen;           /* generation of r */
+    const router_t *next_r; /* a switch that ran out of memory, retried
+                               every tick; NULL when none */
+    uint64_t next_gen;      /* its generation */
+    uint64_t retired_told;  /* the last MSG_RETIRED generation sent */
+    uint64_t stale;         /* routed messages of another generation */
+    int switching;          /* inside s_switch: no state events (ids and
+                               generation do not agree yet) */
+    sdest_t *dests;         /* ndests */
     size_t ndests;
-    stats_dest_t *snap;       /* ndests, for the stats message */
+    stats_dest_t *snap; /* ndests, for the stats message */
     /* the message being placed */
     msg_part_t hdrs[MAX_PARTS];
     zmq_msg_t parts[MAX_PARTS];
-    size_t nparts;            /* frames after the header frame */
-    size_t next;              /* first part not placed yet */
-    int64_t blocked_since;    /* 0 when not holding back */
-    ev_timer stall;           /* fires when the hold-back is over */
-    ev_idle retry;            /* try placing again after progress */
-    ev_timer tick;            /* stats, drain check */
+    size_t nparts;         /* frames after the header frame */
+    size_t next;           /* first part not placed yet */
+    int64_t blocked_since; /* 0 when not holding back */
+    ev_timer stall;        /* fires when the hold-back is over */
+    ev_idle retry;         /* try placing again after progress */
+    ev_timer tick;         /* stats, drain check */
     int64_t last_stats_ms;
     int draining;
     int64_t drain_deadline;
-    retired_t *retired;       /* destinations a reload left out */
+    retired_t *retired; /* destinations a reload left out */
 };
 
 void sender_opts_default(sender_opts_t *o)
@@ -129,7 +129,8 @@ static int s_place(sender_t *s)
                 if (!ev_is_active(&s->stall)) {
                     ev_timer_set(&s->stall,
                                  (s->o.stall_ms - (now - s->blocked_since)) /
-                                     1000.0, 0.0);
+                                     1000.0,
+                                 0.0);
                     ev_timer_start(s->loop, &s->stall);
                 }
                 return 0;
@@ -331,15 +332,16 @@ static void s_mend(sender_t *s)
 {
     if (s->next_r != NULL && s_switch(s, s->next_r, s->next_gen) == 0) {
         log_info("sender: reload to generation %llu done after running out "
-                 "of memory", (unsigned long long)s->next_gen);
+                 "of memory",
+                 (unsigned long long)s->next_gen);
         s->next_r = NULL;
         if (!s->draining)
             zwatch_start(s->in_w);
     }
     for (size_t i = 0; i < s->ndests; i++)
         if (s->dests[i].d == NULL)
-            s->dests[i].d = dest_new(s->loop, router_dest(s->r, i),
-                                     &s->o.dest, s_dest_fn, &s->dests[i]);
+            s->dests[i].d = dest_new(s->loop, router_dest(s->r, i), &s->o.dest,
+                                     s_dest_fn, &s->dests[i]);
 }
 
 /* Close the retired destinations that are empty or out of time. */
@@ -383,7 +385,8 @@ static void s_routed(sender_t *s, void *sock, const msg_hdr_t *h,
             zmq_msg_close(&s->parts[k]);
             break;
         }
-        if (s->hdrs[k].id >= s->ndests || zmq_msg_more(&s->parts[k]) != (k + 1 < n)) {
+        if (s->hdrs[k].id >= s->ndests ||
+            zmq_msg_more(&s->parts[k]) != (k + 1 < n)) {
             k++;
             break;
         }
@@ -417,8 +420,8 @@ static void s_in_fn(zwatch_t *w, void *sock, void *arg)
     }
     msg_hdr_t h;
     size_t extra = 0;
-    if (msg_hdr_parse(zmq_msg_data(&head), zmq_msg_size(&head), &h,
-                      &extra) != 0) {
+    if (msg_hdr_parse(zmq_msg_data(&head), zmq_msg_size(&head), &h, &extra) !=
+        0) {
         log_err("sender: malformed message from the router: dropped");
         zmq_msg_close(&head);
         msg_discard_rest(sock);
@@ -454,7 +457,8 @@ static void s_in_fn(zwatch_t *w, void *sock, void *arg)
         ev_feed_event(s->loop, &s->tick, EV_TIMER);
     } else {
         log_err("sender: unexpected message type %u from the router: "
-                "dropped", h.type);
+                "dropped",
+                h.type);
         msg_discard_rest(sock);
     }
     zmq_msg_close(&head);
@@ -471,8 +475,8 @@ static void s_send_stats(sender_t *s)
         s->snap[i].dropped += sd->lost;
         sd->up = (int)s->snap[i].up;
     }
-    msg_send(s->stats, MSG_STATS_SENDER, s->gen, (uint32_t)s->ndests,
-             s->snap, s->ndests * sizeof *s->snap, ZMQ_DONTWAIT);
+    msg_send(s->stats, MSG_STATS_SENDER, s->gen, (uint32_t)s->ndests, s->snap,
+             s->ndests * sizeof *s->snap, ZMQ_DONTWAIT);
 }
 
 static void s_tick_fn(struct ev_loop *loop, ev_timer *t, int revents)
@@ -482,7 +486,8 @@ static void s_tick_fn(struct ev_loop *loop, ev_timer *t, int revents)
     int64_t now = clock_mono_ms();
     if (s->stale) {
         log_err("sender: %llu routed messages of another generation "
-                "dropped", (unsigned long long)s->stale);
+                "dropped",
+                (unsigned long long)s->stale);
         s->stale = 0;
     }
     s_mend(s);

@@ -30,11 +30,11 @@
 #include "router.h"
 
 typedef struct {
-    dest_opts_t dest;         /* per-destination options */
-    int stall_ms;             /* longest hold-back for a full live queue (250) */
-    int drain_ms;             /* longest drain on shutdown (10000) */
-    const char *in_endpoint;  /* PULL binds here */
-    const char *ctl_endpoint; /* PAIR connects here (commands) */
+    dest_opts_t dest;        /* per-destination options */
+    int stall_ms;            /* longest hold-back for a full live queue (250) */
+    int drain_ms;            /* longest drain on shutdown (10000) */
+    const char *in_endpoint; /* PULL binds here */
+    const char *ctl_endpoint;   /* PAIR connects here (commands) */
     const char *stats_endpoint; /* PUSH connects here */
 } sender_opts_t;
 
@@ -44,7 +44,8 @@ typedef struct sender sender_t;
 void sender_opts_default(sender_opts_t *o);
 
 /* sender_new: one writer per destination of r (generation 0, borrowed; it
- * outlives the sender).  Endpoint strings are copied.  NULL with err on failure. */
+ * outlives the sender).  Endpoint strings are copied.  NULL with err on
+ * failure. */
 sender_t *sender_new(void *zctx, const router_t *r, const sender_opts_t *o,
                      char *err, size_t errlen);
 

@@ -18,42 +18,42 @@
 /* Counters of one listener (cumulative since start); an ingest thread sends
  * an array of them, one per listen address in config order. */
 typedef struct {
-    uint64_t received;  /* datapoints accepted */
-    uint64_t errors;    /* datapoints refused (parse errors), and pickle
-                           frames refused or over the size limit */
-    uint64_t refused;   /* connections closed at accept: over the
-                           listener's connection limit, or shed when the
-                           process ran out of descriptors */
+    uint64_t received; /* datapoints accepted */
+    uint64_t errors;   /* datapoints refused (parse errors), and pickle
+                          frames refused or over the size limit */
+    uint64_t refused;  /* connections closed at accept: over the
+                          listener's connection limit, or shed when the
+                          process ran out of descriptors */
 } stats_listener_t;
 
 /* Counters of one ingest thread (cumulative since start). */
 typedef struct {
-    uint64_t received;                /* lines/datapoints accepted */
-    uint64_t errors[LINE_NSTATUS];    /* refused, by reason (LINE_OK unused) */
-    uint64_t batches;                 /* batches sent */
-    uint64_t resent;                  /* batches sent again (reconnect or
-                                         acknowledgement timeout) */
-    uint64_t window_bytes;            /* unacknowledged bytes now */
-    uint64_t connections;             /* client connections open now */
-    uint64_t shed;                    /* connections accepted and closed at
-                                         once because descriptors ran out */
-    uint64_t partial_bytes;           /* bytes held now for unfinished
-                                         lines and pickle frames */
-    uint64_t evicted;                 /* connections closed because those
-                                         bytes passed the budget (the one
-                                         with the least recent progress) */
-    uint64_t pickle_frames;           /* pickle frames accepted */
-    uint64_t pickle_refused;          /* pickle frames refused whole */
-    uint64_t pickle_toobig;           /* frames over the limit (closed) */
+    uint64_t received;             /* lines/datapoints accepted */
+    uint64_t errors[LINE_NSTATUS]; /* refused, by reason (LINE_OK unused) */
+    uint64_t batches;              /* batches sent */
+    uint64_t resent;               /* batches sent again (reconnect or
+                                      acknowledgement timeout) */
+    uint64_t window_bytes;         /* unacknowledged bytes now */
+    uint64_t connections;          /* client connections open now */
+    uint64_t shed;                 /* connections accepted and closed at
+                                      once because descriptors ran out */
+    uint64_t partial_bytes;        /* bytes held now for unfinished
+                                      lines and pickle frames */
+    uint64_t evicted;              /* connections closed because those
+                                      bytes passed the budget (the one
+                                      with the least recent progress) */
+    uint64_t pickle_frames;        /* pickle frames accepted */
+    uint64_t pickle_refused;       /* pickle frames refused whole */
+    uint64_t pickle_toobig;        /* frames over the limit (closed) */
 } stats_ingest_t;
 
 /* Counters of one destination (cumulative since start). */
 typedef struct {
-    uint64_t sent;     /* datapoints written to the socket or file */
-    uint64_t queued;   /* datapoints in the queue now */
-    uint64_t dropped;  /* datapoints dropped (queue full) */
-    uint32_t up;       /* 1 when connected (files: open) */
-    uint32_t pad;      /* explicit padding */
+    uint64_t sent;    /* datapoints written to the socket or file */
+    uint64_t queued;  /* datapoints in the queue now */
+    uint64_t dropped; /* datapoints dropped (queue full) */
+    uint32_t up;      /* 1 when connected (files: open) */
+    uint32_t pad;     /* explicit padding */
 } stats_dest_t;
 
 /* stats_parse_errors: sum of the refusal counters, LINE_EMPTY excluded. */

@@ -15,7 +15,8 @@ static const char *s_type(const config_cluster_t *c)
     case CLUSTER_FORWARD: return "forward";
     case CLUSTER_ANY_OF: return "any_of";
     case CLUSTER_FAILOVER: return "failover";
-    case CLUSTER_CARBON_CH: return c->graphite ? "carbon_ch graphite" : "carbon_ch";
+    case CLUSTER_CARBON_CH:
+        return c->graphite ? "carbon_ch graphite" : "carbon_ch";
     case CLUSTER_FNV1A_CH: return "fnv1a_ch";
     case CLUSTER_JUMP_FNV1A_CH: return "jump_fnv1a_ch";
     case CLUSTER_FILE: return "file";
@@ -41,14 +42,14 @@ static void s_trace_fn(void *arg, router_trace_t ev, const config_rule_t *rule,
                 (int)textlen, text);
         break;
     case TRACE_VALIDATE:
-        fprintf(out, "        validate %s -> %.*s: fail: %s\n",
-                rule->validate, (int)textlen, text ? text : "",
+        fprintf(out, "        validate %s -> %.*s: fail: %s\n", rule->validate,
+                (int)textlen, text ? text : "",
                 rule->validate_action == VALIDATE_LOG ? "log" : "drop");
         break;
     case TRACE_REWRITE:
-        fprintf(out, "    rewrite %s into %s (%s:%d) -> %.*s\n",
-                rule->exprs[0], rule->replacement, rule->pos.file,
-                rule->pos.line, (int)textlen, text);
+        fprintf(out, "    rewrite %s into %s (%s:%d) -> %.*s\n", rule->exprs[0],
+                rule->replacement, rule->pos.file, rule->pos.line, (int)textlen,
+                text);
         break;
     case TRACE_CLUSTER:
         fprintf(out, "        %s (%s)", cluster->name, s_type(cluster));
@@ -56,15 +57,9 @@ static void s_trace_fn(void *arg, router_trace_t ev, const config_rule_t *rule,
             fprintf(out, " using %.*s", (int)textlen, text);
         fprintf(out, "\n");
         break;
-    case TRACE_DEST:
-        fprintf(out, "            %s\n", dest->addr);
-        break;
-    case TRACE_BLACKHOLE:
-        fprintf(out, "        blackhole\n");
-        break;
-    case TRACE_STOP:
-        fprintf(out, "    stop\n");
-        break;
+    case TRACE_DEST: fprintf(out, "            %s\n", dest->addr); break;
+    case TRACE_BLACKHOLE: fprintf(out, "        blackhole\n"); break;
+    case TRACE_STOP: fprintf(out, "    stop\n"); break;
     }
 }
 
@@ -90,8 +85,8 @@ int testmode_run(const router_t *r, FILE *in, FILE *out, size_t maxline)
             continue;
         }
         line_result_t res;
-        line_status_t st = line_parse(buf, len, (long long)time(NULL), canon,
-                                      outcap, &res);
+        line_status_t st =
+            line_parse(buf, len, (long long)time(NULL), canon, outcap, &res);
         if (st == LINE_EMPTY)
             continue;
         if (st != LINE_OK) {
@@ -100,8 +95,8 @@ int testmode_run(const router_t *r, FILE *in, FILE *out, size_t maxline)
             continue;
         }
         fprintf(out, "%.*s\n", (int)res.fulllen, canon);
-        int how = router_route(r, ctx, canon, res.len, res.namelen, NULL,
-                               NULL, NULL, s_trace_fn, out);
+        int how = router_route(r, ctx, canon, res.len, res.namelen, NULL, NULL,
+                               NULL, s_trace_fn, out);
         if (how & ROUTE_NOMATCH)
             fprintf(out, "    no rule matched\n");
         fprintf(out, "\n");

@@ -59,8 +59,10 @@ static int s_expand(const config_cluster_t *c, config_member_t **out,
         hints.ai_socktype = m->proto == PROTO_UDP ? SOCK_DGRAM : SOCK_STREAM;
         int rc = getaddrinfo(m->host, NULL, &hints, &res);
         if (rc != 0) {
-            snprintf(err, errlen, "%s:%d: cluster '%s' useall: cannot resolve "
-                     "'%s': %s", m->pos.file, m->pos.line, c->name, m->host,
+            snprintf(err, errlen,
+                     "%s:%d: cluster '%s' useall: cannot resolve "
+                     "'%s': %s",
+                     m->pos.file, m->pos.line, c->name, m->host,
                      gai_strerror(rc));
             goto fail;
         }

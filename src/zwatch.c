@@ -7,15 +7,15 @@
 #include <zmq.h>
 
 struct zwatch {
-    struct ev_loop *loop;  /* borrowed */
-    void *sock;            /* borrowed zmq socket */
-    int burst;             /* messages per step */
-    int active;            /* delivery wanted */
-    zwatch_fn *fn;         /* per-message callback */
-    void *arg;             /* its argument */
-    ev_io io;              /* on ZMQ_FD */
-    ev_prepare prep;       /* re-check ZMQ_EVENTS before blocking */
-    ev_idle idle;          /* keeps draining without blocking */
+    struct ev_loop *loop; /* borrowed */
+    void *sock;           /* borrowed zmq socket */
+    int burst;            /* messages per step */
+    int active;           /* delivery wanted */
+    zwatch_fn *fn;        /* per-message callback */
+    void *arg;            /* its argument */
+    ev_io io;             /* on ZMQ_FD */
+    ev_prepare prep;      /* re-check ZMQ_EVENTS before blocking */
+    ev_idle idle;         /* keeps draining without blocking */
 };
 
 static int s_readable(zwatch_t *w)
@@ -64,8 +64,8 @@ static void s_prep_fn(struct ev_loop *loop, ev_prepare *prep, int revents)
         ev_idle_start(loop, &w->idle);
 }
 
-zwatch_t *zwatch_new(struct ev_loop *loop, void *sock, int burst,
-                     zwatch_fn *fn, void *arg)
+zwatch_t *zwatch_new(struct ev_loop *loop, void *sock, int burst, zwatch_fn *fn,
+                     void *arg)
 {
     int fd;
     size_t sz = sizeof fd;

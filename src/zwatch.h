@@ -23,8 +23,8 @@ typedef void(zwatch_fn)(zwatch_t *w, void *sock, void *arg);
 /* zwatch_new: watch sock (borrowed; the caller closes it after destroying
  * the watch) in loop, calling fn(w, sock, arg) per message, at most burst
  * messages per loop iteration.  Starts stopped.  Returns NULL on failure. */
-zwatch_t *zwatch_new(struct ev_loop *loop, void *sock, int burst,
-                     zwatch_fn *fn, void *arg);
+zwatch_t *zwatch_new(struct ev_loop *loop, void *sock, int burst, zwatch_fn *fn,
+                     void *arg);
 
 /* zwatch_start / zwatch_stop: resume or pause delivery (backpressure). */
 void zwatch_start(zwatch_t *w);

@@ -16,9 +16,11 @@
 static void test_header_roundtrip(void **state)
 {
     (void)state;
-    batch_hdr_t h = {.type = BATCH_DATA, .codec = CODEC_LINES,
+    batch_hdr_t h = {.type = BATCH_DATA,
+                     .codec = CODEC_LINES,
                      .sat_id = 0x0102030405060708ULL,
-                     .seq = 0xfffffffffffffffeULL, .count = 0x89abcdef};
+                     .seq = 0xfffffffffffffffeULL,
+                     .count = 0x89abcdef};
     unsigned char buf[BATCH_HDR_LEN];
     batch_hdr_encode(&h, buf);
     assert_memory_equal(buf, "ORCB", 4);
@@ -57,8 +59,8 @@ static void test_header_rejects(void **state)
 
 typedef struct {
     int n;
-    int stop_at;          /* return non-zero at this point (1-based); 0: never */
-    char lines[8][64];    /* the lines delivered, NUL-terminated */
+    int stop_at;       /* return non-zero at this point (1-based); 0: never */
+    char lines[8][64]; /* the lines delivered, NUL-terminated */
     size_t namelens[8];
 } seen_t;
 
@@ -125,19 +127,19 @@ static void test_lines_bad_mixed(void **state)
 {
     (void)state;
     /* good lines around bad ones: only the bad ones are dropped */
-    static const char p[] =
-        "good.one 1 1700000000\n"
-        "bad\0nul 1 1700000000\n"          /* NUL in the name */
-        "bad\x01" "ctl 1 1700000000\n"     /* a control byte */
-        "bad.nots 1\n"                     /* no timestamp */
-        "good.two 2.5 1700000001\n"
-        "bad.value x 1700000000\n"         /* garbage value */
-        "bad.nan nan 1700000000\n"
-        "bad..dots 1 1700000000\n"         /* not cleansed */
-        "bad.now 1 -1\n"                   /* the parser writes now */
-        "\n"
-        "bad.cr 1 1700000000\r\n"
-        "good.three;k=v -inf 1700000002\n";
+    static const char p[] = "good.one 1 1700000000\n"
+                            "bad\0nul 1 1700000000\n" /* NUL in the name */
+                            "bad\x01"
+                            "ctl 1 1700000000\n" /* a control byte */
+                            "bad.nots 1\n"       /* no timestamp */
+                            "good.two 2.5 1700000001\n"
+                            "bad.value x 1700000000\n" /* garbage value */
+                            "bad.nan nan 1700000000\n"
+                            "bad..dots 1 1700000000\n" /* not cleansed */
+                            "bad.now 1 -1\n" /* the parser writes now */
+                            "\n"
+                            "bad.cr 1 1700000000\r\n"
+                            "good.three;k=v -inf 1700000002\n";
     seen_t s = {0};
     long refused;
     assert_int_equal(s_decode(p, sizeof p - 1, &s, &refused), 3);
@@ -155,15 +157,15 @@ static void test_lines_toolong(void **state)
     /* a line longer than a satellite with this -M writes is refused */
     char p[256];
     size_t max = LINE_CANON_MAX(MAXLINE);
-    memset(p, 'a', max - 5);             /* "aa...a 1 2\n": max bytes */
+    memset(p, 'a', max - 5); /* "aa...a 1 2\n": max bytes */
     memcpy(p + max - 5, " 1 2\n", 5);
     seen_t s = {0};
     long refused;
     assert_int_equal(s_decode(p, max, &s, &refused), 1);
     assert_int_equal(refused, 0);
-    memset(p, 'a', max - 4);             /* max + 1 bytes */
+    memset(p, 'a', max - 4); /* max + 1 bytes */
     memcpy(p + max - 4, " 1 2\n", 5);
-    memcpy(p + max + 1, "x 1 3\n", 6);   /* then a good line */
+    memcpy(p + max + 1, "x 1 3\n", 6); /* then a good line */
     seen_t t = {0};
     assert_int_equal(s_decode(p, max + 7, &t, &refused), 1);
     assert_int_equal(refused, 1);

@@ -517,20 +517,20 @@ static void test_regex_limits(void **state)
     config_destroy(&cfg);
 
     /* repetition counts stop at 255 */
-    s_bad("match\n x{0,256} send to blackhole ;", "t.conf:2: ",
-          "repetition count 256 is more than 255");
-    s_bad("match x{300} send to blackhole ;", "t.conf:1: ",
-          "repetition count 300");
+    s_bad("match\n x{0,256} send to blackhole ;",
+          "t.conf:2: ", "repetition count 256 is more than 255");
+    s_bad("match x{300} send to blackhole ;",
+          "t.conf:1: ", "repetition count 300");
 
     /* copies of copies, and long runs of optional parts, make automata
      * too large to compile or to run a name through quickly */
-    s_bad("match ((a{100}){100}){100} send to blackhole ;", "t.conf:1: ",
-          "split it into several expressions");
-    s_bad("match\n\n (a?){255}$ send to blackhole ;", "t.conf:3: ",
-          "too complex");
+    s_bad("match ((a{100}){100}){100} send to blackhole ;",
+          "t.conf:1: ", "split it into several expressions");
+    s_bad("match\n\n (a?){255}$ send to blackhole ;",
+          "t.conf:3: ", "too complex");
     s_bad("rewrite (.*){200}$ into x ;", "t.conf:1: ", "too complex");
-    s_bad("match * validate ((a?){255}){10} else drop ;", "t.conf:1: ",
-          "too complex");
+    s_bad("match * validate ((a?){255}){10} else drop ;",
+          "t.conf:1: ", "too complex");
 }
 
 /* Back references are refused: TRE matches them by backtracking. */
@@ -543,10 +543,10 @@ static void test_regex_backrefs(void **state)
     s_bad("cluster c forward h ;\n\nmatch ^a ^(b)\\1$ send to c ;",
           "t.conf:3: ", "back reference \\1");
     s_bad("rewrite ^(a)(b)\\2 into x ;", "t.conf:1: ", "back reference \\2");
-    s_bad("match * validate ^([0-9])\\9 else log ;", "t.conf:1: ",
-          "back reference \\9");
-    s_bad("match 'x|(y)\\1' send to blackhole ;", "t.conf:1: ",
-          "back references are refused");
+    s_bad("match * validate ^([0-9])\\9 else log ;",
+          "t.conf:1: ", "back reference \\9");
+    s_bad("match 'x|(y)\\1' send to blackhole ;",
+          "t.conf:1: ", "back references are refused");
 
     /* a backslash before anything else is no reference, nor is one in a
      * bracket expression */
@@ -560,10 +560,10 @@ static void test_regex_backrefs(void **state)
 static void test_regex_extensions(void **state)
 {
     (void)state;
-    s_bad("match a{~1} send to blackhole ;", "t.conf:1: ",
-          "approximate matching");
-    s_bad("match (?i)abc send to blackhole ;", "t.conf:1: ",
-          "'(?' is not POSIX syntax");
+    s_bad("match a{~1} send to blackhole ;",
+          "t.conf:1: ", "approximate matching");
+    s_bad("match (?i)abc send to blackhole ;",
+          "t.conf:1: ", "'(?' is not POSIX syntax");
     s_bad("match (?:a)b send to blackhole ;", "t.conf:1: ", "'(?'");
 }
 
@@ -1007,13 +1007,17 @@ static const bad_t s_bads[] = {
      "match * validate a else drop validate b else "
      "log send to blackhole ;",
      "t.conf:1: ", "'validate' given twice"},
-    {"match_regex_nested", "match ((((a{255}){255}){255}){255}) send to "
-     "blackhole ;", "t.conf:1: ", "too complex"},
+    {"match_regex_nested",
+     "match ((((a{255}){255}){255}){255}) send to "
+     "blackhole ;",
+     "t.conf:1: ", "too complex"},
     {"match_regex_wide", "match\n [a-z]{0,5000} send to blackhole ;",
      "t.conf:2: ", "repetition count 5000 is more than 255"},
-    {"match_regex_deep", "match ((((((((((((((((((((((((((((((((((((((((((("
+    {"match_regex_deep",
+     "match ((((((((((((((((((((((((((((((((((((((((((("
      "(((((((((((((((((((((((a))))))))))))))))))))))))))))))))))))))))))))))))"
-     "))))))))))))))))) send to blackhole ;", "t.conf:1: ", "too complex"},
+     "))))))))))))))))) send to blackhole ;",
+     "t.conf:1: ", "too complex"},
     /* rewrite */
     {"rewrite_no_into", "rewrite ^a b ;",
      "t.conf:1: ", "expected 'into', found 'b'"},

@@ -20,12 +20,11 @@
 
 #include "line.h"
 
-#define NOW 1700000123LL
+#define NOW   1700000123LL
 #define GUARD 0x5a
 
 /* Report a failed case with the line of the test that made it. */
-static void
-s_fail(int line, const char *in, size_t len, const char *what)
+static void s_fail(int line, const char *in, size_t len, const char *what)
 {
     size_t i;
 
@@ -44,9 +43,8 @@ s_fail(int line, const char *in, size_t len, const char *what)
 
 /* Check that the canonical line in out[0..res) matches want, with the
  * name lengths it implies. */
-static void
-s_check_out(int line, const char *in, size_t len, const char *out,
-            const line_result_t *res, const char *want)
+static void s_check_out(int line, const char *in, size_t len, const char *out,
+                        const line_result_t *res, const char *want)
 {
     size_t wl = strlen(want);
     size_t full = (size_t)(strchr(want, ' ') - want);
@@ -56,8 +54,8 @@ s_check_out(int line, const char *in, size_t len, const char *out,
     if (res->len != wl || memcmp(out, want, wl) != 0) {
         char msg[512];
 
-        snprintf(msg, sizeof msg, "got \"%.*s\", want \"%s\"",
-                 (int)res->len, out, want);
+        snprintf(msg, sizeof msg, "got \"%.*s\", want \"%s\"", (int)res->len,
+                 out, want);
         s_fail(line, in, len, msg);
     }
     if (res->fulllen != full || res->namelen != path)
@@ -65,8 +63,8 @@ s_check_out(int line, const char *in, size_t len, const char *out,
 }
 
 /* Parse in[0..len) with room to spare: expect LINE_OK and want. */
-static void
-s_ok(int line, const char *in, size_t len, long long now, const char *want)
+static void s_ok(int line, const char *in, size_t len, long long now,
+                 const char *want)
 {
     char out[512];
     line_result_t res;
@@ -78,8 +76,7 @@ s_ok(int line, const char *in, size_t len, long long now, const char *want)
 }
 
 /* Parse in[0..len): expect status want. */
-static void
-s_bad(int line, const char *in, size_t len, line_status_t want)
+static void s_bad(int line, const char *in, size_t len, line_status_t want)
 {
     char out[512];
     line_result_t res;
@@ -94,12 +91,11 @@ s_bad(int line, const char *in, size_t len, line_status_t want)
     }
 }
 
-#define OK(in, want) s_ok(__LINE__, in, sizeof(in) - 1, NOW, want)
+#define OK(in, want)         s_ok(__LINE__, in, sizeof(in) - 1, NOW, want)
 #define OKNOW(in, now, want) s_ok(__LINE__, in, sizeof(in) - 1, now, want)
-#define BAD(in, st) s_bad(__LINE__, in, sizeof(in) - 1, st)
+#define BAD(in, st)          s_bad(__LINE__, in, sizeof(in) - 1, st)
 
-static void
-test_basic(void **state)
+static void test_basic(void **state)
 {
     (void)state;
     OK("a.b.c 1 1700000000", "a.b.c 1 1700000000\n");
@@ -108,8 +104,7 @@ test_basic(void **state)
     OK("x 0 0", "x 0 0\n");
 }
 
-static void
-test_whitespace(void **state)
+static void test_whitespace(void **state)
 {
     (void)state;
     OK("a  1  2", "a 1 2\n");
@@ -121,8 +116,7 @@ test_whitespace(void **state)
     OK(" \t a \t 1 \t 2 \t ", "a 1 2\n");
 }
 
-static void
-test_cr(void **state)
+static void test_cr(void **state)
 {
     (void)state;
     OK("a 1 2\r", "a 1 2\n");
@@ -131,7 +125,7 @@ test_cr(void **state)
     OK("a.\rb 1 2", "a.b 1 2\n");
     OK("a 1\r5 2", "a 15 2\n");
     OK("a 1 17\r00", "a 1 1700\n");
-    OK("a 1 2 \r", "a 1 2\n");       /* a lone '\r' is not a field */
+    OK("a 1 2 \r", "a 1 2\n"); /* a lone '\r' is not a field */
     OK("a \r 1 2", "a 1 2\n");
     OK("a \r\r\r 1 \r 2 \r\r", "a 1 2\n");
     OK("a 1 2\r\r\r\r", "a 1 2\n");
@@ -142,8 +136,7 @@ test_cr(void **state)
     BAD("a 1 \r", LINE_FIELDS);
 }
 
-static void
-test_empty(void **state)
+static void test_empty(void **state)
 {
     (void)state;
     BAD("", LINE_EMPTY);
@@ -155,8 +148,7 @@ test_empty(void **state)
     BAD(" \r\t\r ", LINE_EMPTY);
 }
 
-static void
-test_fields(void **state)
+static void test_fields(void **state)
 {
     (void)state;
     BAD("a", LINE_FIELDS);
@@ -166,15 +158,14 @@ test_fields(void **state)
     BAD("a 1 2 3", LINE_FIELDS);
     BAD("a 1 2 3 4 5 6", LINE_FIELDS);
     BAD("a 1 2 x", LINE_FIELDS);
-    BAD("a\v1 2", LINE_FIELDS);       /* only space and tab separate */
+    BAD("a\v1 2", LINE_FIELDS); /* only space and tab separate */
     BAD("a\f1\f2", LINE_FIELDS);
     BAD("a\n1 2", LINE_FIELDS);
-    BAD("... 1", LINE_FIELDS);        /* field count is checked first */
+    BAD("... 1", LINE_FIELDS); /* field count is checked first */
     BAD("a nan", LINE_FIELDS);
 }
 
-static void
-test_value_ok(void **state)
+static void test_value_ok(void **state)
 {
     (void)state;
     OK("a 1 2", "a 1 2\n");
@@ -207,8 +198,7 @@ test_value_ok(void **state)
     OK("a iNfInItY 2", "a iNfInItY 2\n");
 }
 
-static void
-test_value_bad(void **state)
+static void test_value_bad(void **state)
 {
     (void)state;
     BAD("a 0x10 2", LINE_VALUE);
@@ -249,8 +239,7 @@ test_value_bad(void **state)
     BAD("a 1e3e 2", LINE_VALUE);
 }
 
-static void
-test_nan(void **state)
+static void test_nan(void **state)
 {
     (void)state;
     BAD("a nan 2", LINE_NAN);
@@ -262,8 +251,7 @@ test_nan(void **state)
     BAD("a nan -1", LINE_NAN);
 }
 
-static void
-test_timestamp_ok(void **state)
+static void test_timestamp_ok(void **state)
 {
     (void)state;
     OK("a 1 1700000000", "a 1 1700000000\n");
@@ -279,8 +267,7 @@ test_timestamp_ok(void **state)
     OK("a 1 99999999999999999999", "a 1 99999999999999999999\n");
 }
 
-static void
-test_timestamp_now(void **state)
+static void test_timestamp_now(void **state)
 {
     (void)state;
     OK("a 1 -1", "a 1 1700000123\n");
@@ -298,8 +285,7 @@ test_timestamp_now(void **state)
     OK("a 1 -11", "a 1 -11\n");
 }
 
-static void
-test_timestamp_bad(void **state)
+static void test_timestamp_bad(void **state)
 {
     (void)state;
     BAD("a 1 abc", LINE_TIMESTAMP);
@@ -320,8 +306,7 @@ test_timestamp_bad(void **state)
     BAD("a 1 \xff", LINE_TIMESTAMP);
 }
 
-static void
-test_name_dots(void **state)
+static void test_name_dots(void **state)
 {
     (void)state;
     OK("a..b 1 2", "a.b 1 2\n");
@@ -334,8 +319,7 @@ test_name_dots(void **state)
     OK(".\r.a\r.\r.b\r.\r 1 2", "a.b 1 2\n");
 }
 
-static void
-test_name_chars(void **state)
+static void test_name_chars(void **state)
 {
     (void)state;
     OK("a-b_c:d#e.F0 1 2", "a-b_c:d#e.F0 1 2\n");
@@ -353,8 +337,7 @@ test_name_chars(void **state)
     OK("a./. 1 2", "a._ 1 2\n");
 }
 
-static void
-test_name_empty(void **state)
+static void test_name_empty(void **state)
 {
     (void)state;
     BAD(". 1 2", LINE_NAME);
@@ -367,8 +350,7 @@ test_name_empty(void **state)
     BAD("... x y", LINE_NAME);
 }
 
-static void
-test_tags(void **state)
+static void test_tags(void **state)
 {
     (void)state;
     OK("a.b;tag=v 1 2", "a.b;tag=v 1 2\n");
@@ -386,8 +368,7 @@ test_tags(void **state)
     OK("a/b;c/d 1 2", "a_b;c/d 1 2\n");
 }
 
-static void
-test_result(void **state)
+static void test_result(void **state)
 {
     char out[64];
     line_result_t res;
@@ -411,8 +392,7 @@ test_result(void **state)
 
 /* Parse in with every cap from 0 to the exact fit into a guarded buffer:
  * TOOLONG below the fit, OK at it, and no byte written past the cap. */
-static void
-s_caps(int line, const char *in, long long now, const char *want)
+static void s_caps(int line, const char *in, long long now, const char *want)
 {
     size_t wl = strlen(want), cap, i;
     char buf[256];
@@ -434,8 +414,7 @@ s_caps(int line, const char *in, long long now, const char *want)
     }
 }
 
-static void
-test_toolong(void **state)
+static void test_toolong(void **state)
 {
     char out[16];
     line_result_t res;
@@ -450,14 +429,12 @@ test_toolong(void **state)
     /* exact fit and one short */
     assert_int_equal(line_parse("abc 1 2", 7, NOW, out, 8, &res), LINE_OK);
     assert_int_equal(res.len, 8);
-    assert_int_equal(line_parse("abc 1 2", 7, NOW, out, 7, &res),
-                     LINE_TOOLONG);
+    assert_int_equal(line_parse("abc 1 2", 7, NOW, out, 7, &res), LINE_TOOLONG);
     assert_int_equal(line_parse("abc 1 2", 7, NOW, NULL, 0, &res),
                      LINE_TOOLONG);
 }
 
-static void
-test_precedence(void **state)
+static void test_precedence(void **state)
 {
     char out[4];
     line_result_t res;
@@ -466,14 +443,13 @@ test_precedence(void **state)
     /* a malformed line is counted as malformed even when it is too long */
     assert_int_equal(line_parse("abcdef x 2", 10, NOW, out, sizeof out, &res),
                      LINE_VALUE);
-    assert_int_equal(line_parse("abcdef nan 2", 12, NOW, out, sizeof out,
-                                &res), LINE_NAN);
+    assert_int_equal(line_parse("abcdef nan 2", 12, NOW, out, sizeof out, &res),
+                     LINE_NAN);
     assert_int_equal(line_parse("abcdef 1 x", 10, NOW, out, sizeof out, &res),
                      LINE_TIMESTAMP);
     assert_int_equal(line_parse("..... 1 2", 9, NOW, out, sizeof out, &res),
                      LINE_NAME);
-    assert_int_equal(line_parse("..... 1 2", 9, NOW, NULL, 0, &res),
-                     LINE_NAME);
+    assert_int_equal(line_parse("..... 1 2", 9, NOW, NULL, 0, &res), LINE_NAME);
     assert_int_equal(line_parse("abcdef 1", 8, NOW, out, sizeof out, &res),
                      LINE_FIELDS);
     /* field order: value before timestamp */
@@ -483,13 +459,12 @@ test_precedence(void **state)
 
 /* Every input is copied to a heap block of its exact length, so ASan
  * catches any read past len. */
-static void
-test_no_overread(void **state)
+static void test_no_overread(void **state)
 {
     static const char *const in[] = {
-        "a 1 2", "a 1 -1", "a.b;t=v 1e3 1.5", "a 1", "a 1 2 3", "...",
-        "a inf", "a 1e", "a 1 2.", "a infinit", "a nan 2", "a 1 -",
-        "a;", "a.", "a 1 2\r", "\r", "a 1 1e",
+        "a 1 2", "a 1 -1", "a.b;t=v 1e3 1.5", "a 1",       "a 1 2 3", "...",
+        "a inf", "a 1e",   "a 1 2.",          "a infinit", "a nan 2", "a 1 -",
+        "a;",    "a.",     "a 1 2\r",         "\r",        "a 1 1e",
     };
     size_t k;
 
@@ -511,20 +486,17 @@ test_no_overread(void **state)
 }
 
 /* The reference rule for a name byte before the ';'. */
-static char
-s_ref_path(unsigned char c)
+static char s_ref_path(unsigned char c)
 {
     if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-        (c >= '0' && c <= '9') || c == '-' || c == '_' || c == ':' ||
-        c == '#')
+        (c >= '0' && c <= '9') || c == '-' || c == '_' || c == ':' || c == '#')
         return (char)c;
     return '_';
 }
 
 /* Every byte, in the path and in the tags, through line_canon (which may
  * see space, tab and newline in a name). */
-static void
-test_all_bytes(void **state)
+static void test_all_bytes(void **state)
 {
     int b;
 
@@ -562,15 +534,14 @@ test_all_bytes(void **state)
     }
 }
 
-static void
-test_canon(void **state)
+static void test_canon(void **state)
 {
     char out[64];
     line_result_t res;
 
     (void)state;
-#define CANON(n, v, t, now_) \
-    line_canon(n, strlen(n), v, strlen(v), t, strlen(t), now_, out, \
+#define CANON(n, v, t, now_)                                                   \
+    line_canon(n, strlen(n), v, strlen(v), t, strlen(t), now_, out,            \
                sizeof out, &res)
     assert_int_equal(CANON("a.b.c", "1.5", "1700000000", NOW), LINE_OK);
     assert_memory_equal(out, "a.b.c 1.5 1700000000\n", res.len);
@@ -598,30 +569,32 @@ test_canon(void **state)
     assert_int_equal(CANON("a", "1", "1e9", NOW), LINE_TIMESTAMP);
 #undef CANON
 
-    assert_int_equal(line_canon(NULL, 0, "1", 1, "2", 1, NOW, out,
-                                sizeof out, &res), LINE_NAME);
-    assert_int_equal(line_canon("a", 1, NULL, 0, "2", 1, NOW, out,
-                                sizeof out, &res), LINE_VALUE);
-    assert_int_equal(line_canon("a", 1, "1", 1, NULL, 0, NOW, out,
-                                sizeof out, &res), LINE_TIMESTAMP);
-    assert_int_equal(line_canon("abc", 3, "1", 1, "2", 1, NOW, out, 7,
-                                &res), LINE_TOOLONG);
-    assert_int_equal(line_canon("abc", 3, "1", 1, "2", 1, NOW, out, 8,
-                                &res), LINE_OK);
+    assert_int_equal(
+        line_canon(NULL, 0, "1", 1, "2", 1, NOW, out, sizeof out, &res),
+        LINE_NAME);
+    assert_int_equal(
+        line_canon("a", 1, NULL, 0, "2", 1, NOW, out, sizeof out, &res),
+        LINE_VALUE);
+    assert_int_equal(
+        line_canon("a", 1, "1", 1, NULL, 0, NOW, out, sizeof out, &res),
+        LINE_TIMESTAMP);
+    assert_int_equal(line_canon("abc", 3, "1", 1, "2", 1, NOW, out, 7, &res),
+                     LINE_TOOLONG);
+    assert_int_equal(line_canon("abc", 3, "1", 1, "2", 1, NOW, out, 8, &res),
+                     LINE_OK);
 }
 
 /* line_check of in[0..len) with maxlen: expect want (0 or -1), and on 0
  * the routing name's length path. */
-static void
-s_check(int line, const char *in, size_t len, size_t maxlen, int want,
-        size_t path)
+static void s_check(int line, const char *in, size_t len, size_t maxlen,
+                    int want, size_t path)
 {
     size_t namelen = 12345;
     int rc = line_check(in, len, maxlen, &namelen);
 
     if (rc != want)
-        s_fail(line, in, len, want == 0 ? "refused, want accepted"
-                                        : "accepted, want refused");
+        s_fail(line, in, len,
+               want == 0 ? "refused, want accepted" : "accepted, want refused");
     if (rc == 0 && namelen != path)
         s_fail(line, in, len, "namelen wrong");
     if (rc != 0 && namelen != 12345)
@@ -629,18 +602,17 @@ s_check(int line, const char *in, size_t len, size_t maxlen, int want,
 }
 
 #define GOOD(in, path) s_check(__LINE__, in, sizeof(in) - 1, 512, 0, path)
-#define REFUSED(in) s_check(__LINE__, in, sizeof(in) - 1, 512, -1, 0)
+#define REFUSED(in)    s_check(__LINE__, in, sizeof(in) - 1, 512, -1, 0)
 
-static void
-test_check_good(void **state)
+static void test_check_good(void **state)
 {
     (void)state;
     GOOD("a 1 2\n", 1);
     GOOD("a.b.c 1.5 1700000000\n", 5);
     GOOD("servers.web-01.cpu_user:x#y 42 1700000000\n", 27);
     GOOD("a.b;t=x_y 1e3 9\n", 3);
-    GOOD("a; 1 2\n", 1);             /* a bare ';' stays, as the parser keeps it */
-    GOOD("a;;k=v;=.. 1 2\n", 1);     /* tags are any printable text */
+    GOOD("a; 1 2\n", 1);         /* a bare ';' stays, as the parser keeps it */
+    GOOD("a;;k=v;=.. 1 2\n", 1); /* tags are any printable text */
     GOOD("a;\x21~ 1 2\n", 1);
     GOOD("x -Infinity 1.5\n", 1);
     GOOD("x inf +5\n", 1);
@@ -648,13 +620,12 @@ test_check_good(void **state)
     GOOD("x +.5 -3\n", 1);
     GOOD("x 1. 007\n", 1);
     GOOD("x 1E-5 -01\n", 1);
-    GOOD("x 1 -1.0\n", 1);           /* only the exact "-1" means now */
+    GOOD("x 1 -1.0\n", 1); /* only the exact "-1" means now */
     GOOD("x 1 -12\n", 1);
     GOOD("x 1 .5\n", 1);
 }
 
-static void
-test_check_refused(void **state)
+static void test_check_refused(void **state)
 {
     (void)state;
     /* NUL and control bytes, bytes the cleanser would have replaced */
@@ -694,8 +665,8 @@ test_check_refused(void **state)
     REFUSED("a 1 2\r\n");
     REFUSED("a\r 1 2\n");
     REFUSED("a 1\r 2\n");
-    REFUSED("a 1 2");                /* no '\n' */
-    REFUSED("a 1 2\nb 1 2\n");       /* two lines */
+    REFUSED("a 1 2");          /* no '\n' */
+    REFUSED("a 1 2\nb 1 2\n"); /* two lines */
     REFUSED("a 1 2\n\n");
     /* values */
     REFUSED("a x 2\n");
@@ -707,7 +678,7 @@ test_check_refused(void **state)
     REFUSED("a infinit 2\n");
     REFUSED("a 1,5 2\n");
     /* timestamps */
-    REFUSED("a 1 -1\n");             /* the parser writes now instead */
+    REFUSED("a 1 -1\n"); /* the parser writes now instead */
     REFUSED("a 1 1e9\n");
     REFUSED("a 1 x\n");
     REFUSED("a 1 1.2.3\n");
@@ -715,8 +686,7 @@ test_check_refused(void **state)
     REFUSED("a 1 inf\n");
 }
 
-static void
-test_check_maxlen(void **state)
+static void test_check_maxlen(void **state)
 {
     size_t namelen = 0;
 
@@ -731,8 +701,7 @@ test_check_maxlen(void **state)
 
 /* Whether in[0..len) is a fixed point of line_parse: its own canonical
  * line, at most maxlen bytes. */
-static int
-s_fixed_point(const char *in, size_t len, size_t maxlen)
+static int s_fixed_point(const char *in, size_t len, size_t maxlen)
 {
     char out[600];
     line_result_t res;
@@ -746,8 +715,7 @@ s_fixed_point(const char *in, size_t len, size_t maxlen)
 
 /* line_check accepts exactly the fixed points of line_parse: every byte
  * value in every field of a few lines. */
-static void
-test_check_exact(void **state)
+static void test_check_exact(void **state)
 {
     static const char *const tmpl[] = {
         "ab.cd;t=v 12.5e3 1700000000\n",
@@ -769,9 +737,10 @@ test_check_exact(void **state)
                 buf[pos] = (char)b;
                 want = s_fixed_point(buf, len, 512) ? 0 : -1;
                 if (line_check(buf, len, 512, &namelen) != want)
-                    s_fail(__LINE__, buf, len, want == 0 ?
-                           "a fixed point of line_parse refused" :
-                           "accepted, but line_parse would rewrite it");
+                    s_fail(__LINE__, buf, len,
+                           want == 0
+                               ? "a fixed point of line_parse refused"
+                               : "accepted, but line_parse would rewrite it");
                 if (want == 0) {
                     char out[64];
                     line_result_t res;
@@ -785,13 +754,19 @@ test_check_exact(void **state)
 }
 
 /* Every line the parser writes passes line_check, with its namelen. */
-static void
-test_check_parser_output(void **state)
+static void test_check_parser_output(void **state)
 {
     static const char *const in[] = {
-        "a  1  2", "\t\ta 1 2\t\t", "a.\rb 1 2", "..a..b.. 1 2",
-        "a\001b\377 1 2", "a;t=x\x01y 1 2", "a 1 -1", "a 1e3 1.5",
-        "web01.cpu;dc=x;rack=7 -inf 1700000000", "a%b^c 1 2",
+        "a  1  2",
+        "\t\ta 1 2\t\t",
+        "a.\rb 1 2",
+        "..a..b.. 1 2",
+        "a\001b\377 1 2",
+        "a;t=x\x01y 1 2",
+        "a 1 -1",
+        "a 1e3 1.5",
+        "web01.cpu;dc=x;rack=7 -inf 1700000000",
+        "a%b^c 1 2",
     };
     char out[512];
 
@@ -800,17 +775,16 @@ test_check_parser_output(void **state)
         line_result_t res;
         size_t namelen = 0;
 
-        assert_int_equal(line_parse(in[i], strlen(in[i]), NOW, out,
-                                    sizeof out, &res), LINE_OK);
+        assert_int_equal(
+            line_parse(in[i], strlen(in[i]), NOW, out, sizeof out, &res),
+            LINE_OK);
         assert_int_equal(line_check(out, res.len, res.len, &namelen), 0);
         assert_int_equal(namelen, res.namelen);
-        assert_int_equal(line_check(out, res.len, res.len - 1, &namelen),
-                         -1);
+        assert_int_equal(line_check(out, res.len, res.len - 1, &namelen), -1);
     }
 }
 
-static void
-test_status_str(void **state)
+static void test_status_str(void **state)
 {
     (void)state;
     assert_string_equal(line_status_str(LINE_OK), "ok");
@@ -826,8 +800,7 @@ test_status_str(void **state)
     assert_non_null(line_status_str((line_status_t)-1));
 }
 
-int
-main(void)
+int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_basic),

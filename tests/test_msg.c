@@ -83,8 +83,8 @@ static void test_pipe(void **state)
     zmq_msg_init(&m);
     assert_int_equal(zmq_msg_recv(&m, b, 0), 16);
     size_t extra;
-    assert_int_equal(msg_hdr_parse(zmq_msg_data(&m), zmq_msg_size(&m), &h,
-                                   &extra), 0);
+    assert_int_equal(
+        msg_hdr_parse(zmq_msg_data(&m), zmq_msg_size(&m), &h, &extra), 0);
     assert_int_equal(h.type, MSG_RETIRED);
     assert_int_equal(h.count, 5);
     assert_true(h.gen == 3);

@@ -68,15 +68,20 @@ static void test_parse(void **state)
     long long v[OPT_N];
     opt_init(v);
     assert_true(v[OPT_MAXLINE] == 16384);
-    assert_int_equal(opt_take(OPT_P_ORCHESTER, 'q', "5000", v, err, sizeof err), 1);
+    assert_int_equal(opt_take(OPT_P_ORCHESTER, 'q', "5000", v, err, sizeof err),
+                     1);
     assert_true(v[OPT_QUEUE] == 5000);
-    assert_int_equal(opt_take(OPT_P_ORCHESTER, 'q', "0", v, err, sizeof err), -1);
+    assert_int_equal(opt_take(OPT_P_ORCHESTER, 'q', "0", v, err, sizeof err),
+                     -1);
     assert_non_null(strstr(err, "-q: bad number '0'"));
     assert_true(v[OPT_QUEUE] == 5000);
     /* -W is the satellite's, not the orchester's */
-    assert_int_equal(opt_take(OPT_P_ORCHESTER, 'W', "70000", v, err, sizeof err), 0);
-    assert_int_equal(opt_take(OPT_P_SATELLITE, 'W', "70000", v, err, sizeof err), 1);
-    assert_int_equal(opt_take(OPT_P_SATELLITE, 'x', "1", v, err, sizeof err), 0);
+    assert_int_equal(
+        opt_take(OPT_P_ORCHESTER, 'W', "70000", v, err, sizeof err), 0);
+    assert_int_equal(
+        opt_take(OPT_P_SATELLITE, 'W', "70000", v, err, sizeof err), 1);
+    assert_int_equal(opt_take(OPT_P_SATELLITE, 'x', "1", v, err, sizeof err),
+                     0);
 }
 
 /* The text between the two marker comments of docs/limitations.rst. */
@@ -90,7 +95,8 @@ static char *s_doc_block(void)
         fprintf(stderr, "cannot read %s\n", path);
         return NULL;
     }
-    static const char begin[] = ".. timeouts: begin (made by opt_timeouts_rst)\n\n";
+    static const char begin[] =
+        ".. timeouts: begin (made by opt_timeouts_rst)\n\n";
     static const char end[] = "\n.. timeouts: end\n";
     char *text = calloc(1, 1 << 20);
     size_t n = text ? fread(text, 1, (1 << 20) - 1, f) : 0;
@@ -115,12 +121,16 @@ static void test_doc(void **state)
     assert_true(n < sizeof want);
     char *doc = s_doc_block();
     if (doc == NULL)
-        fprintf(stderr, "docs/limitations.rst: no list of timeouts between "
-                        "the marker comments; it should read:\n%s", want);
+        fprintf(stderr,
+                "docs/limitations.rst: no list of timeouts between "
+                "the marker comments; it should read:\n%s",
+                want);
     assert_non_null(doc);
     if (strcmp(doc, want) != 0)
-        fprintf(stderr, "docs/limitations.rst: the list of timeouts should "
-                        "read:\n%s", want);
+        fprintf(stderr,
+                "docs/limitations.rst: the list of timeouts should "
+                "read:\n%s",
+                want);
     assert_string_equal(doc, want);
     free(doc);
 }

@@ -18,7 +18,7 @@
  * long-lived pickle_t, which must agree.
  */
 #ifndef _POSIX_C_SOURCE
-#define _POSIX_C_SOURCE 200809L     /* strdup, strtok_r, opendir */
+#define _POSIX_C_SOURCE 200809L /* strdup, strtok_r, opendir */
 #endif
 
 #include <stdarg.h>
@@ -55,8 +55,7 @@ typedef struct {
     size_t cap;
 } pts_t;
 
-static char *
-s_dup(const char *s, size_t n)
+static char *s_dup(const char *s, size_t n)
 {
     char *d = malloc(n + 1);
 
@@ -66,9 +65,9 @@ s_dup(const char *s, size_t n)
     return d;
 }
 
-static void
-s_collect(void *arg, const char *name, size_t namelen, const char *value,
-          size_t valuelen, const char *ts, size_t tslen)
+static void s_collect(void *arg, const char *name, size_t namelen,
+                      const char *value, size_t valuelen, const char *ts,
+                      size_t tslen)
 {
     pts_t *pts = arg;
     pt_t *p;
@@ -87,8 +86,7 @@ s_collect(void *arg, const char *name, size_t namelen, const char *value,
     p->tslen = tslen;
 }
 
-static void
-s_pts_free(pts_t *pts)
+static void s_pts_free(pts_t *pts)
 {
     size_t i;
 
@@ -108,8 +106,8 @@ static pickle_limits_t s_shared_lim;
 /* Decode buf/len with limits lim (NULL: defaults) both ways; check they
  * agree and that a refusal gave no datapoint.  Returns the status; the
  * datapoints are in *out (free with s_pts_free). */
-static pickle_status_t
-s_decode(const void *buf, size_t len, const pickle_limits_t *lim, pts_t *out)
+static pickle_status_t s_decode(const void *buf, size_t len,
+                                const pickle_limits_t *lim, pts_t *out)
 {
     unsigned char *copy = malloc(len ? len : 1);
     pickle_status_t st = PICKLE_NSTATUS, st2 = PICKLE_NSTATUS;
@@ -145,8 +143,7 @@ s_decode(const void *buf, size_t len, const pickle_limits_t *lim, pts_t *out)
     assert_int_equal(other.n, out->n);
     for (i = 0; i < out->n; i++) {
         assert_int_equal(other.p[i].namelen, out->p[i].namelen);
-        assert_memory_equal(other.p[i].name, out->p[i].name,
-                            out->p[i].namelen);
+        assert_memory_equal(other.p[i].name, out->p[i].name, out->p[i].namelen);
         assert_string_equal(other.p[i].value, out->p[i].value);
         assert_string_equal(other.p[i].ts, out->p[i].ts);
     }
@@ -156,8 +153,7 @@ s_decode(const void *buf, size_t len, const pickle_limits_t *lim, pts_t *out)
 }
 
 /* The datapoints as "name value ts\n" lines, in a malloc'd block. */
-static char *
-s_lines(const pts_t *pts, size_t *len)
+static char *s_lines(const pts_t *pts, size_t *len)
 {
     size_t i, n = 0, w = 0;
     char *s;
@@ -185,8 +181,7 @@ s_lines(const pts_t *pts, size_t *len)
 }
 
 /* Print bytes with C escapes, for failure messages. */
-static void
-s_print_bytes(const char *what, const void *buf, size_t len)
+static void s_print_bytes(const char *what, const void *buf, size_t len)
 {
     const unsigned char *b = buf;
     size_t i;
@@ -202,9 +197,8 @@ s_print_bytes(const char *what, const void *buf, size_t len)
 }
 
 /* Expect buf/len accepted, handing out exactly the lines want/wantlen. */
-static void
-s_ok(int line, const void *buf, size_t len, const pickle_limits_t *lim,
-     const char *want, size_t wantlen)
+static void s_ok(int line, const void *buf, size_t len,
+                 const pickle_limits_t *lim, const char *want, size_t wantlen)
 {
     pts_t pts;
     pickle_status_t st = s_decode(buf, len, lim, &pts);
@@ -230,9 +224,8 @@ s_ok(int line, const void *buf, size_t len, const pickle_limits_t *lim,
 }
 
 /* Expect buf/len refused with status want. */
-static void
-s_bad(int line, const void *buf, size_t len, const pickle_limits_t *lim,
-      pickle_status_t want)
+static void s_bad(int line, const void *buf, size_t len,
+                  const pickle_limits_t *lim, pickle_status_t want)
 {
     pts_t pts;
     pickle_status_t st = s_decode(buf, len, lim, &pts);
@@ -246,11 +239,11 @@ s_bad(int line, const void *buf, size_t len, const pickle_limits_t *lim,
     }
 }
 
-#define L(lit) lit, sizeof(lit) - 1
-#define OK(in, want) s_ok(__LINE__, L(in), NULL, L(want))
+#define L(lit)             lit, sizeof(lit) - 1
+#define OK(in, want)       s_ok(__LINE__, L(in), NULL, L(want))
 #define OKL(in, lim, want) s_ok(__LINE__, L(in), lim, L(want))
-#define BAD(in, st) s_bad(__LINE__, L(in), NULL, st)
-#define BADL(in, lim, st) s_bad(__LINE__, L(in), lim, st)
+#define BAD(in, st)        s_bad(__LINE__, L(in), NULL, st)
+#define BADL(in, lim, st)  s_bad(__LINE__, L(in), lim, st)
 
 /* A growable byte buffer for frames built in code. */
 typedef struct {
@@ -259,8 +252,7 @@ typedef struct {
     size_t cap;
 } buf_t;
 
-static void
-b_put(buf_t *f, const void *p, size_t n)
+static void b_put(buf_t *f, const void *p, size_t n)
 {
     if (f->n + n > f->cap) {
         while (f->n + n > f->cap)
@@ -272,23 +264,20 @@ b_put(buf_t *f, const void *p, size_t n)
     f->n += n;
 }
 
-static void
-b_byte(buf_t *f, int c)
+static void b_byte(buf_t *f, int c)
 {
     unsigned char b = (unsigned char)c;
 
     b_put(f, &b, 1);
 }
 
-static void
-b_rep(buf_t *f, int c, size_t n)
+static void b_rep(buf_t *f, int c, size_t n)
 {
     while (n--)
         b_byte(f, c);
 }
 
-static void
-b_le32(buf_t *f, uint32_t v)
+static void b_le32(buf_t *f, uint32_t v)
 {
     unsigned char b[4] = {v & 0xff, v >> 8 & 0xff, v >> 16 & 0xff,
                           v >> 24 & 0xff};
@@ -300,8 +289,7 @@ b_le32(buf_t *f, uint32_t v)
  * timestamps, BINFLOAT values, APPENDS batches of 1000) as Python writes
  * it, with its BINPUT/LONG_BINPUT memo entries (3 per datapoint) when memo
  * is set. */
-static void
-b_proto2(buf_t *f, size_t n, int memo_on)
+static void b_proto2(buf_t *f, size_t n, int memo_on)
 {
     size_t i, memo = 1;
 
@@ -347,8 +335,7 @@ b_proto2(buf_t *f, size_t n, int memo_on)
 
 /* --- hand-built frames: protocol 0 ------------------------------------- */
 
-static void
-test_proto0_basic(void **state)
+static void test_proto0_basic(void **state)
 {
     (void)state;
     /* Python 2 pickle.dumps(list, 0) */
@@ -367,8 +354,7 @@ test_proto0_basic(void **state)
     OK("(t.", "");
 }
 
-static void
-test_proto0_string(void **state)
+static void test_proto0_string(void **state)
 {
     (void)state;
     OK("(l(S'a\\'b\\\\c\\x41\\101\\n\\t\\q'\n(I1\nI2\ntta.",
@@ -389,8 +375,7 @@ test_proto0_string(void **state)
     BAD("(l(S'abc'", PICKLE_TRUNCATED);
 }
 
-static void
-test_proto0_unicode(void **state)
+static void test_proto0_unicode(void **state)
 {
     (void)state;
     OK("(l(Vm\xe9ter\n(I1\nI2\ntta.", "m\xc3\xa9ter 2 1\n");
@@ -408,8 +393,7 @@ test_proto0_unicode(void **state)
     BAD("(l(V\\U0001f60\n(I1\nI2\ntta.", PICKLE_OPERAND);
 }
 
-static void
-test_proto0_numbers(void **state)
+static void test_proto0_numbers(void **state)
 {
     (void)state;
     OK("(l(S'a'\n(I00\nI01\ntta.", "a 1 0\n");
@@ -421,10 +405,10 @@ test_proto0_numbers(void **state)
        "a 1.8446744073709552e+19 18446744073709551615\n");
     OK("(l(S'a'\n(I-9223372036854775809\nL12L\ntta.",
        "a 12 -9.223372036854776e+18\n");
-    OK("(l(S'a'\n(L-99999999999999999999L\nL0001\ntta.",
-       "a 1 -1e+20\n");
+    OK("(l(S'a'\n(L-99999999999999999999L\nL0001\ntta.", "a 1 -1e+20\n");
     OK("(l(S'a'\n(L100000000000000000000000000000000000000000000000000L\n"
-       "L-0\ntta.", "a 0 1e+50\n");
+       "L-0\ntta.",
+       "a 0 1e+50\n");
     BAD("(l(S'a'\n(I\nI2\ntta.", PICKLE_OPERAND);
     BAD("(l(S'a'\n(Iabc\nI2\ntta.", PICKLE_OPERAND);
     BAD("(l(S'a'\n(I1.5\nI2\ntta.", PICKLE_OPERAND);
@@ -444,13 +428,11 @@ test_proto0_numbers(void **state)
     BAD("(l(S'a'\n(F1\0\nF1\ntta.", PICKLE_OPERAND);
 }
 
-static void
-test_proto0_stack(void **state)
+static void test_proto0_stack(void **state)
 {
     (void)state;
     /* PUT/GET: the name comes back from the memo */
-    OK("(lp0\n(S'a'\np1\n(I1\nI2\ntta(g1\n(I3\nI4\ntta.",
-       "a 2 1\na 4 3\n");
+    OK("(lp0\n(S'a'\np1\n(I1\nI2\ntta(g1\n(I3\nI4\ntta.", "a 2 1\na 4 3\n");
     /* POP drops the top */
     OK("(l(S'a'\n(I1\nI2\nI3\n0tta.", "a 2 1\n");
     /* POP with nothing above the MARK drops the MARK */
@@ -471,16 +453,15 @@ test_proto0_stack(void **state)
     BAD("2.", PICKLE_STACK);
     BAD("p0\n.", PICKLE_STACK);
     BAD("(p0\n.", PICKLE_STACK);
-    BAD("(l(S'a'\n(I1\n2\ntta.", PICKLE_OPCODE);     /* '\\n' */
+    BAD("(l(S'a'\n(I1\n2\ntta.", PICKLE_OPCODE); /* '\\n' */
 }
 
 /* --- hand-built frames: binary protocols ------------------------------- */
 
 /* A one-point protocol-2 frame: name "n", timestamp 0, and the value the
  * opcodes v/vlen push; expect the value text want (or a refusal). */
-static void
-s_val(int line, const char *v, size_t vlen, const char *want,
-      pickle_status_t bad)
+static void s_val(int line, const char *v, size_t vlen, const char *want,
+                  pickle_status_t bad)
 {
     buf_t f = {0};
     char exp[128];
@@ -488,7 +469,8 @@ s_val(int line, const char *v, size_t vlen, const char *want,
 
     b_put(&f, L("\x80\x02]\x8c\x01nK\x00"));
     b_put(&f, v, vlen);
-    b_put(&f, L("\x86\x86" "a."));
+    b_put(&f, L("\x86\x86"
+                "a."));
     if (want) {
         n = snprintf(exp, sizeof exp, "n %s 0\n", want);
         s_ok(line, f.b, f.n, NULL, exp, (size_t)n);
@@ -497,11 +479,10 @@ s_val(int line, const char *v, size_t vlen, const char *want,
     free(f.b);
 }
 
-#define VAL(lit, want) s_val(__LINE__, L(lit), want, PICKLE_OK)
+#define VAL(lit, want)  s_val(__LINE__, L(lit), want, PICKLE_OK)
 #define VALBAD(lit, st) s_val(__LINE__, L(lit), NULL, st)
 
-static void
-test_binary_numbers(void **state)
+static void test_binary_numbers(void **state)
 {
     (void)state;
     VAL("K\x07", "7");
@@ -525,8 +506,7 @@ test_binary_numbers(void **state)
     VAL("\x8a\x08\xff\xff\xff\xff\xff\xff\xff\x7f", "9223372036854775807");
     VAL("\x8a\x08\x00\x00\x00\x00\x00\x00\x00\x80", "-9223372036854775808");
     VAL("\x8a\x09\x00\x00\x00\x00\x00\x00\x00\x80\x00", "9223372036854775808");
-    VAL("\x8a\x09\xff\xff\xff\xff\xff\xff\xff\xff\x00",
-        "18446744073709551615");
+    VAL("\x8a\x09\xff\xff\xff\xff\xff\xff\xff\xff\x00", "18446744073709551615");
     VAL("\x8a\x09\x00\x00\x00\x00\x00\x00\x00\x00\x01",
         "1.8446744073709552e+19");
     VAL("\x8a\x09\x00\x00\x00\x00\x00\x00\x00\x00\xff",
@@ -541,9 +521,15 @@ test_binary_numbers(void **state)
     VAL("\x8b\x00\x00\x00\x00", "0");
     VAL("\x88", "1");
     VAL("\x89", "0");
-    VAL("\x8c\x02" "42", "42");
-    VAL("X\x05\x00\x00\x00" "0.125", "0.125");
-    VAL("C\x03" "1.5", "1.5");
+    VAL("\x8c\x02"
+        "42",
+        "42");
+    VAL("X\x05\x00\x00\x00"
+        "0.125",
+        "0.125");
+    VAL("C\x03"
+        "1.5",
+        "1.5");
     VALBAD("N", PICKLE_SHAPE);
     VALBAD(")", PICKLE_SHAPE);
     VALBAD("]", PICKLE_SHAPE);
@@ -555,16 +541,16 @@ test_binary_numbers(void **state)
 
 /* A one-point protocol-2 frame whose name the opcodes v/vlen push;
  * expect the name want/wantlen. */
-static void
-s_name(int line, const char *v, size_t vlen, const char *want,
-       size_t wantlen, pickle_status_t bad)
+static void s_name(int line, const char *v, size_t vlen, const char *want,
+                   size_t wantlen, pickle_status_t bad)
 {
     buf_t f = {0};
     char exp[512];
 
     b_put(&f, L("\x80\x02]"));
     b_put(&f, v, vlen);
-    b_put(&f, L("K\x01K\x02\x86\x86" "a."));
+    b_put(&f, L("K\x01K\x02\x86\x86"
+                "a."));
     if (want) {
         assert_true(wantlen + 5 <= sizeof exp);
         memcpy(exp, want, wantlen);
@@ -575,60 +561,100 @@ s_name(int line, const char *v, size_t vlen, const char *want,
     free(f.b);
 }
 
-#define NAME(lit, want) s_name(__LINE__, L(lit), L(want), PICKLE_OK)
+#define NAME(lit, want)  s_name(__LINE__, L(lit), L(want), PICKLE_OK)
 #define NAMEBAD(lit, st) s_name(__LINE__, L(lit), NULL, 0, st)
 
-static void
-test_binary_strings(void **state)
+static void test_binary_strings(void **state)
 {
     (void)state;
-    NAME("T\x03\x00\x00\x00" "abc", "abc");
-    NAME("U\x03" "abc", "abc");
+    NAME("T\x03\x00\x00\x00"
+         "abc",
+         "abc");
+    NAME("U\x03"
+         "abc",
+         "abc");
     NAME("U\x00", "");
     NAME("X\x04\x00\x00\x00m\xc3\xa9t", "m\xc3\xa9t");
-    NAME("B\x03\x00\x00\x00" "a\0c", "a\0c");
-    NAME("C\x02" "ab", "ab");
-    NAME("\x8c\x03" "abc", "abc");
-    NAME("\x8d\x03\x00\x00\x00\x00\x00\x00\x00" "abc", "abc");
-    NAME("\x8e\x03\x00\x00\x00\x00\x00\x00\x00" "abc", "abc");
-    NAME("\x96\x03\x00\x00\x00\x00\x00\x00\x00" "abc", "abc");
+    NAME("B\x03\x00\x00\x00"
+         "a\0c",
+         "a\0c");
+    NAME("C\x02"
+         "ab",
+         "ab");
+    NAME("\x8c\x03"
+         "abc",
+         "abc");
+    NAME("\x8d\x03\x00\x00\x00\x00\x00\x00\x00"
+         "abc",
+         "abc");
+    NAME("\x8e\x03\x00\x00\x00\x00\x00\x00\x00"
+         "abc",
+         "abc");
+    NAME("\x96\x03\x00\x00\x00\x00\x00\x00\x00"
+         "abc",
+         "abc");
     NAMEBAD("T\xff\xff\xff\xff", PICKLE_OPERAND);
-    NAMEBAD("T\x04\x00\x00\x00" "abc", PICKLE_OPCODE); /* eats 'K' */
-    NAMEBAD("X\x10\x00\x00\x00" "abc", PICKLE_TRUNCATED);
+    NAMEBAD("T\x04\x00\x00\x00"
+            "abc",
+            PICKLE_OPCODE); /* eats 'K' */
+    NAMEBAD("X\x10\x00\x00\x00"
+            "abc",
+            PICKLE_TRUNCATED);
     NAMEBAD("\x8d\x00\x00\x00\x00\x00\x00\x00\x80", PICKLE_STRING);
-    NAMEBAD("\x8c\xff" "abc", PICKLE_TRUNCATED);
+    NAMEBAD("\x8c\xff"
+            "abc",
+            PICKLE_TRUNCATED);
     NAMEBAD("K\x05", PICKLE_SHAPE);
     NAMEBAD("G\x3f\xe0\x00\x00\x00\x00\x00\x00", PICKLE_SHAPE);
     NAMEBAD("N", PICKLE_SHAPE);
     NAMEBAD(")", PICKLE_SHAPE);
 }
 
-static void
-test_binary_memo(void **state)
+static void test_binary_memo(void **state)
 {
     (void)state;
     /* BINPUT/BINGET */
     OK("\x80\x02]q\x00(\x8c\x01nq\x01K\x01K\x02\x86\x86h\x01K\x03K\x04"
-       "\x86\x86" "e.", "n 2 1\nn 4 3\n");
+       "\x86\x86"
+       "e.",
+       "n 2 1\nn 4 3\n");
     /* LONG_BINPUT/LONG_BINGET at a high index */
     OK("\x80\x02](\x8c\x01nr\x2c\x01\x00\x00K\x01K\x02\x86\x86j\x2c\x01\x00"
-       "\x00K\x03K\x04\x86\x86" "e.", "n 2 1\nn 4 3\n");
+       "\x00K\x03K\x04\x86\x86"
+       "e.",
+       "n 2 1\nn 4 3\n");
     /* MEMOIZE numbers entries from 0 in the order they are made */
     OK("\x80\x04]\x94(\x8c\x01n\x94K\x01K\x02\x86\x94\x86\x94h\x01h\x02"
-       "\x86" "e.", "n 2 1\nn 2 1\n");
+       "\x86"
+       "e.",
+       "n 2 1\nn 2 1\n");
     /* a memo entry may be overwritten */
-    OK("\x80\x02](\x8c\x01" "aq\x01\x8c\x01" "bq\x01" "0K\x01K\x02\x86\x86"
-       "h\x01K\x03K\x04\x86\x86" "e.", "a 2 1\nb 4 3\n");
+    OK("\x80\x02](\x8c\x01"
+       "aq\x01\x8c\x01"
+       "bq\x01"
+       "0K\x01K\x02\x86\x86"
+       "h\x01K\x03K\x04\x86\x86"
+       "e.",
+       "a 2 1\nb 4 3\n");
     /* the memo holds the object, not a copy: P = [] is memoized, put in an
      * item, and only then filled; the item sees the appends */
-    OK("\x80\x02]q\x00]q\x01" "0\x8c\x01nh\x01\x86" "ah\x01(K\x05K\x07"
-       "e0.", "n 7 5\n");
+    OK("\x80\x02]q\x00]q\x01"
+       "0\x8c\x01nh\x01\x86"
+       "ah\x01(K\x05K\x07"
+       "e0.",
+       "n 7 5\n");
     /* the same for the outer list, fetched back and appended to */
-    OK("\x80\x02]q\x00" "0h\x00\x8c\x01nK\x01K\x02\x86\x86" "a.",
+    OK("\x80\x02]q\x00"
+       "0h\x00\x8c\x01nK\x01K\x02\x86\x86"
+       "a.",
        "n 2 1\n");
     /* a self-containing list: a cycle is no danger, only a bad shape */
-    BAD("\x80\x02]q\x00h\x00" "a.", PICKLE_SHAPE);
-    BAD("\x80\x02]q\x00(h\x09" "e.", PICKLE_MEMO);
+    BAD("\x80\x02]q\x00h\x00"
+        "a.",
+        PICKLE_SHAPE);
+    BAD("\x80\x02]q\x00(h\x09"
+        "e.",
+        PICKLE_MEMO);
     BAD("\x80\x02]q\x00q\x02h\x01.", PICKLE_MEMO);
     BAD("\x80\x02]j\x00\x00\x00\x01.", PICKLE_MEMO);
     BAD("\x80\x02]q\x00h", PICKLE_TRUNCATED);
@@ -637,8 +663,7 @@ test_binary_memo(void **state)
     BAD("\x80\x04\x94.", PICKLE_STACK);
 }
 
-static void
-test_framing(void **state)
+static void test_framing(void **state)
 {
     (void)state;
     OK("\x80\x00].", "");
@@ -649,7 +674,7 @@ test_framing(void **state)
     OK("\x80\x05\x95\x01\x00\x00\x00\x00\x00\x00\x00].", "");
     OK("\x80\x04\x95\x00\x00\x00\x00\x00\x00\x00\x00].", "");
     OK("].", "");
-    OK("]\x80\x02.", "");                 /* PROTO anywhere */
+    OK("]\x80\x02.", ""); /* PROTO anywhere */
     OK("].trailing bytes are ignored", "");
     BAD("\x80\x06].", PICKLE_PROTOCOL);
     BAD("\x80\xff].", PICKLE_PROTOCOL);
@@ -662,83 +687,124 @@ test_framing(void **state)
     s_bad(__LINE__, NULL, 0, NULL, PICKLE_TRUNCATED);
 }
 
-static void
-test_containers(void **state)
+static void test_containers(void **state)
 {
     (void)state;
     /* lists for tuples at every level, a tuple for the outer list */
-    OK("\x80\x02]\x8c\x01nK\x01K\x02\x86\x86" "a.", "n 2 1\n");
+    OK("\x80\x02]\x8c\x01nK\x01K\x02\x86\x86"
+       "a.",
+       "n 2 1\n");
     OK("\x80\x02(\x8c\x01nK\x01K\x02\x86\x86t.", "n 2 1\n");
     OK("\x80\x02\x8c\x01nK\x01K\x02\x86\x86\x85.", "n 2 1\n");
-    OK("\x80\x02]]\x8c\x01n" "a]K\x01" "aK\x02" "aaa.", "n 2 1\n");
+    OK("\x80\x02]]\x8c\x01n"
+       "a]K\x01"
+       "aK\x02"
+       "aaa.",
+       "n 2 1\n");
     OK("\x80\x02((\x8c\x01n(K\x01K\x02lll.", "n 2 1\n");
     OK("\x80\x02]((\x8c\x01n(K\x01K\x02tte.", "n 2 1\n");
     OK("\x80\x02((\x8c\x01n(K\x01K\x02ttt.", "n 2 1\n");
 }
 
-static void
-test_shape(void **state)
+static void test_shape(void **state)
 {
     (void)state;
-    BAD("\x80\x02K\x01.", PICKLE_SHAPE);                 /* not a list */
+    BAD("\x80\x02K\x01.", PICKLE_SHAPE); /* not a list */
     BAD("\x80\x02\x8c\x01n.", PICKLE_SHAPE);
     BAD("\x80\x02N.", PICKLE_SHAPE);
-    BAD("\x80\x02]K\x01" "a.", PICKLE_SHAPE);            /* item not a seq */
-    BAD("\x80\x02])" "a.", PICKLE_SHAPE);                /* empty item */
-    BAD("\x80\x02]\x8c\x01n\x85" "a.", PICKLE_SHAPE);    /* (path,) */
-    BAD("\x80\x02]\x8c\x01nK\x01K\x02\x87" "a.", PICKLE_SHAPE);
-    BAD("\x80\x02]\x8c\x01nK\x01\x85\x86" "a.", PICKLE_SHAPE);
-    BAD("\x80\x02]\x8c\x01nK\x01K\x02K\x03\x87\x86" "a.", PICKLE_SHAPE);
-    BAD("\x80\x02]\x8c\x01nK\x01\x86" "a.", PICKLE_SHAPE);
-    BAD("\x80\x02]K\x01K\x01K\x02\x86\x86" "a.", PICKLE_SHAPE);
-    BAD("\x80\x02]\x8c\x01nNK\x02\x86\x86" "a.", PICKLE_SHAPE);
-    BAD("\x80\x02]\x8c\x01nK\x01]\x86\x86" "a.", PICKLE_SHAPE);
+    BAD("\x80\x02]K\x01"
+        "a.",
+        PICKLE_SHAPE); /* item not a seq */
+    BAD("\x80\x02])"
+        "a.",
+        PICKLE_SHAPE); /* empty item */
+    BAD("\x80\x02]\x8c\x01n\x85"
+        "a.",
+        PICKLE_SHAPE); /* (path,) */
+    BAD("\x80\x02]\x8c\x01nK\x01K\x02\x87"
+        "a.",
+        PICKLE_SHAPE);
+    BAD("\x80\x02]\x8c\x01nK\x01\x85\x86"
+        "a.",
+        PICKLE_SHAPE);
+    BAD("\x80\x02]\x8c\x01nK\x01K\x02K\x03\x87\x86"
+        "a.",
+        PICKLE_SHAPE);
+    BAD("\x80\x02]\x8c\x01nK\x01\x86"
+        "a.",
+        PICKLE_SHAPE);
+    BAD("\x80\x02]K\x01K\x01K\x02\x86\x86"
+        "a.",
+        PICKLE_SHAPE);
+    BAD("\x80\x02]\x8c\x01nNK\x02\x86\x86"
+        "a.",
+        PICKLE_SHAPE);
+    BAD("\x80\x02]\x8c\x01nK\x01]\x86\x86"
+        "a.",
+        PICKLE_SHAPE);
     /* a bad item after good ones refuses the whole frame */
-    BAD("\x80\x02](\x8c\x01nK\x01K\x02\x86\x86\x8c\x01mK\x01N\x86\x86" "e.",
+    BAD("\x80\x02](\x8c\x01nK\x01K\x02\x86\x86\x8c\x01mK\x01N\x86\x86"
+        "e.",
         PICKLE_SHAPE);
 }
 
-static void
-test_stack(void **state)
+static void test_stack(void **state)
 {
     (void)state;
     BAD(".", PICKLE_STACK);
-    BAD("\x80\x02]].", PICKLE_STACK);                   /* two left */
-    BAD("\x80\x02(].", PICKLE_STACK);                   /* MARK open */
-    BAD("\x80\x02)K\x01" "a.", PICKLE_STACK);           /* APPEND to tuple */
-    BAD("\x80\x02\x8c\x01nK\x01" "a.", PICKLE_STACK);   /* to a string */
-    BAD("\x80\x02]a.", PICKLE_STACK);                   /* nothing to add */
-    BAD("\x80\x02" "a.", PICKLE_STACK);
-    BAD("\x80\x02](a.", PICKLE_STACK);                  /* list under MARK */
-    BAD("\x80\x02](K\x01" "a.", PICKLE_STACK);
-    BAD("\x80\x02]K\x01" "e.", PICKLE_STACK);           /* no MARK */
-    BAD("\x80\x02(K\x01" "e.", PICKLE_STACK);           /* nothing under */
-    BAD("\x80\x02K\x01(K\x01" "e.", PICKLE_STACK);      /* not a list */
+    BAD("\x80\x02]].", PICKLE_STACK); /* two left */
+    BAD("\x80\x02(].", PICKLE_STACK); /* MARK open */
+    BAD("\x80\x02)K\x01"
+        "a.",
+        PICKLE_STACK); /* APPEND to tuple */
+    BAD("\x80\x02\x8c\x01nK\x01"
+        "a.",
+        PICKLE_STACK);                /* to a string */
+    BAD("\x80\x02]a.", PICKLE_STACK); /* nothing to add */
+    BAD("\x80\x02"
+        "a.",
+        PICKLE_STACK);
+    BAD("\x80\x02](a.", PICKLE_STACK); /* list under MARK */
+    BAD("\x80\x02](K\x01"
+        "a.",
+        PICKLE_STACK);
+    BAD("\x80\x02]K\x01"
+        "e.",
+        PICKLE_STACK); /* no MARK */
+    BAD("\x80\x02(K\x01"
+        "e.",
+        PICKLE_STACK); /* nothing under */
+    BAD("\x80\x02K\x01(K\x01"
+        "e.",
+        PICKLE_STACK); /* not a list */
     BAD("\x80\x02K\x01t.", PICKLE_STACK);
     BAD("\x80\x02K\x01l.", PICKLE_STACK);
     BAD("\x80\x02\x85.", PICKLE_STACK);
-    BAD("\x80\x02K\x01(K\x01\x86.", PICKLE_STACK);      /* across a MARK */
+    BAD("\x80\x02K\x01(K\x01\x86.", PICKLE_STACK); /* across a MARK */
     BAD("\x80\x02K\x01(\x87.", PICKLE_STACK);
-    BAD("\x80\x02K\x01(0.", PICKLE_SHAPE);              /* POP takes MARK */
-    BAD("\x80\x02K\x01(2.", PICKLE_STACK);              /* DUP under MARK */
-    OK("\x80\x02](K\x01" "1.", "");
+    BAD("\x80\x02K\x01(0.", PICKLE_SHAPE); /* POP takes MARK */
+    BAD("\x80\x02K\x01(2.", PICKLE_STACK); /* DUP under MARK */
+    OK("\x80\x02](K\x01"
+       "1.",
+       "");
 }
 
 /* The refused opcodes: each alone, and each after good datapoints. */
-static void
-test_refused_opcodes(void **state)
+static void test_refused_opcodes(void **state)
 {
     static const struct {
         unsigned char op;
         pickle_status_t st;
     } refused[] = {
-        {'c', PICKLE_UNSAFE}, {0x93, PICKLE_UNSAFE}, {'R', PICKLE_UNSAFE},
-        {'b', PICKLE_UNSAFE}, {'i', PICKLE_UNSAFE}, {'o', PICKLE_UNSAFE},
-        {0x81, PICKLE_UNSAFE}, {0x92, PICKLE_UNSAFE}, {0x82, PICKLE_UNSAFE},
-        {0x83, PICKLE_UNSAFE}, {0x84, PICKLE_UNSAFE}, {'P', PICKLE_UNSAFE},
-        {'Q', PICKLE_UNSAFE}, {'}', PICKLE_UNSUPPORTED},
-        {'d', PICKLE_UNSUPPORTED}, {'s', PICKLE_UNSUPPORTED},
-        {'u', PICKLE_UNSUPPORTED}, {0x8f, PICKLE_UNSUPPORTED},
+        {'c', PICKLE_UNSAFE},       {0x93, PICKLE_UNSAFE},
+        {'R', PICKLE_UNSAFE},       {'b', PICKLE_UNSAFE},
+        {'i', PICKLE_UNSAFE},       {'o', PICKLE_UNSAFE},
+        {0x81, PICKLE_UNSAFE},      {0x92, PICKLE_UNSAFE},
+        {0x82, PICKLE_UNSAFE},      {0x83, PICKLE_UNSAFE},
+        {0x84, PICKLE_UNSAFE},      {'P', PICKLE_UNSAFE},
+        {'Q', PICKLE_UNSAFE},       {'}', PICKLE_UNSUPPORTED},
+        {'d', PICKLE_UNSUPPORTED},  {'s', PICKLE_UNSUPPORTED},
+        {'u', PICKLE_UNSUPPORTED},  {0x8f, PICKLE_UNSUPPORTED},
         {0x90, PICKLE_UNSUPPORTED}, {0x91, PICKLE_UNSUPPORTED},
         {0x97, PICKLE_UNSUPPORTED}, {0x98, PICKLE_UNSUPPORTED},
     };
@@ -762,14 +828,16 @@ test_refused_opcodes(void **state)
     /* the classic payloads */
     BAD("cos\nsystem\n(S'echo pwned'\ntR.", PICKLE_UNSAFE);
     BAD("\x80\x04\x95\x1c\x00\x00\x00\x00\x00\x00\x00\x8c\x02os\x94\x8c\x06"
-        "system\x94\x93\x94\x8c\x04true\x94\x85\x94R\x94.", PICKLE_UNSAFE);
-    BAD("\x80\x02}q\x00X\x01\x00\x00\x00" "aK\x01s.", PICKLE_UNSUPPORTED);
+        "system\x94\x93\x94\x8c\x04true\x94\x85\x94R\x94.",
+        PICKLE_UNSAFE);
+    BAD("\x80\x02}q\x00X\x01\x00\x00\x00"
+        "aK\x01s.",
+        PICKLE_UNSUPPORTED);
     BAD("(dp0\nS'a'\nI1\ns.", PICKLE_UNSUPPORTED);
 }
 
 /* Every byte that is no opcode refuses the frame as unknown. */
-static void
-test_unknown_opcodes(void **state)
+static void test_unknown_opcodes(void **state)
 {
     static const char known[] = "().012FIJKLMNPQRSTUVXabcde}ghijl]oprqs)tuGBC";
     int op;
@@ -786,17 +854,20 @@ test_unknown_opcodes(void **state)
 
 /* --- limits ------------------------------------------------------------ */
 
-static void
-test_limit_depth(void **state)
+static void test_limit_depth(void **state)
 {
     pickle_limits_t lim = {.max_depth = 3};
     buf_t f = {0};
 
     (void)state;
     /* a good frame is three deep */
-    OKL("\x80\x02]\x8c\x01nK\x01K\x02\x86\x86" "a.", &lim, "n 2 1\n");
+    OKL("\x80\x02]\x8c\x01nK\x01K\x02\x86\x86"
+        "a.",
+        &lim, "n 2 1\n");
     lim.max_depth = 2;
-    BADL("\x80\x02]\x8c\x01nK\x01K\x02\x86\x86" "a.", &lim, PICKLE_DEPTH);
+    BADL("\x80\x02]\x8c\x01nK\x01K\x02\x86\x86"
+         "a.",
+         &lim, PICKLE_DEPTH);
     BADL("\x80\x02(((.", &lim, PICKLE_DEPTH);
     BADL("\x80\x02)\x85\x85.", &lim, PICKLE_DEPTH);
     BADL("\x80\x02]]]aa.", &lim, PICKLE_DEPTH);
@@ -818,7 +889,8 @@ test_limit_depth(void **state)
     f.n = 0;
     b_put(&f, L("\x80\x02]q\x00"));
     for (int i = 0; i < 70; i++)
-        b_put(&f, L("h\x00" "a"));
+        b_put(&f, L("h\x00"
+                    "a"));
     b_byte(&f, '.');
     s_bad(__LINE__, f.b, f.n, NULL, PICKLE_DEPTH);
     /* 64 open MARKs are fine, 65 are not */
@@ -843,23 +915,38 @@ test_limit_depth(void **state)
     free(f.b);
 }
 
-static void
-test_limit_items(void **state)
+static void test_limit_items(void **state)
 {
     pickle_limits_t lim = {.max_items = 3};
     buf_t f = {0};
     size_t i;
 
     (void)state;
-    OKL("\x80\x02](\x8c\x01" "aK\x01K\x02\x86\x86\x8c\x01" "bK\x01K\x02\x86"
-        "\x86\x8c\x01" "cK\x01K\x02\x86\x86" "e.", &lim,
-        "a 2 1\nb 2 1\nc 2 1\n");
-    BADL("\x80\x02](\x8c\x01" "aK\x01K\x02\x86\x86\x8c\x01" "bK\x01K\x02\x86"
-         "\x86\x8c\x01" "cK\x01K\x02\x86\x86\x8c\x01" "dK\x01K\x02\x86\x86"
-         "e.", &lim, PICKLE_ITEMS);
-    BADL("\x80\x02](\x8c\x01" "aK\x01K\x02\x86\x86\x8c\x01" "bK\x01K\x02\x86"
-         "\x86\x8c\x01" "cK\x01K\x02\x86\x86" "e\x8c\x01" "dK\x01K\x02\x86"
-         "\x86" "a.", &lim, PICKLE_ITEMS);
+    OKL("\x80\x02](\x8c\x01"
+        "aK\x01K\x02\x86\x86\x8c\x01"
+        "bK\x01K\x02\x86"
+        "\x86\x8c\x01"
+        "cK\x01K\x02\x86\x86"
+        "e.",
+        &lim, "a 2 1\nb 2 1\nc 2 1\n");
+    BADL("\x80\x02](\x8c\x01"
+         "aK\x01K\x02\x86\x86\x8c\x01"
+         "bK\x01K\x02\x86"
+         "\x86\x8c\x01"
+         "cK\x01K\x02\x86\x86\x8c\x01"
+         "dK\x01K\x02\x86\x86"
+         "e.",
+         &lim, PICKLE_ITEMS);
+    BADL("\x80\x02](\x8c\x01"
+         "aK\x01K\x02\x86\x86\x8c\x01"
+         "bK\x01K\x02\x86"
+         "\x86\x8c\x01"
+         "cK\x01K\x02\x86\x86"
+         "e\x8c\x01"
+         "dK\x01K\x02\x86"
+         "\x86"
+         "a.",
+         &lim, PICKLE_ITEMS);
     BADL("\x80\x02(K\x01K\x01K\x01K\x01t.", &lim, PICKLE_ITEMS);
     BADL("\x80\x02(K\x01K\x01K\x01K\x01l.", &lim, PICKLE_ITEMS);
     /* the stack: max_items + max_depth + 8 = 75 entries */
@@ -902,8 +989,7 @@ test_limit_items(void **state)
     free(f.b);
 }
 
-static void
-test_limit_memo(void **state)
+static void test_limit_memo(void **state)
 {
     pickle_limits_t lim = {.max_memo = 10};
 
@@ -923,15 +1009,17 @@ test_limit_memo(void **state)
     BAD("\x80\x02]j\xff\xff\xff\xff.", PICKLE_MEMO);
 }
 
-static void
-test_limit_string(void **state)
+static void test_limit_string(void **state)
 {
     pickle_limits_t lim = {.max_string = 4};
 
     (void)state;
-    OKL("\x80\x02]\x8c\x04nnnnK\x01K\x02\x86\x86" "a.", &lim, "nnnn 2 1\n");
-    BADL("\x80\x02]\x8c\x05nnnnnK\x01K\x02\x86\x86" "a.", &lim,
-         PICKLE_STRING);
+    OKL("\x80\x02]\x8c\x04nnnnK\x01K\x02\x86\x86"
+        "a.",
+        &lim, "nnnn 2 1\n");
+    BADL("\x80\x02]\x8c\x05nnnnnK\x01K\x02\x86\x86"
+         "a.",
+         &lim, PICKLE_STRING);
     BADL("\x80\x02]U\x05nnnnn.", &lim, PICKLE_STRING);
     BADL("\x80\x02]C\x05nnnnn.", &lim, PICKLE_STRING);
     BADL("\x80\x02]T\x05\x00\x00\x00nnnnn.", &lim, PICKLE_STRING);
@@ -956,8 +1044,7 @@ test_limit_string(void **state)
     BAD("\x80\x02]X\xff\xff\xff\x7f.", PICKLE_STRING);
 }
 
-static void
-test_limits_default(void **state)
+static void test_limits_default(void **state)
 {
     pickle_limits_t lim, zero = {0};
     pickle_t *p = pickle_new(&zero);
@@ -985,8 +1072,7 @@ test_limits_default(void **state)
 /* --- golden frames ----------------------------------------------------- */
 
 /* Read a whole file into a malloc'd block.  Returns NULL when missing. */
-static unsigned char *
-s_slurp(const char *path, size_t *len)
+static unsigned char *s_slurp(const char *path, size_t *len)
 {
     FILE *fp = fopen(path, "rb");
     unsigned char *b = NULL;
@@ -1009,15 +1095,13 @@ s_slurp(const char *path, size_t *len)
     return b;
 }
 
-static int
-s_cmp_str(const void *a, const void *b)
+static int s_cmp_str(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
 /* The names in dir ending in suffix, sorted, in a NULL-terminated array. */
-static char **
-s_list(const char *dir, const char *suffix)
+static char **s_list(const char *dir, const char *suffix)
 {
     DIR *d = opendir(dir);
     struct dirent *e;
@@ -1046,8 +1130,7 @@ s_list(const char *dir, const char *suffix)
     return v;
 }
 
-static void
-s_list_free(char **v)
+static void s_list_free(char **v)
 {
     for (size_t i = 0; v[i]; i++)
         free(v[i]);
@@ -1057,9 +1140,8 @@ s_list_free(char **v)
 /* The directory the environment variable name gives; else dflt (relative
  * to the cwd) when it exists; else rel next to this source file, so that a
  * build in another directory finds the tree's files ("../tests/..."). */
-static const char *
-s_dir(const char *name, const char *dflt, const char *rel, char *buf,
-      size_t cap)
+static const char *s_dir(const char *name, const char *dflt, const char *rel,
+                         char *buf, size_t cap)
 {
     const char *v = getenv(name), *slash = strrchr(__FILE__, '/');
     DIR *d;
@@ -1076,8 +1158,8 @@ s_dir(const char *name, const char *dflt, const char *rel, char *buf,
 }
 
 /* Every prefix of a good frame must be refused as truncated. */
-static void
-s_truncations(const char *what, const unsigned char *buf, size_t len)
+static void s_truncations(const char *what, const unsigned char *buf,
+                          size_t len)
 {
     size_t cut;
 
@@ -1094,8 +1176,7 @@ s_truncations(const char *what, const unsigned char *buf, size_t len)
     }
 }
 
-static double
-s_num(const char *s)
+static double s_num(const char *s)
 {
     char *end;
     double d = strtod(s, &end);
@@ -1108,13 +1189,12 @@ s_num(const char *s)
 }
 
 /* The shared frames: NAME.frame against NAME.expect. */
-static void
-test_shared_frames(void **state)
+static void test_shared_frames(void **state)
 {
     char buf[4096];
-    const char *dir = s_dir("ORCHESTER_PICKLE_TESTDATA",
-                            "../shared/testdata/pickle",
-                            "data/shared-pickle", buf, sizeof buf);
+    const char *dir =
+        s_dir("ORCHESTER_PICKLE_TESTDATA", "../shared/testdata/pickle",
+              "data/shared-pickle", buf, sizeof buf);
     char **names = s_list(dir, ".frame");
     size_t i, nframes = 0;
 
@@ -1126,7 +1206,8 @@ test_shared_frames(void **state)
         pickle_status_t st;
         pts_t pts;
 
-        assert_true(snprintf(path, sizeof path, "%s/%s", dir, names[i]) < (int)sizeof path);
+        assert_true(snprintf(path, sizeof path, "%s/%s", dir, names[i]) <
+                    (int)sizeof path);
         frame = s_slurp(path, &flen);
         assert_non_null(frame);
         assert_true(snprintf(path, sizeof path, "%s/%.*s.expect", dir,
@@ -1135,7 +1216,8 @@ test_shared_frames(void **state)
         assert_non_null(exp);
         assert_true(flen >= 4);
         assert_int_equal((size_t)frame[0] << 24 | (size_t)frame[1] << 16 |
-                         (size_t)frame[2] << 8 | frame[3], flen - 4);
+                             (size_t)frame[2] << 8 | frame[3],
+                         flen - 4);
         st = s_decode(frame + 4, flen - 4, NULL, &pts);
         if (strncmp(exp, "REJECT", 6) == 0) {
             if (st == PICKLE_OK) {
@@ -1189,8 +1271,7 @@ test_shared_frames(void **state)
 }
 
 /* Decode the hex text h/n into out (n/2 bytes). */
-static size_t
-s_unhex(const char *h, size_t n, char *out)
+static size_t s_unhex(const char *h, size_t n, char *out)
 {
     size_t i;
 
@@ -1205,8 +1286,7 @@ s_unhex(const char *h, size_t n, char *out)
 }
 
 /* Significant digits of a decimal text ("0.00120" -> 2, "1e+22" -> 1). */
-static int
-s_sig(const char *s)
+static int s_sig(const char *s)
 {
     const char *first = NULL, *last = NULL;
 
@@ -1227,8 +1307,8 @@ s_sig(const char *s)
 }
 
 /* Check a decoded field against its NAME.points form (i:, f:, s:). */
-static void
-s_field(const char *what, const char *want, const char *got, size_t gotlen)
+static void s_field(const char *what, const char *want, const char *got,
+                    size_t gotlen)
 {
     if (strncmp(want, "s:", 2) == 0) {
         char buf[1024];
@@ -1272,8 +1352,7 @@ s_field(const char *what, const char *want, const char *got, size_t gotlen)
 }
 
 /* Frames Python wrote: NAME.frames against NAME.points. */
-static void
-test_python_frames(void **state)
+static void test_python_frames(void **state)
 {
     char buf[4096];
     const char *dir = s_dir("ORCHESTER_PICKLE_DATA", "tests/data/pickle",
@@ -1287,7 +1366,8 @@ test_python_frames(void **state)
         unsigned char *all;
         size_t alen, elen, off = 0, stem = strlen(names[i]) - 7;
 
-        assert_true(snprintf(path, sizeof path, "%s/%s", dir, names[i]) < (int)sizeof path);
+        assert_true(snprintf(path, sizeof path, "%s/%s", dir, names[i]) <
+                    (int)sizeof path);
         all = s_slurp(path, &alen);
         assert_non_null(all);
         assert_true(snprintf(path, sizeof path, "%s/%.*s.points", dir,
@@ -1363,15 +1443,14 @@ test_python_frames(void **state)
         print_error("no frames in %s\n", dir);
         fail();
     }
-    print_message("%s: %zu files, %zu frames, %zu datapoints\n", dir,
-                  nfiles, nframes, npoints);
+    print_message("%s: %zu files, %zu frames, %zu datapoints\n", dir, nfiles,
+                  nframes, npoints);
 }
 
 /* --- robustness -------------------------------------------------------- */
 
 /* Prefixes of hand-built frames of every protocol are refused. */
-static void
-test_truncation(void **state)
+static void test_truncation(void **state)
 {
     static const struct {
         const char *b;
@@ -1382,13 +1461,22 @@ test_truncation(void **state)
         {L("\x80\x02]q\x00(X\x01\x00\x00\x00nq\x01J\x01\x02\x03\x04G"
            "\x3f\xe0\x00\x00\x00\x00\x00\x00\x86q\x02\x86q\x03h\x01\x8a\x09"
            "\x00\x00\x00\x00\x00\x00\x00\x00\x01\x8b\x01\x00\x00\x00\x05"
-           "\x86r\x04\x00\x00\x00\x86j\x04\x00\x00\x00\x30" "e.")},
+           "\x86r\x04\x00\x00\x00\x86j\x04\x00\x00\x00\x30"
+           "e.")},
         {L("\x80\x04\x95\x20\x00\x00\x00\x00\x00\x00\x00]\x94(\x8c\x01n\x94"
            "K\x01M\x02\x01\x86\x94\x86\x94\x8d\x01\x00\x00\x00\x00\x00\x00"
-           "\x00m\x88\x89\x86\x86" "e.")},
-        {L("\x80\x03](U\x01" "aT\x01\x00\x00\x00" "bC\x01" "cB\x01\x00\x00"
-           "\x00" "d\x8e\x01\x00\x00\x00\x00\x00\x00\x00" "e\x96\x01\x00\x00"
-           "\x00\x00\x00\x00\x00" "f\x87\x86\x8c\x01g2\x87\x86" "e.")},
+           "\x00m\x88\x89\x86\x86"
+           "e.")},
+        {L("\x80\x03](U\x01"
+           "aT\x01\x00\x00\x00"
+           "bC\x01"
+           "cB\x01\x00\x00"
+           "\x00"
+           "d\x8e\x01\x00\x00\x00\x00\x00\x00\x00"
+           "e\x96\x01\x00\x00"
+           "\x00\x00\x00\x00\x00"
+           "f\x87\x86\x8c\x01g2\x87\x86"
+           "e.")},
     };
     size_t i;
 
@@ -1405,8 +1493,7 @@ test_truncation(void **state)
 }
 
 /* A small xorshift generator, so runs repeat. */
-static uint64_t
-s_rand(uint64_t *s)
+static uint64_t s_rand(uint64_t *s)
 {
     *s ^= *s << 13;
     *s ^= *s >> 7;
@@ -1415,8 +1502,7 @@ s_rand(uint64_t *s)
 }
 
 /* Mutated good frames: decoded without crashing, and consistently. */
-static void
-test_mutation(void **state)
+static void test_mutation(void **state)
 {
     static const struct {
         const char *b;
@@ -1426,10 +1512,12 @@ test_mutation(void **state)
            "(L12L\nV\\u00e9\ntta.")},
         {L("\x80\x02]q\x00(X\x01\x00\x00\x00nq\x01J\x01\x02\x03\x04G"
            "\x3f\xe0\x00\x00\x00\x00\x00\x00\x86q\x02\x86q\x03h\x01K"
-           "\x05K\x06\x86\x86" "e.")},
+           "\x05K\x06\x86\x86"
+           "e.")},
         {L("\x80\x04\x95\x20\x00\x00\x00\x00\x00\x00\x00]\x94(\x8c"
            "\x01n\x94K\x01M\x02\x01\x86\x94\x86\x94\x8d\x01\x00\x00"
-           "\x00\x00\x00\x00\x00m\x88\x89\x86\x86" "e.")},
+           "\x00\x00\x00\x00\x00m\x88\x89\x86\x86"
+           "e.")},
     };
     static const unsigned char ops[] = "().012FIJKLMNSTUVXaeghjl]pqrt)G"
                                        "\x80\x85\x86\x87\x88\x8a\x8b\x8c"
@@ -1452,15 +1540,9 @@ test_mutation(void **state)
                 size_t at = s_rand(&rng) % n;
 
                 switch (s_rand(&rng) % 4) {
-                case 0:
-                    b[at] ^= (unsigned char)(1u << s_rand(&rng) % 8);
-                    break;
-                case 1:
-                    b[at] = (unsigned char)s_rand(&rng);
-                    break;
-                case 2:
-                    b[at] = ops[s_rand(&rng) % (sizeof ops - 1)];
-                    break;
+                case 0: b[at] ^= (unsigned char)(1u << s_rand(&rng) % 8); break;
+                case 1: b[at] = (unsigned char)s_rand(&rng); break;
+                case 2: b[at] = ops[s_rand(&rng) % (sizeof ops - 1)]; break;
                 default:
                     if (n < sizeof b) {
                         memmove(b + at + 1, b + at, n - at);
@@ -1478,8 +1560,7 @@ test_mutation(void **state)
 }
 
 /* Floats come out as the shortest text that reads back to them. */
-static void
-test_float_format(void **state)
+static void test_float_format(void **state)
 {
     static const struct {
         double v;
@@ -1527,7 +1608,8 @@ test_float_format(void **state)
 
             b_put(&f, L("\x80\x02]\x8c\x01nK\x00"));
             b_put(&f, g, 9);
-            b_put(&f, L("\x86\x86" "a."));
+            b_put(&f, L("\x86\x86"
+                        "a."));
             n = snprintf(exp, sizeof exp, "n %s 0\n", cases[i].want);
             s_ok(__LINE__, f.b, f.n, NULL, exp, (size_t)n);
             free(f.b);
@@ -1544,17 +1626,15 @@ test_float_format(void **state)
         char ref[40];
 
         switch (i % 4) {
-        case 0:         /* any bit pattern */
-            memcpy(&v, &u, 8);
-            break;
-        case 1:         /* ratios, as rates and averages come out */
+        case 0: /* any bit pattern */ memcpy(&v, &u, 8); break;
+        case 1: /* ratios, as rates and averages come out */
             v = (double)(int64_t)(u % 2000000000) / (double)(1 + u % 1000);
             break;
-        case 2:         /* full precision across 1e-6 .. 1e16 */
+        case 2: /* full precision across 1e-6 .. 1e16 */
             v = (double)(u >> 11) / 9007199254740992.0 *
                 pow(10, (double)(int)(u % 23) - 6);
             break;
-        default:        /* powers of two and their neighbours */
+        default: /* powers of two and their neighbours */
             v = ldexp(1, (int)(u % 120) - 60);
             v = u & 64 ? nextafter(v, 0) : u & 128 ? nextafter(v, 1e300) : v;
         }
@@ -1563,7 +1643,10 @@ test_float_format(void **state)
         memcpy(&u, &v, 8);
         for (k = 0; k < 8; k++)
             b[9 + k] = (unsigned char)(u >> (56 - 8 * k));
-        memcpy(b + 17, "\x86\x86" "a.", 4);
+        memcpy(b + 17,
+               "\x86\x86"
+               "a.",
+               4);
         assert_int_equal(s_decode(b, 21, NULL, &pts), PICKLE_OK);
         back = s_num(pts.p[0].value);
         assert_memory_equal(&back, &v, 8);
@@ -1581,8 +1664,7 @@ test_float_format(void **state)
 }
 
 /* One decoder across frames: nothing leaks from one frame into the next. */
-static void
-test_reuse(void **state)
+static void test_reuse(void **state)
 {
     pickle_t *p = pickle_new(NULL);
     pickle_status_t st;
@@ -1593,31 +1675,35 @@ test_reuse(void **state)
     (void)state;
     assert_non_null(p);
     /* memo entries of one frame are gone in the next */
-    assert_int_equal(pickle_run(p, (const unsigned char *)
-                                "\x80\x02]q\x05.", 6, NULL, NULL, &st, &n),
+    assert_int_equal(pickle_run(p, (const unsigned char *)"\x80\x02]q\x05.", 6,
+                                NULL, NULL, &st, &n),
                      0);
-    assert_int_equal(pickle_run(p, (const unsigned char *)
-                                "\x80\x02]h\x05.", 6, NULL, NULL, &st, &n),
+    assert_int_equal(pickle_run(p, (const unsigned char *)"\x80\x02]h\x05.", 6,
+                                NULL, NULL, &st, &n),
                      -1);
     assert_int_equal(st, PICKLE_MEMO);
     assert_int_equal(n, 0);
     /* MARKs left open by a refused frame are gone too */
-    assert_int_equal(pickle_run(p, (const unsigned char *)"((((", 4, NULL,
-                                NULL, &st, NULL), -1);
-    assert_int_equal(pickle_run(p, (const unsigned char *)"].", 2, NULL,
-                                NULL, &st, &n), 0);
+    assert_int_equal(
+        pickle_run(p, (const unsigned char *)"((((", 4, NULL, NULL, &st, NULL),
+        -1);
+    assert_int_equal(
+        pickle_run(p, (const unsigned char *)"].", 2, NULL, NULL, &st, &n), 0);
     /* a large frame, then small ones; no callback needed */
     b_proto2(&big, 60000, 0);
     for (i = 0; i < 3; i++) {
-        assert_int_equal(pickle_run(p, big.b, big.n, NULL, NULL, &st, &n),
-                         0);
+        assert_int_equal(pickle_run(p, big.b, big.n, NULL, NULL, &st, &n), 0);
         assert_int_equal(n, 60000);
-        assert_int_equal(pickle_run(p, big.b, big.n - 1, NULL, NULL, &st,
-                                    &n), -1);
+        assert_int_equal(pickle_run(p, big.b, big.n - 1, NULL, NULL, &st, &n),
+                         -1);
         assert_int_equal(st, PICKLE_TRUNCATED);
-        assert_int_equal(pickle_run(p, (const unsigned char *)
-                                    "\x80\x02]\x8c\x01nK\x01K\x02\x86\x86"
-                                    "a.", 14, s_collect, &pts, NULL, &n), 0);
+        assert_int_equal(
+            pickle_run(
+                p,
+                (const unsigned char *)"\x80\x02]\x8c\x01nK\x01K\x02\x86\x86"
+                                       "a.",
+                14, s_collect, &pts, NULL, &n),
+            0);
         assert_int_equal(n, 1);
     }
     assert_int_equal(pts.n, 3);
@@ -1626,8 +1712,9 @@ test_reuse(void **state)
     assert_string_equal(pts.p[2].ts, "1");
     s_pts_free(&pts);
     /* why may be NULL */
-    assert_int_equal(pickle_run(p, (const unsigned char *)"c", 1, NULL, NULL,
-                                NULL, NULL), -1);
+    assert_int_equal(
+        pickle_run(p, (const unsigned char *)"c", 1, NULL, NULL, NULL, NULL),
+        -1);
     assert_int_equal(pickle_decode(big.b, big.n, NULL, NULL, NULL, NULL, &n),
                      0);
     assert_int_equal(n, 60000);
@@ -1635,8 +1722,7 @@ test_reuse(void **state)
     free(big.b);
 }
 
-static void
-test_status_str(void **state)
+static void test_status_str(void **state)
 {
     int i, j;
 
@@ -1654,16 +1740,14 @@ test_status_str(void **state)
     assert_non_null(pickle_status_str((pickle_status_t)-1));
 }
 
-static int
-s_teardown(void **state)
+static int s_teardown(void **state)
 {
     (void)state;
     pickle_destroy(&s_shared);
     return 0;
 }
 
-int
-main(void)
+int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_proto0_basic),

@@ -26,26 +26,34 @@
 
 /* The stand-in's script and what it saw (reset by s_fake_reset). */
 typedef struct {
-    pthread_mutex_t mu;    /* guards the rest */
-    pthread_cond_t cv;     /* signalled on every change */
-    int hold;              /* lookups wait until released */
-    int released;          /* the test let held lookups return */
-    int calls;             /* lookups that started */
-    int returned;          /* lookups that returned */
-    int rc;                /* what the next lookups return */
-    char answer[64];       /* numeric address they answer with */
-    char host[64];         /* the host the last lookup was asked for */
-    char port[16];         /* and the port */
+    pthread_mutex_t mu; /* guards the rest */
+    pthread_cond_t cv;  /* signalled on every change */
+    int hold;           /* lookups wait until released */
+    int released;       /* the test let held lookups return */
+    int calls;          /* lookups that started */
+    int returned;       /* lookups that returned */
+    int rc;             /* what the next lookups return */
+    char answer[64];    /* numeric address they answer with */
+    char host[64];      /* the host the last lookup was asked for */
+    char port[16];      /* and the port */
 } fake_t;
 
-static fake_t s_fake = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER,
-                        0, 0, 0, 0, 0, "", "", ""};
+static fake_t s_fake = {PTHREAD_MUTEX_INITIALIZER,
+                        PTHREAD_COND_INITIALIZER,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        "",
+                        "",
+                        ""};
 
 /* What the answer callback saw. */
 typedef struct {
-    int calls;             /* callbacks */
-    int rc;                /* the last rc */
-    pthread_t thread;      /* the thread of the last one */
+    int calls;        /* callbacks */
+    int rc;           /* the last rc */
+    pthread_t thread; /* the thread of the last one */
 } seen_t;
 
 static void s_fake_reset(int rc, const char *answer, int hold)
@@ -160,8 +168,8 @@ static void test_numeric_v4(void **state)
     struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
     seen_t seen = {0};
     char err[128], buf[64];
-    resolver_t *r = resolver_new(loop, "127.0.0.1", 2003, SOCK_STREAM,
-                                 s_done_fn, &seen);
+    resolver_t *r =
+        resolver_new(loop, "127.0.0.1", 2003, SOCK_STREAM, s_done_fn, &seen);
     assert_non_null(r);
     assert_int_equal(resolver_numeric(r), 1);
     assert_int_equal(resolver_naddrs(r), 1);
@@ -190,8 +198,8 @@ static void test_numeric_v6_udp(void **state)
     struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
     seen_t seen = {0};
     char buf[64];
-    resolver_t *r = resolver_new(loop, "::1", 2004, SOCK_DGRAM, s_done_fn,
-                                 &seen);
+    resolver_t *r =
+        resolver_new(loop, "::1", 2004, SOCK_DGRAM, s_done_fn, &seen);
     assert_non_null(r);
     assert_int_equal(resolver_numeric(r), 1);
     assert_int_equal(resolver_naddrs(r), 1);
@@ -309,8 +317,8 @@ static void test_destroy_does_not_wait(void **state)
     struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
     seen_t seen = {0};
     char err[128];
-    resolver_t *r = resolver_new(loop, "hung.example", 2003, SOCK_STREAM,
-                                 s_done_fn, &seen);
+    resolver_t *r =
+        resolver_new(loop, "hung.example", 2003, SOCK_STREAM, s_done_fn, &seen);
     resolver_set_lookup(r, s_lookup, &s_fake);
     s_fake_reset(0, "127.0.0.4", 1);
     assert_int_equal(resolver_start(r, err, sizeof err), 0);
@@ -344,8 +352,8 @@ static void test_localhost_with_getaddrinfo(void **state)
     struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
     seen_t seen = {0};
     char err[128];
-    resolver_t *r = resolver_new(loop, "localhost", 2003, SOCK_STREAM,
-                                 s_done_fn, &seen);
+    resolver_t *r =
+        resolver_new(loop, "localhost", 2003, SOCK_STREAM, s_done_fn, &seen);
     assert_int_equal(resolver_numeric(r), 0);
     assert_int_equal(resolver_start(r, err, sizeof err), 0);
     assert_true(s_run_until(loop, &seen, 1));

@@ -349,9 +349,8 @@ static void test_diverse_hosts(void **state)
 /* ---------------------------------------------------------------------- */
 /* properties */
 
-static const ring_kind_t s_ch_kinds[] = {RING_CARBON_CH,
-                                         RING_CARBON_CH_GRAPHITE,
-                                         RING_FNV1A_CH, RING_JUMP_FNV1A_CH};
+static const ring_kind_t s_ch_kinds[] = {
+    RING_CARBON_CH, RING_CARBON_CH_GRAPHITE, RING_FNV1A_CH, RING_JUMP_FNV1A_CH};
 #define NCHKINDS (sizeof s_ch_kinds / sizeof s_ch_kinds[0])
 
 /* Replication 1..n: distinct members; each answer extends the last one. */
@@ -380,13 +379,13 @@ static void test_replication(void **state)
                 memcpy(prev, out, n * sizeof *out);
             }
             /* outcap bounds the answer */
-            assert_int_equal(ring_lookup(r, name, strlen(name), 3, NULL, out,
-                                         2), 2);
+            assert_int_equal(
+                ring_lookup(r, name, strlen(name), 3, NULL, out, 2), 2);
             assert_int_equal(out[0], prev[0]);
-            assert_int_equal(ring_lookup(r, name, strlen(name), 0, NULL, out,
-                                         MAXN), 0);
-            assert_int_equal(ring_lookup(r, name, strlen(name), 2, NULL, out,
-                                         0), 0);
+            assert_int_equal(
+                ring_lookup(r, name, strlen(name), 0, NULL, out, MAXN), 0);
+            assert_int_equal(
+                ring_lookup(r, name, strlen(name), 2, NULL, out, 0), 0);
         }
         ring_destroy(&r);
     }
@@ -409,8 +408,7 @@ static void test_wrap_around(void **state)
         int found = 0;
 
         assert_int_equal(ring_entry(r, 0, &first, &m0), 0);
-        assert_int_equal(ring_entry(r, ring_nentries(r) - 1, &last, &mlast),
-                         0);
+        assert_int_equal(ring_entry(r, ring_nentries(r) - 1, &last, &mlast), 0);
         for (int i = 0; found < 5 && i < 1000000; i++) {
             uint32_t p;
             snprintf(name, sizeof name, "wrap.%d", i);
@@ -581,8 +579,8 @@ static void test_single(void **state)
 {
     cluster_t c;
     ring_kind_t kinds[] = {RING_CARBON_CH, RING_CARBON_CH_GRAPHITE,
-                           RING_FNV1A_CH, RING_JUMP_FNV1A_CH, RING_ANY_OF,
-                           RING_FAILOVER};
+                           RING_FNV1A_CH,  RING_JUMP_FNV1A_CH,
+                           RING_ANY_OF,    RING_FAILOVER};
     (void)state;
 
     s_cluster(&c, 1, true);
@@ -644,9 +642,9 @@ static void test_max_members(void **state)
     }
     r = ring_new(RING_JUMP_FNV1A_CH, m, RING_MAX_MEMBERS, 0);
     assert_non_null(r);
-    assert_int_equal(ring_lookup(r, "all", 3, RING_MAX_MEMBERS, NULL, out,
-                                 RING_MAX_MEMBERS),
-                     RING_MAX_MEMBERS);
+    assert_int_equal(
+        ring_lookup(r, "all", 3, RING_MAX_MEMBERS, NULL, out, RING_MAX_MEMBERS),
+        RING_MAX_MEMBERS);
     for (size_t i = 0; i < RING_MAX_MEMBERS; i++) {
         assert_false(seen[out[i]]);
         seen[out[i]] = true;

@@ -28,9 +28,9 @@ typedef struct {
 static void s_emit(void *arg, uint32_t id, const char *name, size_t namelen)
 {
     got_t *g = arg;
-    g->len += (size_t)snprintf(g->out + g->len, sizeof g->out - g->len,
-                               "%s%u:%.*s", g->n ? " " : "", id, (int)namelen,
-                               name);
+    g->len +=
+        (size_t)snprintf(g->out + g->len, sizeof g->out - g->len, "%s%u:%.*s",
+                         g->n ? " " : "", id, (int)namelen, name);
     g->n++;
 }
 
@@ -72,8 +72,8 @@ static const char *s_route(fix_t *f, const char *name, int *how,
     memset(g, 0, sizeof *g);
     snprintf(line, sizeof line, "%s 1 2\n", name);
     size_t nl = strcspn(line, " ;");
-    int h = router_route(f->r, f->ctx, line, strlen(line), nl, alive, s_emit,
-                         g, NULL, NULL);
+    int h = router_route(f->r, f->ctx, line, strlen(line), nl, alive, s_emit, g,
+                         NULL, NULL);
     if (how)
         *how = h;
     return g->out;
@@ -109,8 +109,8 @@ static void test_dests_and_stop(void **state)
     assert_false(how & ROUTE_NOMATCH);
     /* the name is bounded by namelen: tags are not routed on */
     memset(&g, 0, sizeof g);
-    router_route(f->r, f->ctx, "a.drop;x=1 1 2", 14, 6, NULL, s_emit, &g,
-                 NULL, NULL);
+    router_route(f->r, f->ctx, "a.drop;x=1 1 2", 14, 6, NULL, s_emit, &g, NULL,
+                 NULL);
     assert_string_equal(g.out, "");
     s_unfix(f);
 }
@@ -118,13 +118,14 @@ static void test_dests_and_stop(void **state)
 static void test_rewrite(void **state)
 {
     (void)state;
-    fix_t *f = s_fix("cluster c forward 127.0.0.1 ;\n"
-                     "rewrite ^g\\.(a)(b)(c)(d)(e)(f)(g)(h)(i)(j)$ into \\g{9}\\9\\0 ;\n"
-                     "rewrite b(.) into X\\_1Y ;\n"
-                     "rewrite ^(q)\\.(.*)$ into \\^1.\\.2 ;\n"
-                     "rewrite ^up\\.(.*)$ into \\^.1 ;\n"
-                     "match ^Q\\. send to c stop ;\n"
-                     "match * send to c ;\n");
+    fix_t *f = s_fix(
+        "cluster c forward 127.0.0.1 ;\n"
+        "rewrite ^g\\.(a)(b)(c)(d)(e)(f)(g)(h)(i)(j)$ into \\g{9}\\9\\0 ;\n"
+        "rewrite b(.) into X\\_1Y ;\n"
+        "rewrite ^(q)\\.(.*)$ into \\^1.\\.2 ;\n"
+        "rewrite ^up\\.(.*)$ into \\^.1 ;\n"
+        "match ^Q\\. send to c stop ;\n"
+        "match * send to c ;\n");
     got_t g;
     /* replaces the matched part only, first match */
     assert_string_equal(s_route(f, "abcd", NULL, NULL, &g), "0:aXcYd");
@@ -140,11 +141,12 @@ static void test_rewrite(void **state)
 static void test_replacement_forms(void **state)
 {
     (void)state;
-    fix_t *f = s_fix("cluster c forward 127.0.0.1 ;\n"
-                     "rewrite ^e1\\.([a-z]+)\\.([a-z]+)$ into x\\12 ;\n"
-                     "rewrite ^e3\\.(.*)$ into x\\-\\1 ;\n"
-                     "rewrite ^e6\\.(a)(b)(c)(d)(e)(f)(g)(h)(i)(j)(k)$ into \\11 ;\n"
-                     "match * send to c ;\n");
+    fix_t *f =
+        s_fix("cluster c forward 127.0.0.1 ;\n"
+              "rewrite ^e1\\.([a-z]+)\\.([a-z]+)$ into x\\12 ;\n"
+              "rewrite ^e3\\.(.*)$ into x\\-\\1 ;\n"
+              "rewrite ^e6\\.(a)(b)(c)(d)(e)(f)(g)(h)(i)(j)(k)$ into \\11 ;\n"
+              "match * send to c ;\n");
     got_t g;
     /* all the digits make the group number; a missing group is empty */
     assert_string_equal(s_route(f, "e1.ab.cd", NULL, NULL, &g), "0:x");
@@ -157,10 +159,11 @@ static void test_replacement_forms(void **state)
 static void test_validate(void **state)
 {
     (void)state;
-    fix_t *f = s_fix("cluster c forward 127.0.0.1 ;\n"
-                     "cluster d forward 127.0.0.2 ;\n"
-                     "match ^a validate ^[0-9]+\\ [0-9]+$ else drop send to c ;\n"
-                     "match * send to d ;\n");
+    fix_t *f =
+        s_fix("cluster c forward 127.0.0.1 ;\n"
+              "cluster d forward 127.0.0.2 ;\n"
+              "match ^a validate ^[0-9]+\\ [0-9]+$ else drop send to c ;\n"
+              "match * send to d ;\n");
     got_t g;
     int how;
     assert_string_equal(s_route(f, "a.x", &how, NULL, &g), "0:a.x 1:a.x");
@@ -185,8 +188,8 @@ static void test_validate(void **state)
     assert_false(how & ROUTE_INVALID_LOG);
     assert_null(router_ctx_invalid(f->ctx));
     memset(&g, 0, sizeof g);
-    how = router_route(f->r, f->ctx, "t.y x 2\n", 8, 3, NULL, s_emit, &g,
-                       NULL, NULL);
+    how = router_route(f->r, f->ctx, "t.y x 2\n", 8, 3, NULL, s_emit, &g, NULL,
+                       NULL);
     assert_string_equal(g.out, "");
     /* `else log`: the router logs nothing, it tells the caller what */
     assert_true(how & ROUTE_INVALID_LOG);
@@ -277,8 +280,8 @@ static void test_useall(void **state)
     s_unfix(f);
     char err[512];
     config_t *cfg = config_parse_string(
-        "cluster u forward useall no-such-host.invalid:2003 ;\n", "w.conf",
-        err, sizeof err);
+        "cluster u forward useall no-such-host.invalid:2003 ;\n", "w.conf", err,
+        sizeof err);
     assert_non_null(cfg);
     assert_int_equal(useall_expand(cfg, err, sizeof err), -1);
     assert_non_null(strstr(err, "w.conf:1:"));
@@ -292,10 +295,11 @@ static void test_useall(void **state)
 static void test_dynamic_hash(void **state)
 {
     (void)state;
-    fix_t *f = s_fix("cluster d carbon_ch dynamic 127.0.0.1 127.0.0.2 127.0.0.3 ;\n"
-                     "cluster s carbon_ch 127.0.0.4 127.0.0.5 ;\n"
-                     "match ^d send to d stop ;\n"
-                     "match * send to s ;\n");
+    fix_t *f =
+        s_fix("cluster d carbon_ch dynamic 127.0.0.1 127.0.0.2 127.0.0.3 ;\n"
+              "cluster s carbon_ch 127.0.0.4 127.0.0.5 ;\n"
+              "match ^d send to d stop ;\n"
+              "match * send to s ;\n");
     bool alive[5] = {true, true, true, true, true};
     bool dead[5] = {false, true, true, false, true};
     int moved = 0;
@@ -349,9 +353,9 @@ static void s_rand_regex(unsigned *seed, char *out, size_t cap)
     switch (rand_r(seed) % 6) {
     case 0: snprintf(out, cap, "^%s", esc); break;
     case 1: snprintf(out, cap, "^%s\\.", esc); break;
-    case 2: snprintf(out, cap, "%s", esc); break;        /* unanchored */
-    case 3: snprintf(out, cap, "^%s?b", esc); break;     /* optional char */
-    case 4: snprintf(out, cap, "^(%s|db)", esc); break;  /* alternation */
+    case 2: snprintf(out, cap, "%s", esc); break;       /* unanchored */
+    case 3: snprintf(out, cap, "^%s?b", esc); break;    /* optional char */
+    case 4: snprintf(out, cap, "^(%s|db)", esc); break; /* alternation */
     default: snprintf(out, cap, "^%s+", esc); break;
     }
 }
@@ -382,10 +386,10 @@ static void test_index_equivalence(void **state)
                                       rand_r(&seed) % 3);
             } else {
                 s_rand_regex(&seed, re2, sizeof re2);
-                k += (size_t)snprintf(
-                    conf + k, sizeof conf - k, "match '%s' '%s' send to c%d%s ;\n",
-                    re, re2, rand_r(&seed) % 3,
-                    rand_r(&seed) % 3 == 0 ? " stop" : "");
+                k += (size_t)snprintf(conf + k, sizeof conf - k,
+                                      "match '%s' '%s' send to c%d%s ;\n", re,
+                                      re2, rand_r(&seed) % 3,
+                                      rand_r(&seed) % 3 == 0 ? " stop" : "");
             }
         }
         fix_t *f = s_fix(conf);
@@ -399,8 +403,9 @@ static void test_index_equivalence(void **state)
             router_set_index(f->r, false);
             s_route(f, name, &hb, NULL, &b);
             if (strcmp(a.out, b.out) != 0 || ha != hb)
-                fail_msg("config:\n%s\nname %s: index '%s' (%d), full '%s' (%d)",
-                         conf, name, a.out, ha, b.out, hb);
+                fail_msg(
+                    "config:\n%s\nname %s: index '%s' (%d), full '%s' (%d)",
+                    conf, name, a.out, ha, b.out, hb);
         }
         s_unfix(f);
     }
@@ -426,7 +431,8 @@ static void test_glibc_reading(void **state)
     /* "\d" is the letter d and "\t" the letter t, not a digit or a tab */
     assert_string_equal(s_route(f, "d.dt", NULL, NULL, &g), "0:D");
     assert_string_equal(s_route(f, "d.1t", NULL, NULL, &g), "");
-    /* "+?" and "?" then "?" repeat the repetition before them, and are not lazy */
+    /* "+?" and "?" then "?" repeat the repetition before them, and are not lazy
+     */
     assert_string_equal(s_route(f, "l.aaa", NULL, NULL, &g), "0:L.aaa.");
     assert_string_equal(s_route(f, "q.aa", NULL, NULL, &g), "0:Q.a.a");
     /* "{,2}" is "{0,2}" */
@@ -456,9 +462,9 @@ static void test_unsupported_named(void **state)
 {
     (void)state;
     char err[512];
-    config_t *cfg = config_parse_string(
-        "cluster a forward 127.0.0.1 ;\n"
-        "match * critical send to a ;\n", "v.conf", err, sizeof err);
+    config_t *cfg = config_parse_string("cluster a forward 127.0.0.1 ;\n"
+                                        "match * critical send to a ;\n",
+                                        "v.conf", err, sizeof err);
     assert_non_null(cfg);
     router_t *r = router_new(cfg, err, sizeof err);
     assert_null(r);

@@ -34,19 +34,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* What the decoder delivered, checked as it goes. */
 typedef struct {
-    const char *payload;  /* the decoded payload */
-    size_t len;           /* its length */
-    size_t maxline;       /* the -M it was decoded with */
-    size_t pos;           /* where the next piece starts */
-    long n;               /* lines delivered */
-    long stop_at;         /* stop after this many (0: never) */
-    long skipped;         /* pieces before each delivered one, summed, that
-                             are not canonical */
+    const char *payload; /* the decoded payload */
+    size_t len;          /* its length */
+    size_t maxline;      /* the -M it was decoded with */
+    size_t pos;          /* where the next piece starts */
+    long n;              /* lines delivered */
+    long stop_at;        /* stop after this many (0: never) */
+    long skipped;        /* pieces before each delivered one, summed, that
+                            are not canonical */
 } run_t;
 
 /* A byte that may stand in the routing name of a canonical line. */
-static int
-s_path_byte(unsigned char c)
+static int s_path_byte(unsigned char c)
 {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
            (c >= '0' && c <= '9') || c == '-' || c == '_' || c == ':' ||
@@ -56,8 +55,7 @@ s_path_byte(unsigned char c)
 /* Whether p[0..len) has the shape of a canonical line, checked without
  * line.c: "name[;tags] value timestamp\n" with a cleansed name, two spaces,
  * no control bytes. */
-static int
-s_shape(const char *p, size_t len, size_t namelen)
+static int s_shape(const char *p, size_t len, size_t namelen)
 {
     size_t i, spaces = 0, end;
 
@@ -82,8 +80,7 @@ s_shape(const char *p, size_t len, size_t namelen)
 
 /* Whether piece p[0..len) (its '\n' included, if any) is a line a
  * satellite with this maxline writes: its own canonical form. */
-static int
-s_canonical(const char *p, size_t len, size_t maxline)
+static int s_canonical(const char *p, size_t len, size_t maxline)
 {
     char *out;
     line_result_t res;
@@ -101,16 +98,14 @@ s_canonical(const char *p, size_t len, size_t maxline)
 
 /* The length of the piece of the payload at pos: up to and with the next
  * '\n', or to the end. */
-static size_t
-s_piece(const run_t *r, size_t pos)
+static size_t s_piece(const run_t *r, size_t pos)
 {
     const char *nl = memchr(r->payload + pos, '\n', r->len - pos);
 
     return nl ? (size_t)(nl - (r->payload + pos)) + 1 : r->len - pos;
 }
 
-static int
-s_point_fn(void *arg, const char *line, size_t len, size_t namelen)
+static int s_point_fn(void *arg, const char *line, size_t len, size_t namelen)
 {
     run_t *r = arg;
     size_t nl, l;
@@ -143,8 +138,7 @@ s_point_fn(void *arg, const char *line, size_t len, size_t namelen)
 
 /* Decode payload[0..len) with maxline, stopping after stop_at lines (0:
  * never), and check the result against an independent split. */
-static void
-s_run(const char *payload, size_t len, size_t maxline, long stop_at)
+static void s_run(const char *payload, size_t len, size_t maxline, long stop_at)
 {
     const codec_t *c = codec_find(CODEC_LINES);
     run_t r = {payload, len, maxline, 0, 0, stop_at, 0};
@@ -171,8 +165,7 @@ s_run(const char *payload, size_t len, size_t maxline, long stop_at)
     assert(refused == r.skipped);
 }
 
-int
-LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char *p = malloc(size ? size : 1);
 

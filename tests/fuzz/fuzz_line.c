@@ -23,13 +23,12 @@
 
 #define SMALL 24
 #define LARGE 8192
-#define NOW 1700000123LL
+#define NOW   1700000123LL
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* A byte that may stand in the routing name of a canonical line. */
-static int
-s_path_byte(unsigned char c)
+static int s_path_byte(unsigned char c)
 {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
            (c >= '0' && c <= '9') || c == '-' || c == '_' || c == ':' ||
@@ -37,13 +36,12 @@ s_path_byte(unsigned char c)
 }
 
 /* Check that out/res is a canonical line that fits in cap. */
-static void
-s_check(const char *out, size_t cap, const line_result_t *res)
+static void s_check(const char *out, size_t cap, const line_result_t *res)
 {
     size_t i, spaces = 0;
 
     assert(res->len <= cap);
-    assert(res->len >= 6);  /* "n v t\n" at the least */
+    assert(res->len >= 6); /* "n v t\n" at the least */
     assert(out[res->len - 1] == '\n');
     assert(memchr(out, '\n', res->len - 1) == NULL);
     assert(memchr(out, '\r', res->len) == NULL);
@@ -66,8 +64,7 @@ s_check(const char *out, size_t cap, const line_result_t *res)
 }
 
 /* Parse with both capacities and check that the results agree. */
-static void
-s_parse(const char *line, size_t len, char *small, char *large)
+static void s_parse(const char *line, size_t len, char *small, char *large)
 {
     line_result_t rs, rl;
     line_status_t ss = line_parse(line, len, NOW, small, SMALL, &rs);
@@ -98,8 +95,7 @@ s_parse(const char *line, size_t len, char *small, char *large)
         s_check(large, LARGE, &rl);
 }
 
-int
-LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const char *p = (const char *)data, *end = p + size;
     char *small = malloc(SMALL), *large = malloc(LARGE);

@@ -26,12 +26,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* What the callback saw: a count and a hash of every byte. */
 typedef struct {
-    size_t n;          /* datapoints */
-    uint64_t hash;     /* FNV-1a over the fields and their lengths */
+    size_t n;      /* datapoints */
+    uint64_t hash; /* FNV-1a over the fields and their lengths */
 } seen_t;
 
-static void
-s_mix(seen_t *seen, const char *s, size_t len)
+static void s_mix(seen_t *seen, const char *s, size_t len)
 {
     size_t i;
 
@@ -40,9 +39,9 @@ s_mix(seen_t *seen, const char *s, size_t len)
     seen->hash = (seen->hash ^ len) * 1099511628211ull;
 }
 
-static void
-s_point(void *arg, const char *name, size_t namelen, const char *value,
-        size_t valuelen, const char *ts, size_t tslen)
+static void s_point(void *arg, const char *name, size_t namelen,
+                    const char *value, size_t valuelen, const char *ts,
+                    size_t tslen)
 {
     seen_t *seen = arg;
 
@@ -56,13 +55,11 @@ s_point(void *arg, const char *name, size_t namelen, const char *value,
     seen->n++;
 }
 
-int
-LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static pickle_t *kept, *tiny;
     static const pickle_limits_t small = {
-        .max_depth = 4, .max_items = 8, .max_memo = 16, .max_string = 16
-    };
+        .max_depth = 4, .max_items = 8, .max_memo = 16, .max_string = 16};
     unsigned char *buf = malloc(size ? size : 1);
     seen_t a = {0, 1469598103934665603ull}, b = a, c = a;
     pickle_status_t sa, sb, sc;

@@ -28,14 +28,14 @@
 
 typedef void *(calloc_fn)(size_t, size_t);
 
-static calloc_fn *s_real;            /* libc's calloc */
-static int s_resolving;              /* inside dlsym: serve from s_boot */
-static char s_boot[4096];            /* what dlsym asks for meanwhile */
+static calloc_fn *s_real; /* libc's calloc */
+static int s_resolving;   /* inside dlsym: serve from s_boot */
+static char s_boot[4096]; /* what dlsym asks for meanwhile */
 static size_t s_boot_used;
 static pthread_mutex_t s_lock = PTHREAD_MUTEX_INITIALIZER;
 static size_t s_armed_size = (size_t)-1; /* FAILALLOC_SIZE */
-static struct timespec s_seen_mtime; /* the file version counted for */
-static long s_skip, s_count;         /* left to let through, left to fail */
+static struct timespec s_seen_mtime;     /* the file version counted for */
+static long s_skip, s_count;             /* left to let through, left to fail */
 
 static void s_init(void)
 {

@@ -87,8 +87,9 @@ static void *s_run(void *p)
                 double due = j->t0 + (double)(i + 1) / (double)j->rate;
                 double t = (double)now.tv_sec + now.tv_nsec / 1e9;
                 if (due > t) {
-                    struct timespec d = {(time_t)(due - t),
-                                         (long)((due - t - (double)(time_t)(due - t)) * 1e9)};
+                    struct timespec d = {
+                        (time_t)(due - t),
+                        (long)((due - t - (double)(time_t)(due - t)) * 1e9)};
                     nanosleep(&d, NULL);
                 }
             }
@@ -111,7 +112,8 @@ static void *s_run(void *p)
 int main(int argc, char **argv)
 {
     if (argc < 5) {
-        fprintf(stderr, "usage: lineblast HOST PORT CONNECTIONS LINES [PREFIX]\n");
+        fprintf(stderr,
+                "usage: lineblast HOST PORT CONNECTIONS LINES [PREFIX]\n");
         return 2;
     }
     int nc = atoi(argv[3]);
@@ -121,10 +123,16 @@ int main(int argc, char **argv)
     job_t *jobs = calloc((size_t)nc, sizeof *jobs);
     pthread_t *th = calloc((size_t)nc, sizeof *th);
     for (int c = 0; c < nc; c++) {
-        jobs[c] = (job_t){argv[1], argv[2], argc > 5 ? argv[5] : "blast", c, n,
-                          getenv("LINEBLAST_HOLD") ? atoi(getenv("LINEBLAST_HOLD")) : 0,
-                          getenv("LINEBLAST_RATE") ? atol(getenv("LINEBLAST_RATE")) : 0,
-                          0, 0};
+        jobs[c] = (job_t){
+            argv[1],
+            argv[2],
+            argc > 5 ? argv[5] : "blast",
+            c,
+            n,
+            getenv("LINEBLAST_HOLD") ? atoi(getenv("LINEBLAST_HOLD")) : 0,
+            getenv("LINEBLAST_RATE") ? atol(getenv("LINEBLAST_RATE")) : 0,
+            0,
+            0};
         pthread_create(&th[c], NULL, s_run, &jobs[c]);
     }
     int rc = 0;

@@ -31,7 +31,8 @@ static double s_now(void)
 int main(int argc, char **argv)
 {
     if (argc != 4 && argc != 5) {
-        fprintf(stderr, "usage: linesink PORT EXPECTED_LINES TIMEOUT_S [IDLE_S]\n");
+        fprintf(stderr,
+                "usage: linesink PORT EXPECTED_LINES TIMEOUT_S [IDLE_S]\n");
         return 2;
     }
     long long expect = atoll(argv[2]);
@@ -42,7 +43,8 @@ int main(int argc, char **argv)
     struct sockaddr_in a = {.sin_family = AF_INET,
                             .sin_port = htons((uint16_t)atoi(argv[1]))};
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (bind(lfd, (struct sockaddr *)&a, sizeof a) != 0 || listen(lfd, 64) != 0) {
+    if (bind(lfd, (struct sockaddr *)&a, sizeof a) != 0 ||
+        listen(lfd, 64) != 0) {
         perror("linesink: bind");
         return 2;
     }

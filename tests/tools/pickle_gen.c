@@ -19,7 +19,7 @@
  * patched in place before the whole batch goes out in large writes.
  */
 #ifndef _POSIX_C_SOURCE
-#define _POSIX_C_SOURCE 200809L     /* getaddrinfo, clock_gettime */
+#define _POSIX_C_SOURCE 200809L /* getaddrinfo, clock_gettime */
 #endif
 
 #include <errno.h>
@@ -34,19 +34,18 @@
 #include <time.h>
 #include <unistd.h>
 
-#define TEMPLATES  16            /* distinct frames (the N in the paths) */
-#define BATCH_BYTES (2u << 20)   /* aim for batches about this big */
-#define MAX_POINTS 1000000       /* most datapoints per frame */
+#define TEMPLATES   16         /* distinct frames (the N in the paths) */
+#define BATCH_BYTES (2u << 20) /* aim for batches about this big */
+#define MAX_POINTS  1000000    /* most datapoints per frame */
 
 /* A growable byte buffer. */
 typedef struct {
-    unsigned char *b;   /* the bytes */
-    size_t n;           /* bytes in use */
-    size_t cap;         /* bytes allocated */
+    unsigned char *b; /* the bytes */
+    size_t n;         /* bytes in use */
+    size_t cap;       /* bytes allocated */
 } buf_t;
 
-static int
-s_put(buf_t *f, const void *p, size_t n)
+static int s_put(buf_t *f, const void *p, size_t n)
 {
     if (f->n + n > f->cap) {
         size_t cap = f->cap ? f->cap : 65536;
@@ -65,16 +64,14 @@ s_put(buf_t *f, const void *p, size_t n)
     return 0;
 }
 
-static int
-s_byte(buf_t *f, unsigned c)
+static int s_byte(buf_t *f, unsigned c)
 {
     unsigned char b = (unsigned char)c;
 
     return s_put(f, &b, 1);
 }
 
-static int
-s_le32(buf_t *f, uint32_t v)
+static int s_le32(buf_t *f, uint32_t v)
 {
     unsigned char b[4] = {v & 0xff, v >> 8 & 0xff, v >> 16 & 0xff,
                           v >> 24 & 0xff};
@@ -83,8 +80,7 @@ s_le32(buf_t *f, uint32_t v)
 }
 
 /* A memo PUT of index *memo, as Python writes it; *memo advances. */
-static int
-s_memo(buf_t *f, uint32_t *memo)
+static int s_memo(buf_t *f, uint32_t *memo)
 {
     int rc = *memo < 256 ? s_byte(f, 'q') | s_byte(f, *memo)
                          : s_byte(f, 'r') | s_le32(f, *memo);
@@ -98,15 +94,14 @@ s_memo(buf_t *f, uint32_t *memo)
  * datapoint's 4-byte timestamp (relative to the frame's start) goes to
  * tsoff[0 .. npoints).  Returns 0, or -1 when out of memory.
  */
-static int
-s_frame(buf_t *f, unsigned t, size_t npoints, size_t *tsoff)
+static int s_frame(buf_t *f, unsigned t, size_t npoints, size_t *tsoff)
 {
     size_t start = f->n, i;
     uint32_t memo = 0;
     int rc = 0;
 
-    rc |= s_le32(f, 0);                 /* the length, filled in below */
-    rc |= s_put(f, "\x80\x02]", 3);     /* PROTO 2, EMPTY_LIST */
+    rc |= s_le32(f, 0);             /* the length, filled in below */
+    rc |= s_put(f, "\x80\x02]", 3); /* PROTO 2, EMPTY_LIST */
     rc |= s_memo(f, &memo);
     for (i = 0; i < npoints && rc == 0; i++) {
         char name[64];
@@ -117,22 +112,22 @@ s_frame(buf_t *f, unsigned t, size_t npoints, size_t *tsoff)
         int k;
 
         if (i % 1000 == 0)
-            rc |= s_byte(f, '(');       /* MARK: APPENDS in batches */
+            rc |= s_byte(f, '('); /* MARK: APPENDS in batches */
         rc |= s_byte(f, 'X') | s_le32(f, (uint32_t)nl) |
               s_put(f, name, (size_t)nl);
         rc |= s_memo(f, &memo);
-        rc |= s_byte(f, 'J');           /* BININT timestamp, patched later */
+        rc |= s_byte(f, 'J'); /* BININT timestamp, patched later */
         tsoff[i] = f->n - start;
         rc |= s_le32(f, 0);
         memcpy(&u, &v, sizeof u);
-        g[0] = 'G';                     /* BINFLOAT, big-endian */
+        g[0] = 'G'; /* BINFLOAT, big-endian */
         for (k = 0; k < 8; k++)
             g[1 + k] = (unsigned char)(u >> (56 - 8 * k));
         rc |= s_put(f, g, sizeof g);
-        rc |= s_byte(f, 0x86) | s_memo(f, &memo);   /* (ts, value) */
-        rc |= s_byte(f, 0x86) | s_memo(f, &memo);   /* (path, (ts, value)) */
+        rc |= s_byte(f, 0x86) | s_memo(f, &memo); /* (ts, value) */
+        rc |= s_byte(f, 0x86) | s_memo(f, &memo); /* (path, (ts, value)) */
         if (i % 1000 == 999 || i == npoints - 1)
-            rc |= s_byte(f, 'e');       /* APPENDS */
+            rc |= s_byte(f, 'e'); /* APPENDS */
     }
     rc |= s_byte(f, '.');
     if (rc == 0) {
@@ -147,8 +142,7 @@ s_frame(buf_t *f, unsigned t, size_t npoints, size_t *tsoff)
 }
 
 /* Connect to host:port over TCP.  Returns the socket, or -1. */
-static int
-s_connect(const char *host, const char *port)
+static int s_connect(const char *host, const char *port)
 {
     struct addrinfo hints, *res, *ai;
     int fd = -1, rc, sndbuf = 4 << 20;
@@ -181,8 +175,7 @@ s_connect(const char *host, const char *port)
 }
 
 /* Write all of b/n to fd.  Returns 0, or -1 with errno. */
-static int
-s_write_all(int fd, const unsigned char *b, size_t n)
+static int s_write_all(int fd, const unsigned char *b, size_t n)
 {
     while (n > 0) {
         ssize_t w = write(fd, b, n);
@@ -199,8 +192,7 @@ s_write_all(int fd, const unsigned char *b, size_t n)
 }
 
 /* A whole non-negative decimal number in [min, max], or -1. */
-static long long
-s_arg(const char *s, long long min, long long max)
+static long long s_arg(const char *s, long long min, long long max)
 {
     char *end;
     long long v;
@@ -212,8 +204,7 @@ s_arg(const char *s, long long min, long long max)
     return v;
 }
 
-int
-main(int argc, char **argv)
+int main(int argc, char **argv)
 {
     long long nframes, npoints = 500;
     size_t per_batch, frame_len, i, j, *tsoff = NULL, *fstart = NULL;
@@ -234,8 +225,10 @@ main(int argc, char **argv)
     if (argc == 5)
         npoints = s_arg(argv[4], 1, MAX_POINTS);
     if (nframes < 0 || npoints < 0) {
-        fprintf(stderr, "pickle_gen: NFRAMES must be 0 .. %d and "
-                "POINTS_PER_FRAME 1 .. %d\n", INT32_MAX, MAX_POINTS);
+        fprintf(stderr,
+                "pickle_gen: NFRAMES must be 0 .. %d and "
+                "POINTS_PER_FRAME 1 .. %d\n",
+                INT32_MAX, MAX_POINTS);
         return 2;
     }
     start = (uint32_t)time(NULL);
@@ -280,21 +273,22 @@ main(int argc, char **argv)
     clock_gettime(CLOCK_MONOTONIC, &t0);
     while (sent < nframes) {
         size_t n = (size_t)(nframes - sent) < per_batch
-                       ? (size_t)(nframes - sent) : per_batch;
+                       ? (size_t)(nframes - sent)
+                       : per_batch;
         size_t len = n < per_batch ? fstart[n] : batch.n;
 
         for (i = 0; i < n; i++) {
             uint32_t ts = start + (uint32_t)(sent + (long long)i);
-            unsigned char le[4] = {ts & 0xff, ts >> 8 & 0xff,
-                                   ts >> 16 & 0xff, ts >> 24 & 0xff};
+            unsigned char le[4] = {ts & 0xff, ts >> 8 & 0xff, ts >> 16 & 0xff,
+                                   ts >> 24 & 0xff};
             const size_t *off = tsoff + (i % TEMPLATES) * (size_t)npoints;
 
             for (j = 0; j < (size_t)npoints; j++)
                 memcpy(batch.b + fstart[i] + off[j], le, 4);
         }
         if (s_write_all(fd, batch.b, len) < 0) {
-            fprintf(stderr, "pickle_gen: %s:%s: write: %s\n", argv[1],
-                    argv[2], strerror(errno));
+            fprintf(stderr, "pickle_gen: %s:%s: write: %s\n", argv[1], argv[2],
+                    strerror(errno));
             close(fd);
             goto out;
         }
@@ -308,9 +302,10 @@ main(int argc, char **argv)
     }
     secs = (double)(t1.tv_sec - t0.tv_sec) +
            (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
-    fprintf(stderr, "pickle_gen: %lld frames, %lld datapoints, %.1f MB in "
-            "%.3f s (%.2f M datapoints/s)\n", nframes, nframes * npoints,
-            bytes / 1e6, secs,
+    fprintf(stderr,
+            "pickle_gen: %lld frames, %lld datapoints, %.1f MB in "
+            "%.3f s (%.2f M datapoints/s)\n",
+            nframes, nframes * npoints, bytes / 1e6, secs,
             secs > 0 ? (double)(nframes * npoints) / secs / 1e6 : 0.0);
     rc = 0;
     goto out;
