@@ -259,19 +259,10 @@ static void s_dealer_fn(zwatch_t *w, void *sock, void *arg)
     (void)w;
     ingest_t *ig = arg;
     unsigned char buf[64];
-    int more = 0;
-    size_t sz = sizeof more;
     int n = zmq_recv(sock, buf, sizeof buf, ZMQ_DONTWAIT);
     if (n < 0)
         return;
-    zmq_getsockopt(sock, ZMQ_RCVMORE, &more, &sz);
-    while (more) { /* no multipart acks in this version: discard */
-        zmq_msg_t m;
-        zmq_msg_init(&m);
-        zmq_msg_recv(&m, sock, 0);
-        zmq_msg_close(&m);
-        zmq_getsockopt(sock, ZMQ_RCVMORE, &more, &sz);
-    }
+    msg_discard_rest(sock); /* no multipart acks in this version */
     batch_hdr_t h;
     if (n > (int)sizeof buf || batch_hdr_decode(buf, (size_t)n, &h) != 0 ||
         h.type != BATCH_ACK)
@@ -303,19 +294,10 @@ static void s_mon_fn(zwatch_t *w, void *sock, void *arg)
     (void)w;
     ingest_t *ig = arg;
     unsigned char ev[6];
-    int more = 0;
-    size_t sz = sizeof more;
     int n = zmq_recv(sock, ev, sizeof ev, ZMQ_DONTWAIT);
     if (n < 0)
         return;
-    zmq_getsockopt(sock, ZMQ_RCVMORE, &more, &sz);
-    while (more) { /* the address: not needed */
-        zmq_msg_t m;
-        zmq_msg_init(&m);
-        zmq_msg_recv(&m, sock, 0);
-        zmq_msg_close(&m);
-        zmq_getsockopt(sock, ZMQ_RCVMORE, &more, &sz);
-    }
+    msg_discard_rest(sock); /* the address: not needed */
     if (n < 2)
         return;
     uint16_t e;
