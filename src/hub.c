@@ -826,18 +826,33 @@ static void s_control_fn(zwatch_t *w, void *sock, void *arg)
     zmq_send(sock, h->reply, len, ZMQ_DONTWAIT);
 }
 
+/* The control pipe from main.  Every request queued there is taken at once:
+ * reloads asked for while one ran (a SIGHUP storm) are served by one more
+ * reading of the file, not one each, and a STOP behind them is not kept
+ * waiting. */
 static void s_ctl_fn(zwatch_t *w, void *sock, void *arg)
 {
     (void)w;
     hub_t *h = arg;
     msg_hdr_t mh;
-    int type = msg_recv_ctl(sock, &mh);
-    if (type == MSG_RELOAD) {
+    int reload = 0, stop = 0;
+    for (int i = 0; i < 100000; i++) {
+        int type = msg_recv_ctl(sock, &mh);
+        if (type == MSG_RELOAD)
+            reload = 1;
+        else if (type == MSG_STOP)
+            stop = 1;
+        int ev = 0;
+        size_t sz = sizeof ev;
+        if (zmq_getsockopt(sock, ZMQ_EVENTS, &ev, &sz) != 0 ||
+            !(ev & ZMQ_POLLIN))
+            break;
+    }
+    if (reload && !stop) {
         char msg[1200];
         s_reload(h, msg, sizeof msg);
-        return;
     }
-    if (type != MSG_STOP)
+    if (!stop)
         return;
     h->stopping = 1;
     zwatch_stop(h->router_w);

@@ -27,7 +27,8 @@ import time
 sys.dont_write_bytecode = True  # leave no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (Test, require, free_port, wait_until, check_build,  # noqa: E402
-                     counter, ctl_status, rss_kb, SinkTracker, orchester_argv)
+                     counter, ctl_status, rss_kb, SinkTracker, orchester_argv,
+                     small_quarantine_env)
 
 BUDGET = 8 << 20
 FRAME = 1 << 20          # announced frame length (the default -F allows it)
@@ -69,12 +70,7 @@ control %s ;
 cluster sink forward 127.0.0.1:%d ;
 match * send to sink ;
 """ % (port, control, sink.port)
-    # Under ASan, freed memory waits in a quarantine (256 MB by default)
-    # before it is reused, so the resident size would measure the sanitizer:
-    # keep its quarantine small (no effect on a normal build).
-    env = dict(os.environ)
-    env["ASAN_OPTIONS"] = ":".join(x for x in (env.get("ASAN_OPTIONS"),
-                                               "quarantine_size_mb=4") if x)
+    env = small_quarantine_env()  # the resident size measures orchester
     with t.check("orchester -B %d starts" % BUDGET, fatal=True):
         path = t.write("orchester.conf", conf)
         orch = t.proc("orchester", orchester_argv(t.build, path, "-B",

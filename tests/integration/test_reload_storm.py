@@ -32,13 +32,19 @@ sys.dont_write_bytecode = True  # leave no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (Test, require, free_port, wait_until, check_build,  # noqa: E402
                      wait_status, ctl_status, counter, rss_kb,
-                     first_difference, SeqStream)
+                     first_difference, SeqStream, small_quarantine_env,
+                     sanitized)
 
 NRULES = 300           # never-matching rules in each configuration
 RATE = 20000.0         # seq lines per second
 STORM_S = 10.0         # seconds of SIGHUP at 100 per second
 NRELOADS = 1000        # reloads in all
 RSS_SLACK_KB = 5 * 1024
+# ASan's allocator keeps freed memory in per-size free lists and never gives
+# it back: there the resident size creeps (about 1 MB per 1,000 reloads, flat
+# on a normal build), so a sanitizer build gets more slack.  Keeping every
+# configuration, as before, grew it by hundreds of megabytes either way.
+RSS_SLACK_SANITIZED_KB = 20 * 1024
 
 
 def conf_text(port, control, main, spare, with_spare):
@@ -77,7 +83,7 @@ def body(t):
 
     with t.check("orchester starts", fatal=True):
         orch = t.start_orchester("orchester", conf_a, control=control,
-                                 tcp_ports=(port,))
+                                 tcp_ports=(port,), env=small_quarantine_env())
         conf = orch.conf
 
     def reloads():
@@ -142,15 +148,16 @@ def body(t):
                 % first_difference(got, list(range(n))))
         sys.stderr.write("# %d lines in %.1f s\n" % (n, n / RATE))
 
+    slack = RSS_SLACK_SANITIZED_KB if sanitized(t.build) else RSS_SLACK_KB
     with t.check("resident memory after %d reloads is within %d kB of that "
-                 "after the first" % (NRELOADS, RSS_SLACK_KB)):
+                 "after the first" % (NRELOADS, slack)):
         st = wait_status(t.build, control, 20.0, "the main destination idle",
                          lambda st: all(d.get("queued") == 0
                                         for d in st["destinations"].values()))
         rss = rss_kb(orch.pid)
         sys.stderr.write("# RSS after the reloads: %d kB (first %d kB)\n"
                          % (rss, rss_first[0]))
-        require(rss - rss_first[0] <= RSS_SLACK_KB,
+        require(rss - rss_first[0] <= slack,
                 "RSS grew from %d kB to %d kB" % (rss_first[0], rss))
         for key, d in st["destinations"].items():
             require(d.get("dropped") == 0, "%s dropped %s" % (key, d.get("dropped")))
