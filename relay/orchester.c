@@ -183,6 +183,7 @@ int main(int argc, char **argv)
     sender_opts_t so;
     sender_opts_default(&so);
     so.dest.queue_cap = (uint64_t)o.v[OPT_QUEUE];
+    so.dest.user_timeout_ms = (int)o.v[OPT_USER_TIMEOUT];
     so.stall_ms = (int)o.v[OPT_STALL];
     so.drain_ms = (int)o.v[OPT_DRAIN] * 1000;
     so.in_endpoint = EP_SENDER;

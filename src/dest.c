@@ -34,7 +34,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/ioctl.h>
 #include <sys/uio.h>
+#include <linux/sockios.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <unistd.h>
 
 #include "clock.h"
@@ -77,7 +81,13 @@ struct dest {
     int said_up;             /* "connected" was logged for this
                                 connection */
     unsigned int seed;       /* jitter */
-    uint64_t sent;           /* datapoints written */
+    int is_tcp;              /* a TCP member: the delivery rule applies */
+    uint64_t wrote;          /* bytes written on this connection */
+    uint64_t acked;          /* of them, acknowledged by the peer */
+    ev_timer ackpoll;        /* asks the kernel what was acknowledged,
+                                while bytes are in flight */
+    uint64_t sent;           /* datapoints delivered (TCP: acknowledged by
+                                the peer; UDP and files: written) */
     uint64_t dropped;        /* datapoints dropped */
 };
 
@@ -91,6 +101,8 @@ void dest_opts_default(dest_opts_t *o)
     o->resolve_timeout_ms = (int)opt_default(OPT_RESOLVE_WAIT);
     o->stable_ms = (int)opt_default(OPT_STABLE);
     o->log_interval_ms = (int)opt_default(OPT_FAIL_LOG);
+    o->user_timeout_ms = (int)opt_default(OPT_USER_TIMEOUT);
+    o->ack_poll_ms = (int)opt_default(OPT_ACK_POLL);
 }
 
 static void s_connect(dest_t *d);
@@ -132,13 +144,69 @@ static const char *s_unlogged(dest_t *d, char *buf, size_t len)
     return buf;
 }
 
+/* The delivery rule: what the peer's TCP stack acknowledged is the bytes
+ * written on this connection less those still in the send queue
+ * (SIOCOUTQ); those chunks are delivered.  While bytes are in flight the
+ * ackpoll timer asks again. */
+static void s_ack(dest_t *d)
+{
+    int outq = 0;
+    if (!d->is_tcp || d->state != ST_UP)
+        return;
+    if (ioctl(d->fd, SIOCOUTQ, &outq) == 0 && outq >= 0 &&
+        (uint64_t)outq <= d->wrote) {
+        uint64_t acked = d->wrote - (uint64_t)outq;
+        if (acked > d->acked) {
+            d->sent += queue_delivered(d->q, (size_t)(acked - d->acked));
+            d->acked = acked;
+        }
+    }
+    if (queue_inflight(d->q) > 0) {
+        if (!ev_is_active(&d->ackpoll)) {
+            ev_timer_set(&d->ackpoll, d->o.ack_poll_ms / 1000.0,
+                         d->o.ack_poll_ms / 1000.0);
+            ev_timer_start(d->loop, &d->ackpoll);
+        }
+    } else {
+        ev_timer_stop(d->loop, &d->ackpoll);
+    }
+}
+
+static void s_ackpoll_fn(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)loop;
+    (void)revents;
+    dest_t *d = t->data;
+    uint64_t before = d->sent;
+    s_ack(d);
+    if (d->sent != before && d->fn)
+        d->fn(d->arg, d); /* its queue has room again */
+}
+
+/* A dead path must not go unnoticed for the kernel's quarter of an hour of
+ * retransmissions: written data unacknowledged for user_timeout_ms ends
+ * the connection (TCP_USER_TIMEOUT), and an idle one is probed
+ * (keepalives) within about the same time. */
+static void s_tcp_timeouts(dest_t *d)
+{
+    int one = 1, ut = d->o.user_timeout_ms;
+    int idle = ut / 2000 > 0 ? ut / 2000 : 1, intvl = 1, cnt = 3;
+    setsockopt(d->fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ut, sizeof ut);
+    setsockopt(d->fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+    setsockopt(d->fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+    setsockopt(d->fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
+    setsockopt(d->fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
+}
+
 /* Close the connection and schedule the next attempt; what failed and why
  * go to the log (rate-limited). */
 static void s_fail(dest_t *d, const char *what, const char *why)
 {
     int was_up = d->state == ST_UP;
+    s_ack(d); /* what was acknowledged before the end is delivered */
     s_set_io(d, 0);
     ev_timer_stop(d->loop, &d->timer);
+    ev_timer_stop(d->loop, &d->ackpoll);
     if (d->fd >= 0)
         close(d->fd);
     d->fd = -1;
@@ -177,6 +245,7 @@ static void s_up(dest_t *d)
     ev_timer_stop(d->loop, &d->timer);
     d->state = ST_UP;
     d->want_addr = 0;
+    d->wrote = d->acked = 0;
     d->said_up = d->told_down;
     if (d->said_up)
         log_info("dest: %s %s: connected", d->rd->cluster->name, d->rd->addr);
@@ -261,7 +330,13 @@ static void s_write(dest_t *d)
             s_fail_errno(d, "write", errno);
             return;
         }
-        d->sent += queue_consume(d->q, (size_t)w);
+        if (d->is_tcp) {
+            queue_wrote(d->q, (size_t)w);
+            d->wrote += (uint64_t)w;
+            s_ack(d);
+        } else {
+            d->sent += queue_consume(d->q, (size_t)w);
+        }
         if (!d->is_file)
             break; /* one writev per readiness; the loop comes back */
     }
@@ -341,6 +416,7 @@ static void s_connect_addr(dest_t *d)
         return;
     }
     d->state = ST_CONNECTING;
+    s_tcp_timeouts(d);
     s_set_io(d, EV_WRITE);
     ev_timer_set(&d->timer, d->o.connect_timeout_ms / 1000.0, 0.0);
     ev_timer_start(d->loop, &d->timer);
@@ -431,11 +507,14 @@ dest_t *dest_new(struct ev_loop *loop, const router_dest_t *rd,
                  rd->cluster->type == CLUSTER_FILE_IP;
     d->is_pickle = !d->is_file && rd->member->type == WIRE_PICKLE;
     d->is_udp = !d->is_file && rd->member->proto == PROTO_UDP;
+    d->is_tcp = !d->is_file && !d->is_udp;
     d->seed = (unsigned int)(clock_mono_ms() ^ (intptr_t)d);
     ev_init(&d->io, s_io_fn);
     d->io.data = d;
     ev_init(&d->timer, s_timer_fn);
     d->timer.data = d;
+    ev_init(&d->ackpoll, s_ackpoll_fn);
+    d->ackpoll.data = d;
     if (!d->is_file) {
         d->res = resolver_new(loop, rd->member->host, rd->member->port,
                               d->is_udp ? SOCK_DGRAM : SOCK_STREAM,
@@ -457,6 +536,7 @@ void dest_destroy(dest_t **pd)
     dest_t *d = *pd;
     s_set_io(d, 0);
     ev_timer_stop(d->loop, &d->timer);
+    ev_timer_stop(d->loop, &d->ackpoll);
     if (d->fd >= 0)
         close(d->fd);
     resolver_destroy(&d->res);
@@ -516,7 +596,8 @@ void dest_stats(const dest_t *d, stats_dest_t *out)
 {
     memset(out, 0, sizeof *out);
     out->sent = d->sent;
-    out->queued = queue_lines(d->q);
+    out->inflight = queue_inflight_lines(d->q);
+    out->queued = queue_lines(d->q) - out->inflight;
     out->dropped = d->dropped;
     out->up = d->state == ST_UP;
 }

@@ -34,6 +34,10 @@ typedef struct {
     int stable_ms;          /* a connection held this long resets the
                                backoff and the log interval (5000) */
     int log_interval_ms;    /* at most one failure line per (60000) */
+    int user_timeout_ms;    /* TCP: written data unacknowledged this long
+                               ends the connection (10000) */
+    int ack_poll_ms;        /* TCP: how often to ask the kernel what was
+                               acknowledged while bytes are in flight (200) */
 } dest_opts_t;
 
 typedef struct dest dest_t;

@@ -456,7 +456,7 @@ static size_t s_counters(const hub_t *h, selfmetrics_counter_t *c, size_t max,
     uint64_t sent = 0, queued = 0, dropped = 0;
     for (size_t i = 0; i < h->ndests; i++) {
         sent += h->dsnap[i].sent;
-        queued += h->dsnap[i].queued;
+        queued += h->dsnap[i].queued + h->dsnap[i].inflight;
         dropped += h->dsnap[i].dropped;
     }
     size_t k = 0;
@@ -783,12 +783,13 @@ static size_t s_status(hub_t *h)
     for (size_t i = 0; i < h->ndests; i++) {
         const router_dest_t *d = router_dest(h->r, i);
         const stats_dest_t *s = &h->dsnap[i];
-        s_reply_add(h, &len,
-                    "destination %s %s state=%s queued=%llu sent=%llu "
-                    "dropped=%llu\n",
-                    d->cluster->name, d->addr, s->up ? "up" : "down",
-                    (unsigned long long)s->queued, (unsigned long long)s->sent,
-                    (unsigned long long)s->dropped);
+        s_reply_add(
+            h, &len,
+            "destination %s %s state=%s queued=%llu inflight=%llu "
+            "sent=%llu dropped=%llu\n",
+            d->cluster->name, d->addr, s->up ? "up" : "down",
+            (unsigned long long)s->queued, (unsigned long long)s->inflight,
+            (unsigned long long)s->sent, (unsigned long long)s->dropped);
     }
     selfmetrics_counter_t c[64];
     size_t n = s_counters(h, c, 64, 0); /* the listeners' are on their lines */

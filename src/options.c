@@ -43,6 +43,16 @@ static const opt_def_t s_table[OPT_N] = {
                    "orchester: how long a full queue of a live destination "
                    "holds back intake",
                    NULL},
+    [OPT_USER_TIMEOUT] = {OPT_USER_TIMEOUT, 'K', OPT_P_ORCHESTER, 10000, 1000,
+                          3600000, "ms",
+                          "how long data written to a backend may stay "
+                          "unacknowledged (or an idle connection "
+                          "unanswered) before the connection counts as "
+                          "dead and what it did not deliver is sent again",
+                          "destination: written data unacknowledged (or an "
+                          "idle connection unanswered) this long ends the "
+                          "connection (``TCP_USER_TIMEOUT``, keepalives)",
+                          NULL, NULL},
     [OPT_STATS] = {OPT_STATS, 'S', OPT_P_ORCHESTER, 0, 1, 86400, "s",
                    "self metrics interval (0: the configuration's, which "
                    "defaults to 60)",
@@ -95,6 +105,10 @@ static const opt_def_t s_table[OPT_N] = {
                           "name's lookup (the lookup itself goes on in the "
                           "background)",
                           "fixed (``src/dest.c``)", NULL},
+    [OPT_ACK_POLL] = {OPT_ACK_POLL, 0, 0, 200, 1, 1, "ms", NULL,
+                      "destination: how often the kernel is asked what the "
+                      "backend acknowledged, while bytes are in flight",
+                      "fixed (``src/dest.c``)", NULL},
     [OPT_ACCEPT_PAUSE] = {OPT_ACCEPT_PAUSE, 0, 0, 1000, 1, 1, "ms", NULL,
                           "listener: pause after ``accept`` runs out of "
                           "file descriptors and cannot shed the connection "

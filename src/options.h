@@ -28,6 +28,7 @@ typedef enum {
     OPT_BUDGET,          /* bytes of unfinished lines and frames, in all */
     OPT_DRAIN,           /* drain at stop, s */
     OPT_STALL,           /* hold-back of a full live queue, ms */
+    OPT_USER_TIMEOUT,    /* TCP: unacknowledged data ends a connection, ms */
     OPT_STATS,           /* self metrics interval, s (0: the config's) */
     OPT_CTL_TIMEOUT,     /* orchester-ctl answer timeout, ms */
     OPT_ACK_TIMEOUT,     /* satellite: no acknowledgement before a resend */
@@ -40,6 +41,7 @@ typedef enum {
     OPT_STABLE,          /* a connection that held this long resets it */
     OPT_FAIL_LOG,        /* at most one failure line per, ms */
     OPT_RESOLVE_WAIT,    /* wait for a name's first answer, ms */
+    OPT_ACK_POLL,        /* ask the kernel what was acknowledged, ms */
     OPT_ACCEPT_PAUSE,    /* listener pause when out of descriptors, ms */
     OPT_HELD_RETRY,      /* hub retry of a held-back batch, ms */
     OPT_SNAPSHOT,        /* counter snapshots to the hub, ms */

@@ -9,20 +9,25 @@
 typedef struct {
     const char *data;          /* the bytes (owned by owner) */
     size_t len;                /* total bytes */
-    size_t off;                /* bytes already written */
+    size_t off;                /* bytes written */
+    size_t ack;                /* bytes delivered (ack <= off) */
     uint32_t lines;            /* datapoints in the chunk */
     queue_release_fn *release; /* frees the bytes */
     void *owner;               /* argument to release */
 } chunk_t;
 
 struct queue {
-    chunk_t *ring;  /* ncap descriptors */
-    size_t ncap;    /* ring capacity (power of two) */
-    size_t head;    /* index of the oldest chunk */
-    size_t n;       /* chunks in the ring */
-    uint64_t cap;   /* bound in datapoints */
-    uint64_t lines; /* datapoints queued */
-    size_t bytes;   /* unwritten bytes queued */
+    chunk_t *ring;   /* ncap descriptors */
+    size_t ncap;     /* ring capacity (power of two) */
+    size_t head;     /* index of the oldest chunk */
+    size_t n;        /* chunks in the ring */
+    size_t w;        /* the first chunk not written to its end (0..n) */
+    uint64_t cap;    /* bound in datapoints */
+    uint64_t lines;  /* datapoints queued, in flight included */
+    uint64_t flines; /* of them, in chunks written to their end (before w):
+                        in flight; the bound does not count them */
+    size_t bytes;    /* unwritten bytes queued */
+    size_t inflight; /* bytes written and not yet delivered */
 };
 
 queue_t *queue_new(uint64_t cap)
@@ -51,18 +56,24 @@ static void s_release(chunk_t *c)
         c->release(c->owner);
 }
 
-/* Remove the i-th chunk (i = 0 or 1) and return its datapoints. */
+/* Remove the i-th chunk and return its datapoints; the older ones move up
+ * one slot (i is small: at most the chunks in flight, plus one). */
 static uint64_t s_remove(queue_t *q, size_t i)
 {
     chunk_t *c = s_at(q, i);
     uint64_t l = c->lines;
     q->lines -= c->lines;
     q->bytes -= c->len - c->off;
+    q->inflight -= c->off - c->ack;
+    if (i < q->w)
+        q->flines -= c->lines;
     s_release(c);
-    if (i == 1)
-        *c = *s_at(q, 0);
+    for (size_t k = i; k > 0; k--)
+        *s_at(q, k) = *s_at(q, k - 1);
     q->head = (q->head + 1) & (q->ncap - 1);
     q->n--;
+    if (q->w > i)
+        q->w--;
     return l;
 }
 
@@ -103,14 +114,16 @@ uint64_t queue_push(queue_t *q, const char *data, size_t len, uint32_t lines,
                     queue_release_fn *release, void *owner)
 {
     uint64_t dropped = 0;
-    while (q->n > 0 && q->lines + lines > q->cap) {
-        /* never drop the chunk that is half written */
-        if (s_at(q, 0)->off == 0)
-            dropped += s_remove(q, 0);
-        else if (q->n > 1)
-            dropped += s_remove(q, 1);
-        else
+    while (q->lines - q->flines + lines > q->cap) {
+        /* the oldest chunk nothing of which was written: never one in
+         * flight (it may have to be sent again) or half written (the
+         * stream stays aligned) */
+        size_t i = q->w;
+        if (i < q->n && s_at(q, i)->off > 0)
+            i++;
+        if (i >= q->n)
             break;
+        dropped += s_remove(q, i);
     }
     if (q->n == q->ncap && s_grow(q) != 0) {
         if (release)
@@ -121,6 +134,7 @@ uint64_t queue_push(queue_t *q, const char *data, size_t len, uint32_t lines,
     c->data = data;
     c->len = len;
     c->off = 0;
+    c->ack = 0;
     c->lines = lines;
     c->release = release;
     c->owner = owner;
@@ -132,17 +146,29 @@ uint64_t queue_push(queue_t *q, const char *data, size_t len, uint32_t lines,
 
 int queue_room(const queue_t *q, uint64_t lines)
 {
-    return q->lines + lines <= q->cap;
+    return q->lines - q->flines + lines <= q->cap;
+}
+
+uint64_t queue_inflight_lines(const queue_t *q)
+{
+    return q->flines;
 }
 
 uint64_t queue_lines(const queue_t *q)
 {
     return q->lines;
 }
+
 size_t queue_bytes(const queue_t *q)
 {
     return q->bytes;
 }
+
+size_t queue_inflight(const queue_t *q)
+{
+    return q->inflight;
+}
+
 uint64_t queue_cap(const queue_t *q)
 {
     return q->cap;
@@ -152,7 +178,7 @@ int queue_iov(const queue_t *q, struct iovec *iov, int max, size_t max_bytes)
 {
     int k = 0;
     size_t total = 0;
-    for (size_t i = 0; i < q->n && k < max && total < max_bytes; i++) {
+    for (size_t i = q->w; i < q->n && k < max && total < max_bytes; i++) {
         const chunk_t *c = s_at(q, i);
         size_t l = c->len - c->off;
         if (l == 0)
@@ -165,33 +191,66 @@ int queue_iov(const queue_t *q, struct iovec *iov, int max, size_t max_bytes)
     return k;
 }
 
-uint64_t queue_consume(queue_t *q, size_t n)
+void queue_wrote(queue_t *q, size_t n)
+{
+    while (n > 0 && q->w < q->n) {
+        chunk_t *c = s_at(q, q->w);
+        size_t l = c->len - c->off;
+        size_t k = n < l ? n : l;
+        c->off += k;
+        q->bytes -= k;
+        q->inflight += k;
+        n -= k;
+        if (c->off == c->len) {
+            q->flines += c->lines;
+            q->w++;
+        }
+    }
+}
+
+uint64_t queue_delivered(queue_t *q, size_t n)
 {
     uint64_t done = 0;
     while (n > 0 && q->n > 0) {
         chunk_t *c = s_at(q, 0);
-        size_t l = c->len - c->off;
-        if (n < l) {
-            c->off += n;
-            q->bytes -= n;
-            return done;
-        }
-        n -= l;
-        q->bytes -= l;
-        c->off = c->len;
-        done += s_remove(q, 0);
+        size_t l = c->off - c->ack;
+        size_t k = n < l ? n : l;
+        if (k == 0)
+            break; /* nothing of it was written: n was more than in flight */
+        c->ack += k;
+        q->inflight -= k;
+        n -= k;
+        if (c->ack == c->len)
+            done += s_remove(q, 0);
     }
     return done;
+}
+
+uint64_t queue_consume(queue_t *q, size_t n)
+{
+    queue_wrote(q, n);
+    return queue_delivered(q, n);
 }
 
 void queue_rewind(queue_t *q, int whole)
 {
     if (q->n == 0)
         return;
+    /* everything written and not delivered is to be written again */
+    for (size_t i = 0; i < q->n && i <= q->w; i++) {
+        chunk_t *c = s_at(q, i);
+        q->bytes += c->off - c->ack;
+        q->inflight -= c->off - c->ack;
+        c->off = c->ack;
+    }
+    q->w = 0;
+    q->flines = 0;
+    /* the peer got the oldest one's delivered part, which may end inside a
+     * line (or a frame): from that line's (the chunk's) start again */
     chunk_t *c = s_at(q, 0);
-    size_t off = whole ? 0 : c->off;
+    size_t off = whole ? 0 : c->ack;
     while (off > 0 && c->data[off - 1] != '\n')
         off--;
-    q->bytes += c->off - off;
-    c->off = off;
+    q->bytes += c->ack - off;
+    c->off = c->ack = off;
 }

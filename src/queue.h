@@ -3,14 +3,18 @@
  *
  * Pure core (no I/O).  The sender (src/sender.c) pushes the chunks the router
  * made for a destination, the destination writer (src/dest.c) takes iovecs
- * from the head and reports what the socket took.  The bound is in
- * datapoints; when a push would pass it, whole chunks are dropped from the
- * oldest end and counted (never the chunk that is half written, so the
- * stream stays line-aligned).
+ * from the head, reports what the socket took (queue_wrote), and later what
+ * the peer acknowledged (queue_delivered).  A chunk stays queued until it is
+ * delivered: when a connection breaks, what was written and not delivered
+ * is written again on the next one (queue_rewind).  The bound is in
+ * datapoints not written yet (those in flight are held besides, as many as
+ * the socket's send buffer takes); when a push would pass it, the oldest
+ * chunks nothing of which was written are dropped and counted (never one
+ * in flight or half written, so the stream stays line-aligned).
  *
  * Ownership: a chunk's bytes stay owned by the pusher until the queue calls
- * the chunk's release function (once, when the chunk is written, dropped or
- * the queue destroyed).
+ * the chunk's release function (once, when the chunk is delivered, dropped
+ * or the queue destroyed).
  */
 #ifndef ORCHESTER_QUEUE_H
 #define ORCHESTER_QUEUE_H
@@ -37,26 +41,42 @@ void queue_destroy(queue_t **q);
 uint64_t queue_push(queue_t *q, const char *data, size_t len, uint32_t lines,
                     queue_release_fn *release, void *owner);
 
-/* queue_room: whether `lines` more datapoints fit without dropping. */
+/* queue_room: whether `lines` more datapoints fit without dropping (those
+ * in flight do not count against the bound). */
 int queue_room(const queue_t *q, uint64_t lines);
 
-/* queue_lines / queue_bytes: what is queued (unsent bytes only). */
+/* queue_lines: datapoints queued, those in flight included;
+ * queue_inflight_lines: those in chunks written to their end and not
+ * delivered.  queue_bytes: bytes not written yet.  queue_inflight: bytes
+ * written and not delivered. */
 uint64_t queue_lines(const queue_t *q);
+uint64_t queue_inflight_lines(const queue_t *q);
 size_t queue_bytes(const queue_t *q);
+size_t queue_inflight(const queue_t *q);
 uint64_t queue_cap(const queue_t *q);
 
-/* queue_iov: fill up to max iovecs (at most max_bytes in all) from the head.
- * Returns the count. */
+/* queue_iov: fill up to max iovecs (at most max_bytes in all) with the bytes
+ * not written yet, oldest first.  Returns the count. */
 int queue_iov(const queue_t *q, struct iovec *iov, int max, size_t max_bytes);
 
-/* queue_consume: n bytes were written.  Returns the datapoints of the
- * chunks that were completed (released) by it. */
+/* queue_wrote: n more bytes (of what queue_iov offered) were written. */
+void queue_wrote(queue_t *q, size_t n);
+
+/* queue_delivered: the oldest n bytes in flight were delivered (the peer
+ * acknowledged them).  Returns the datapoints of the chunks that were
+ * completed (released) by it. */
+uint64_t queue_delivered(queue_t *q, size_t n);
+
+/* queue_consume: n bytes were written and count as delivered at once (UDP,
+ * files, where there is no acknowledgement to wait for).  Returns as
+ * queue_delivered. */
 uint64_t queue_consume(queue_t *q, size_t n);
 
-/* queue_rewind: the connection was lost; move the head back to the start of
- * the line it was in the middle of (whole != 0: to the start of the chunk,
- * for chunks of binary frames), so the next connection gets whole lines or
- * frames (what was half sent may be sent twice). */
+/* queue_rewind: the connection was lost; everything written and not
+ * delivered is to be written again, from the start of the line the
+ * delivered part ended in (whole != 0: from the start of that chunk, for
+ * chunks of binary frames), so the next connection gets whole lines or
+ * frames (what was sent before the loss may be sent twice). */
 void queue_rewind(queue_t *q, int whole);
 
 /* queue_clear: drop everything; returns the datapoints dropped. */

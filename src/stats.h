@@ -49,11 +49,13 @@ typedef struct {
 
 /* Counters of one destination (cumulative since start). */
 typedef struct {
-    uint64_t sent;    /* datapoints written to the socket or file */
-    uint64_t queued;  /* datapoints in the queue now */
-    uint64_t dropped; /* datapoints dropped (queue full) */
-    uint32_t up;      /* 1 when connected (files: open) */
-    uint32_t pad;     /* explicit padding */
+    uint64_t sent;     /* datapoints delivered: acknowledged by a TCP
+                          peer, or written to a UDP socket or a file */
+    uint64_t queued;   /* datapoints waiting to be written now */
+    uint64_t inflight; /* datapoints written and not yet acknowledged */
+    uint64_t dropped;  /* datapoints dropped (queue full) */
+    uint32_t up;       /* 1 when connected (files: open) */
+    uint32_t pad;      /* explicit padding */
 } stats_dest_t;
 
 /* stats_parse_errors: sum of the refusal counters, LINE_EMPTY excluded. */

@@ -103,6 +103,86 @@ static void test_many_chunks_grow(void **state)
     queue_destroy(&q);
 }
 
+/* The delivery rule: a written chunk stays until it is delivered; a lost
+ * connection writes again what was not delivered, from a line start. */
+static void test_delivery(void **state)
+{
+    (void)state;
+    s_released = 0;
+    queue_t *q = queue_new(100);
+    const char *a = "a.x 1 1\na.y 2 2\n", *b = "b.x 3 3\n", *c = "c.x 4 4\n";
+    queue_push(q, a, strlen(a), 2, s_rel, NULL);
+    queue_push(q, b, strlen(b), 1, s_rel, NULL);
+    struct iovec iov[4];
+    /* everything written: nothing to write, all in flight, still queued */
+    queue_wrote(q, strlen(a) + strlen(b));
+    assert_int_equal(queue_bytes(q), 0);
+    assert_int_equal(queue_inflight(q), strlen(a) + strlen(b));
+    assert_int_equal(queue_lines(q), 3);
+    assert_int_equal(queue_iov(q, iov, 4, 1 << 20), 0);
+    assert_int_equal(s_released, 0);
+    /* the peer acknowledged a's first line and part of its second */
+    assert_int_equal(queue_delivered(q, 11), 0);
+    assert_int_equal(queue_inflight(q), strlen(a) + strlen(b) - 11);
+    /* c joins, not written yet */
+    queue_push(q, c, strlen(c), 1, s_rel, NULL);
+    assert_int_equal(queue_lines(q), 4);
+    /* the connection breaks: from the start of a's second line again */
+    queue_rewind(q, 0);
+    assert_int_equal(queue_inflight(q), 0);
+    assert_int_equal(queue_bytes(q), strlen(a) - 8 + strlen(b) + strlen(c));
+    assert_int_equal(queue_iov(q, iov, 4, 1 << 20), 3);
+    assert_memory_equal(iov[0].iov_base, "a.y 2 2\n", 8);
+    assert_memory_equal(iov[1].iov_base, b, strlen(b));
+    /* written and delivered on the next connection: all released */
+    queue_wrote(q, 8 + strlen(b));
+    assert_int_equal(queue_delivered(q, 8), 2);
+    assert_int_equal(s_released, 1);
+    assert_int_equal(queue_delivered(q, strlen(b)), 1);
+    /* more than is in flight: only what was written counts */
+    assert_int_equal(queue_delivered(q, 1000), 0);
+    assert_int_equal(queue_lines(q), 1);
+    assert_int_equal(queue_consume(q, strlen(c)), 1);
+    assert_int_equal(s_released, 3);
+    assert_int_equal(queue_lines(q), 0);
+    queue_destroy(&q);
+}
+
+/* In flight is never dropped to make room, and does not count against the
+ * bound (the socket's send buffer holds as much); what was never written
+ * is dropped, oldest first. */
+static void test_inflight_not_dropped(void **state)
+{
+    (void)state;
+    s_released = 0;
+    queue_t *q = queue_new(2);
+    const char *c = "x 1 1\n";
+    queue_push(q, c, 6, 1, s_rel, NULL);
+    queue_wrote(q, 6);
+    assert_int_equal(queue_inflight_lines(q), 1);
+    /* two more fit: the one in flight is not counted */
+    assert_int_equal(queue_push(q, c, 6, 1, s_rel, NULL), 0);
+    assert_int_equal(queue_push(q, c, 6, 1, s_rel, NULL), 0);
+    assert_true(queue_room(q, 0));
+    assert_false(queue_room(q, 1));
+    /* full: the oldest unwritten goes, the one in flight stays */
+    assert_int_equal(queue_push(q, c, 6, 1, s_rel, NULL), 1);
+    assert_int_equal(queue_inflight(q), 6);
+    assert_int_equal(queue_lines(q), 3);
+    /* half written: kept too; the next unwritten goes instead */
+    queue_wrote(q, 3);
+    assert_int_equal(queue_push(q, c, 6, 1, s_rel, NULL), 1);
+    assert_int_equal(queue_lines(q), 3);
+    assert_int_equal(queue_delivered(q, 6), 1);
+    assert_int_equal(queue_inflight_lines(q), 0);
+    /* a lost connection puts the half-written one back: unwritten again */
+    queue_rewind(q, 0);
+    assert_int_equal(queue_inflight(q), 0);
+    assert_int_equal(queue_bytes(q), 12);
+    assert_int_equal(queue_clear(q), 2);
+    queue_destroy(&q);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -110,6 +190,8 @@ int main(void)
         cmocka_unit_test(test_drop_oldest),
         cmocka_unit_test(test_rewind),
         cmocka_unit_test(test_many_chunks_grow),
+        cmocka_unit_test(test_delivery),
+        cmocka_unit_test(test_inflight_not_dropped),
     };
     return cmocka_run_group_tests_name("queue", tests, NULL, NULL);
 }

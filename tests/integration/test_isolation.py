@@ -94,8 +94,9 @@ match * send to good stuck dead ;
         s = dest(st, "stuck", stuck.port)
         require(s.get("queued", 0) <= QUEUE, "stuck queued %s > %d" % (s.get("queued"), QUEUE))
         require(s.get("dropped", 0) > 0, "stuck dropped nothing: %r" % s)
-        require(s.get("sent", 0) + s.get("queued", 0) + s.get("dropped", 0) == total,
-                "stuck: sent+queued+dropped != %d: %r" % (total, s))
+        require(s.get("sent", 0) + s.get("queued", 0) + s.get("inflight", 0)
+                + s.get("dropped", 0) == total,
+                "stuck: sent+queued+inflight+dropped != %d: %r" % (total, s))
 
     with t.check("memory stays bounded (resident < 200 MB)"):
         kb = rss_kb(orch.pid)
@@ -104,12 +105,13 @@ match * send to good stuck dead ;
     with t.check("the stuck destination delivers what it holds once its sink reads"):
         st = t.status(control)
         s = dest(st, "stuck", stuck.port)
-        expect = s.get("sent", 0) + s.get("queued", 0)
+        expect = s.get("sent", 0) + s.get("queued", 0) + s.get("inflight", 0)
         stuck.resume()
         wait_until(lambda: len(stuck.lines) >= expect and expect > 0, 60.0,
                    "%d lines at the stuck sink" % expect)
-        wait_status(t.build, control, 30.0, "stuck queue empty",
-                    lambda st: dest(st, "stuck", stuck.port).get("queued", 1) == 0)
+        wait_status(t.build, control, 30.0, "stuck queue empty, nothing in flight",
+                    lambda st: dest(st, "stuck", stuck.port).get("queued", 1) == 0
+                    and dest(st, "stuck", stuck.port).get("inflight", 1) == 0)
         # what it got is a subsequence of what was sent, per connection
         got = stuck.snapshot()
         for c in range(CONNS):

@@ -236,7 +236,8 @@ def body(t):
         wait_status(t.build, control, 20.0,
                     "keep destination up with queued=0 sent=%d dropped=0" % nkeep,
                     lambda st: st["destinations"].get(keep_key) == {
-                        "state": "up", "queued": 0, "sent": nkeep, "dropped": 0})
+                        "state": "up", "queued": 0, "inflight": 0, "sent": nkeep,
+                        "dropped": 0})
 
 
 if __name__ == "__main__":
