@@ -2,9 +2,8 @@
  * test_pickle.c -- unit tests for the carbon pickle decoder (src/pickle.c).
  *
  * Three sources of frames:
- *   - the shared golden frames (ORCHESTER_PICKLE_TESTDATA, default
- *     ../shared/testdata/pickle, else the copy in tests/data/shared-pickle):
- *     NAME.frame against NAME.expect;
+ *   - the shared golden frames (ORCHESTER_PICKLE_TESTDATA, default the copy
+ *     in tests/data/shared-pickle): NAME.frame against NAME.expect;
  *   - frames Python's own pickle wrote at every protocol, Python 2 and 3
  *     (ORCHESTER_PICKLE_DATA, default tests/data/pickle, made by gen.py
  *     there): NAME.frames against NAME.points;
@@ -1138,8 +1137,9 @@ static void s_list_free(char **v)
 }
 
 /* The directory the environment variable name gives; else dflt (relative
- * to the cwd) when it exists; else rel next to this source file, so that a
- * build in another directory finds the tree's files ("../tests/..."). */
+ * to the cwd; NULL: none) when it exists; else rel next to this source
+ * file, so that a build in another directory finds the tree's files
+ * ("../tests/..."). */
 static const char *s_dir(const char *name, const char *dflt, const char *rel,
                          char *buf, size_t cap)
 {
@@ -1148,7 +1148,7 @@ static const char *s_dir(const char *name, const char *dflt, const char *rel,
 
     if (v && *v)
         return v;
-    if ((d = opendir(dflt)) != NULL) {
+    if (dflt != NULL && (d = opendir(dflt)) != NULL) {
         closedir(d);
         return dflt;
     }
@@ -1192,9 +1192,8 @@ static double s_num(const char *s)
 static void test_shared_frames(void **state)
 {
     char buf[4096];
-    const char *dir =
-        s_dir("ORCHESTER_PICKLE_TESTDATA", "../shared/testdata/pickle",
-              "data/shared-pickle", buf, sizeof buf);
+    const char *dir = s_dir("ORCHESTER_PICKLE_TESTDATA", NULL,
+                            "data/shared-pickle", buf, sizeof buf);
     char **names = s_list(dir, ".frame");
     size_t i, nframes = 0;
 
