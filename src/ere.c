@@ -116,7 +116,7 @@ static int s_translate(const char *expr, char *out, char *err, size_t errlen)
     const char *s = expr;
     char *o = out;
     long m, n;
-    size_t k;
+    size_t k, depth = 0; /* groups open */
 
     while (*s) {
         char c = *s;
@@ -164,7 +164,19 @@ static int s_translate(const char *expr, char *out, char *err, size_t errlen)
                 return -1;
             }
             *o++ = *s++;
+            depth++;
             prev = NONE;
+            break;
+        case ')':
+            /* an unmatched ')' is a literal, as glibc reads it; handed to
+             * TRE as it is, "\\)" makes tre_regcomp allocate without
+             * bound */
+            if (depth == 0)
+                *o++ = '\\';
+            else
+                depth--;
+            *o++ = *s++;
+            prev = ATOM;
             break;
         case '|':
         case '^':
