@@ -8,6 +8,7 @@
  *   APPENDS, STOP
  */
 #include "pickle_enc.h"
+#include "pickle_ops.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -49,7 +50,7 @@ static void s_double(obuf_t *o, double d)
 {
     uint64_t u;
     memcpy(&u, &d, sizeof u);
-    s_byte(o, 'G');
+    s_byte(o, OP_BINFLOAT);
     for (int i = 7; i >= 0; i--)
         s_byte(o, (unsigned char)(u >> (8 * i)));
 }
@@ -71,16 +72,16 @@ static void s_frame_start(obuf_t *o, size_t *start)
 {
     *start = o->len;
     o->len += 4; /* the length, filled in at the end */
-    s_byte(o, 0x80);
+    s_byte(o, OP_PROTO);
     s_byte(o, 2);
-    s_byte(o, ']');
-    s_byte(o, '(');
+    s_byte(o, OP_EMPTY_LIST);
+    s_byte(o, OP_MARK);
 }
 
 static void s_frame_end(obuf_t *o, size_t start)
 {
-    s_byte(o, 'e');
-    s_byte(o, '.');
+    s_byte(o, OP_APPENDS);
+    s_byte(o, OP_STOP);
     uint32_t flen = (uint32_t)(o->len - start - 4);
     unsigned char *p = (unsigned char *)o->buf + start;
     p[0] = (unsigned char)(flen >> 24);
@@ -115,19 +116,19 @@ char *pickle_enc_lines(const char *lines, size_t len, size_t *outlen,
             goto nomem;
         if (inframe == 0)
             s_frame_start(&o, &start);
-        s_byte(&o, 'X');
+        s_byte(&o, OP_BINUNICODE);
         s_le32(&o, (uint32_t)plen);
         memcpy(o.buf + o.len, p, plen);
         o.len += plen;
         if (ts == floor(ts) && ts >= -2147483648.0 && ts <= 2147483647.0) {
-            s_byte(&o, 'J');
+            s_byte(&o, OP_BININT);
             s_le32(&o, (uint32_t)(int32_t)ts);
         } else {
             s_double(&o, ts);
         }
         s_double(&o, value);
-        s_byte(&o, 0x86);
-        s_byte(&o, 0x86);
+        s_byte(&o, OP_TUPLE2); /* (timestamp, value) */
+        s_byte(&o, OP_TUPLE2); /* (name, (timestamp, value)) */
         n++;
         if (++inframe == PICKLE_ENC_POINTS) {
             s_frame_end(&o, start);
