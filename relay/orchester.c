@@ -184,6 +184,9 @@ int main(int argc, char **argv)
     sender_opts_default(&so);
     so.dest.queue_cap = (uint64_t)o.v[OPT_QUEUE];
     so.dest.user_timeout_ms = (int)o.v[OPT_USER_TIMEOUT];
+    so.spill.mem_cap = (uint64_t)o.v[OPT_CRIT_MEMORY];
+    so.spill.crit_queue = (uint64_t)o.v[OPT_CRIT_QUEUE];
+    so.spill.crit_inflight = (size_t)o.v[OPT_CRIT_INFLIGHT];
     so.stall_ms = (int)o.v[OPT_STALL];
     so.drain_ms = (int)o.v[OPT_DRAIN] * 1000;
     so.in_endpoint = EP_SENDER;

@@ -16,4 +16,7 @@ int64_t clock_mono_ms(void);
 /* clock_wall_s: seconds since the epoch. */
 int64_t clock_wall_s(void);
 
+/* clock_wall_ms: milliseconds since the epoch. */
+int64_t clock_wall_ms(void);
+
 #endif

@@ -763,11 +763,14 @@ static int s_stmt_control(config_lex_stmt_t *st)
     return config_lex_end(st);
 }
 
-/* buffer redis TARGET [prefix P] [max N datapoints] [replay N per second] ; */
+/* buffer redis TARGET [prefix P] [max N datapoints] [replay N per second]
+ *     [when full drop|block] [all critical] ; */
 static int s_stmt_buffer(config_lex_stmt_t *st)
 {
     static const char *const kinds[] = {"redis", NULL};
-    static const char *const opts[] = {"prefix", "max", "replay", NULL};
+    static const char *const opts[] = {"prefix", "max", "replay",
+                                       "when",   "all", NULL};
+    static const char *const fulls[] = {"drop", "block", NULL};
     config_buffer_t *b = &s_parser(st)->cfg->buffer;
     const config_lex_tok_t *t;
     unsigned seen = 0;
@@ -795,10 +798,20 @@ static int s_stmt_buffer(config_lex_stmt_t *st)
         } else if (k == 1) {
             rc = config_lex_take_num(st, "max", 1, LLONG_MAX, &b->max) ||
                  config_lex_expect(st, "datapoints");
-        } else {
+        } else if (k == 2) {
             rc = config_lex_take_num(st, "replay", 1, LLONG_MAX, &b->replay) ||
                  config_lex_expect(st, "per") ||
                  config_lex_expect(st, "second");
+        } else if (k == 3) {
+            int f;
+            rc = config_lex_expect(st, "full") ||
+                 (f = config_lex_choose(st, "drop or block after 'when full'",
+                                        fulls)) < 0;
+            if (!rc)
+                b->full = f == 0 ? BUFFER_FULL_DROP : BUFFER_FULL_BLOCK;
+        } else {
+            rc = config_lex_expect(st, "critical");
+            b->all_critical = true;
         }
     }
     return rc ? -1 : 0;

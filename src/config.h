@@ -113,12 +113,21 @@ typedef struct {
     config_pos_t pos;
 } config_stats_t;
 
-/* buffer redis TARGET [prefix P] [max N datapoints] [replay N per second] ; */
+/* What a full buffer does with a spill that does not fit. */
+typedef enum {
+    BUFFER_FULL_DROP = 0, /* drop it, counted (the default) */
+    BUFFER_FULL_BLOCK     /* hold intake back until there is room */
+} config_buffer_full_t;
+
+/* buffer redis TARGET [prefix P] [max N datapoints] [replay N per second]
+ *     [when full drop|block] [all critical] ; */
 typedef struct {
-    char *target;     /* unix:/path or host:port; NULL when absent */
-    char *prefix;     /* default "orchester" */
-    long long max;    /* datapoints, default 50000000 */
-    long long replay; /* datapoints per second, default 200000 */
+    char *target;              /* unix:/path or host:port; NULL when absent */
+    char *prefix;              /* default "orchester" */
+    long long max;             /* datapoints, default 50000000 */
+    long long replay;          /* datapoints per second, default 200000 */
+    config_buffer_full_t full; /* default BUFFER_FULL_DROP */
+    bool all_critical;         /* every datapoint is critical */
     config_pos_t pos;
 } config_buffer_t;
 

@@ -47,6 +47,7 @@
 #include "options.h"
 #include "pickle_enc.h"
 #include "resolver.h"
+#include "retry.h"
 
 #define DEST_IOV 64
 
@@ -73,14 +74,11 @@ struct dest {
     size_t addr_i;           /* address of the answer to try next */
     int want_addr;           /* down for want of an address: connect as
                                 soon as an answer comes */
-    int attempts;            /* failures since the last stable connection */
-    int64_t log_next_ms;     /* no failure line before then (0: now) */
-    uint64_t unlogged;       /* failures not logged since the last line */
+    retry_t retry;           /* backoff and failure lines */
     int told_down;           /* a failure line was logged since the last
                                 "connected" line */
     int said_up;             /* "connected" was logged for this
                                 connection */
-    unsigned int seed;       /* jitter */
     int is_tcp;              /* a TCP member: the delivery rule applies */
     uint64_t wrote;          /* bytes written on this connection */
     uint64_t acked;          /* of them, acknowledged by the peer */
@@ -118,30 +116,6 @@ static void s_set_io(dest_t *d, int events)
         ev_io_set(&d->io, d->fd, events);
         ev_io_start(d->loop, &d->io);
     }
-}
-
-/* Whether a failure line may be logged now (then the quiet interval
- * starts again); when not, the failure is counted for the next line. */
-static int s_may_log(dest_t *d, int64_t now)
-{
-    if (d->log_next_ms != 0 && now < d->log_next_ms) {
-        d->unlogged++;
-        return 0;
-    }
-    d->log_next_ms = now + d->o.log_interval_ms;
-    return 1;
-}
-
-/* The suffix of a failure line that counts the failures not logged. */
-static const char *s_unlogged(dest_t *d, char *buf, size_t len)
-{
-    if (d->unlogged == 0)
-        snprintf(buf, len, "%s", "");
-    else
-        snprintf(buf, len, "; %llu earlier failures not logged",
-                 (unsigned long long)d->unlogged);
-    d->unlogged = 0;
-    return buf;
 }
 
 /* The delivery rule: what the peer's TCP stack acknowledged is the bytes
@@ -212,21 +186,13 @@ static void s_fail(dest_t *d, const char *what, const char *why)
     d->fd = -1;
     d->state = ST_DOWN;
     queue_rewind(d->q, d->is_pickle);
-    int64_t delay = d->o.backoff_min_ms;
-    for (int i = 0; i < d->attempts && delay < d->o.backoff_max_ms; i++)
-        delay *= 2;
-    if (delay > d->o.backoff_max_ms)
-        delay = d->o.backoff_max_ms;
-    /* jitter: 75% to 125% of the delay */
-    delay = delay * (75 + rand_r(&d->seed) % 51) / 100;
-    if (d->attempts < 64)
-        d->attempts++;
-    if (s_may_log(d, clock_mono_ms())) {
+    int64_t delay = retry_delay(&d->retry);
+    if (retry_may_log(&d->retry, clock_mono_ms())) {
         char more[64];
         log_warn("dest: %s %s: %s: %s: retrying in %lld ms (%llu queued%s)",
                  d->rd->cluster->name, d->rd->addr, what, why, (long long)delay,
                  (unsigned long long)queue_lines(d->q),
-                 s_unlogged(d, more, sizeof more));
+                 retry_unlogged(&d->retry, more, sizeof more));
         d->told_down = 1;
     }
     ev_timer_set(&d->timer, (double)delay / 1000.0, 0.0);
@@ -265,14 +231,12 @@ static void s_up(dest_t *d)
  * logged, after failures that were not either, says so now. */
 static void s_stable(dest_t *d)
 {
-    if (!d->said_up && d->unlogged > 0)
+    if (!d->said_up && d->retry.unlogged > 0)
         log_info("dest: %s %s: connected, and held for %d ms (%llu earlier "
                  "failures not logged)",
                  d->rd->cluster->name, d->rd->addr, d->o.stable_ms,
-                 (unsigned long long)d->unlogged);
-    d->unlogged = 0;
-    d->attempts = 0;
-    d->log_next_ms = 0;
+                 (unsigned long long)d->retry.unlogged);
+    retry_stable(&d->retry);
 }
 
 /* UDP: datagrams of whole lines, at most UDP_DATAGRAM bytes unless one line
@@ -461,19 +425,19 @@ static void s_resolved_fn(void *arg, resolver_t *r, int rc)
         if (d->state == ST_RESOLVING) {
             d->want_addr = 1;
             s_fail(d, "resolve", gai_strerror(rc));
-        } else if (s_may_log(d, clock_mono_ms())) {
+        } else if (retry_may_log(&d->retry, clock_mono_ms())) {
             char more[64], a[INET6_ADDRSTRLEN + 8];
             if (resolver_naddrs(r) > 0)
                 log_warn("dest: %s %s: resolve: %s: keeping the last good "
                          "answer (%s)%s",
                          d->rd->cluster->name, d->rd->addr, gai_strerror(rc),
                          resolver_addr_str(resolver_addr(r, 0), a, sizeof a),
-                         s_unlogged(d, more, sizeof more));
+                         retry_unlogged(&d->retry, more, sizeof more));
             else
                 log_warn("dest: %s %s: resolve: %s (%llu queued%s)",
                          d->rd->cluster->name, d->rd->addr, gai_strerror(rc),
                          (unsigned long long)queue_lines(d->q),
-                         s_unlogged(d, more, sizeof more));
+                         retry_unlogged(&d->retry, more, sizeof more));
             if (d->state != ST_UP)
                 d->told_down = 1;
         }
@@ -508,7 +472,10 @@ dest_t *dest_new(struct ev_loop *loop, const router_dest_t *rd,
     d->is_pickle = !d->is_file && rd->member->type == WIRE_PICKLE;
     d->is_udp = !d->is_file && rd->member->proto == PROTO_UDP;
     d->is_tcp = !d->is_file && !d->is_udp;
-    d->seed = (unsigned int)(clock_mono_ms() ^ (intptr_t)d);
+    /* jitter: 75% to 125% of each delay */
+    retry_init(&d->retry, o->backoff_min_ms, o->backoff_max_ms, 75, 125,
+               o->log_interval_ms,
+               (unsigned int)(clock_mono_ms() ^ (intptr_t)d));
     ev_init(&d->io, s_io_fn);
     d->io.data = d;
     ev_init(&d->timer, s_timer_fn);
@@ -545,28 +512,66 @@ void dest_destroy(dest_t **pd)
     *pd = NULL;
 }
 
+static void s_free_frames(void *owner, int delivered)
+{
+    (void)delivered;
+    free(owner);
+}
+
+/* A kept chunk of a pickle member: its frames, and the router's lines they
+ * were made from, released (delivered or not) with them, or handed back
+ * by dest_take_kept. */
+typedef struct {
+    char *frames;              /* owned */
+    queue_release_fn *release; /* of the lines */
+    void *owner;
+} kept_frames_t;
+
+static void s_release_kept(void *owner, int delivered)
+{
+    kept_frames_t *k = owner;
+    free(k->frames);
+    if (k->release)
+        k->release(k->owner, delivered);
+    free(k);
+}
+
 uint64_t dest_push(dest_t *d, const char *data, size_t len, uint32_t lines,
-                   queue_release_fn *release, void *owner)
+                   unsigned flags, queue_release_fn *release, void *owner)
 {
     if (d->is_pickle) {
         /* the queue holds this member's frames, not the router's lines */
         size_t flen;
         uint32_t points, skipped;
         char *frames = pickle_enc_lines(data, len, &flen, &points, &skipped);
-        if (release)
-            release(owner);
+        kept_frames_t *k = NULL;
+        if (frames && (flags & QUEUE_KEEP) && !(k = malloc(sizeof *k))) {
+            free(frames);
+            frames = NULL;
+        }
         if (frames == NULL) {
+            if (release)
+                release(owner, 0);
             d->dropped += lines;
             return lines;
         }
         d->dropped += skipped;
+        if (k) {
+            *k = (kept_frames_t){frames, release, owner};
+            release = s_release_kept;
+            owner = k;
+        } else {
+            if (release)
+                release(owner, 0);
+            release = s_free_frames;
+            owner = frames;
+        }
         data = frames;
         len = flen;
         lines = points;
-        release = free;
-        owner = frames;
     }
-    uint64_t dropped = queue_push(d->q, data, len, lines, release, owner);
+    uint64_t dropped =
+        queue_push_flags(d->q, data, len, lines, flags, release, owner);
     d->dropped += dropped;
     if (d->state == ST_UP) {
         if (d->is_file || d->is_udp)
@@ -575,6 +580,46 @@ uint64_t dest_push(dest_t *d, const char *data, size_t len, uint32_t lines,
             s_set_io(d, EV_READ | EV_WRITE);
     }
     return dropped;
+}
+
+/* What dest_take_kept hands on. */
+typedef struct {
+    dest_t *d;
+    queue_take_fn *fn;
+    void *arg;
+} take_t;
+
+static void s_take_fn(void *arg, void *owner, size_t off, uint32_t lines)
+{
+    take_t *t = arg;
+    if (t->d->is_pickle) {
+        /* frames are written again whole (queue_rewind): all the lines */
+        kept_frames_t *k = owner;
+        owner = k->owner;
+        free(k->frames);
+        free(k);
+        off = 0;
+        lines = 0; /* the caller knows the chunk's lines */
+    }
+    t->fn(t->arg, owner, off, lines);
+}
+
+uint64_t dest_take_kept(dest_t *d, queue_take_fn *fn, void *arg)
+{
+    if (d->state == ST_UP)
+        return 0;
+    take_t t = {d, fn, arg};
+    return queue_take_kept(d->q, s_take_fn, &t);
+}
+
+uint64_t dest_kept(const dest_t *d)
+{
+    return queue_kept_lines(d->q);
+}
+
+size_t dest_inflight_bytes(const dest_t *d)
+{
+    return queue_inflight(d->q);
 }
 
 int dest_room(const dest_t *d, uint64_t lines)

@@ -61,10 +61,23 @@ dest_t *dest_new(struct ev_loop *loop, const router_dest_t *rd,
  * for. */
 void dest_destroy(dest_t **d);
 
-/* dest_push: queue a chunk (see queue_push for ownership).  Returns the
- * datapoints dropped to make room. */
+/* dest_push: queue a chunk (see queue_push for ownership; flags:
+ * QUEUE_KEEP or 0).  Returns the datapoints dropped to make room.  A
+ * pickle member encodes the lines at once; a kept chunk keeps the lines
+ * (released with its frames) so that they can be handed back. */
 uint64_t dest_push(dest_t *d, const char *data, size_t len, uint32_t lines,
-                   queue_release_fn *release, void *owner);
+                   unsigned flags, queue_release_fn *release, void *owner);
+
+/* dest_take_kept: while the destination is down, hand every kept chunk
+ * back to fn (queue_take_kept), oldest first; for a pickle member, off and
+ * lines are 0: the whole chunk of lines is to be sent again.  Returns the
+ * datapoints handed back (0 while up). */
+uint64_t dest_take_kept(dest_t *d, queue_take_fn *fn, void *arg);
+
+/* dest_kept: datapoints queued in kept chunks.  dest_inflight_bytes:
+ * bytes written and not acknowledged. */
+uint64_t dest_kept(const dest_t *d);
+size_t dest_inflight_bytes(const dest_t *d);
 
 /* dest_room: whether lines more datapoints fit without dropping. */
 int dest_room(const dest_t *d, uint64_t lines);

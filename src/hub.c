@@ -30,6 +30,9 @@
 #include "useall.h"
 #include "zwatch.h"
 
+/* Batches whose critical datapoints may be awaited at once. */
+#define HUB_PENDING 1024
+
 typedef struct {
     uint64_t received;   /* datapoints in batches */
     uint64_t batches;    /* batches routed */
@@ -72,17 +75,31 @@ struct hub {
     void *control; /* REP for orchester-ctl, or NULL */
     zwatch_t *router_w, *stats_w, *ctl_w, *control_w;
     size_t ndests;
-    char **obuf; /* chunk being filled, per destination */
+    /* the chunks being filled, two slots per destination: 2 * id for its
+     * ordinary datapoints, 2 * id + 1 for its critical ones */
+    char **obuf;
     size_t *olen, *ocap;
     uint32_t *ocount;  /* datapoints in it */
-    uint32_t *touched; /* destinations with data, in first-use order */
+    uint32_t *touched; /* slots with data, in first-use order */
     size_t ntouched;
     /* the routed message held while the sender's pipe is full */
-    zmq_msg_t held[1 + ROUTER_MAX_DESTS];
+    zmq_msg_t held[1 + 2 * ROUTER_MAX_DESTS];
     size_t nheld;
     zmq_msg_t ack_to; /* identity to acknowledge once sent */
     int ack_pending;
     uint64_t ack_seq;
+    uint64_t ack_token;  /* the held batch's critical token, or 0 */
+    uint64_t next_token; /* the last token given out */
+    /* batches with critical datapoints, acknowledged once the sender
+     * says MSG_CRITICAL_DONE: token t sits at t % HUB_PENDING; reading
+     * batches stops while the next token's slot is taken */
+    struct {
+        uint64_t token; /* 0: free */
+        uint64_t seq;
+        zmq_msg_t to; /* the satellite's identity (owned while taken) */
+    } pending[HUB_PENDING];
+    size_t npending;
+    int pending_full;    /* reading stopped until a slot frees */
     ev_timer retry;      /* retries the held message */
     ev_timer statstimer; /* self metrics */
     int stopping;
@@ -101,6 +118,7 @@ struct hub {
     size_t nsats;
     stats_ingest_t ingest;   /* latest snapshot of the (one) ingest thread */
     stats_dest_t *dsnap;     /* latest sender snapshot, ndests */
+    stats_buffer_t bsnap;    /* latest Redis buffer snapshot */
     stats_listener_t *lsnap; /* latest per-listener counters, boot->nlistens */
     char (*lnames)[3][400];  /* self metric names of each listener:
                                 listeners.KEY.received, ...parseErrors,
@@ -111,8 +129,8 @@ struct hub {
 
 /* ---- building routed messages ------------------------------------------- */
 
-/* Append a datapoint to destination id's chunk: name, then rest (the
- * line from the end of the routing name on). */
+/* Append a datapoint to chunk slot id: name, then rest (the line from the
+ * end of the routing name on). */
 static int s_append(hub_t *h, uint32_t id, const char *name, size_t namelen,
                     const char *rest, size_t restlen)
 {
@@ -136,10 +154,12 @@ static int s_append(hub_t *h, uint32_t id, const char *name, size_t namelen,
     return 0;
 }
 
-static void s_emit_fn(void *arg, uint32_t id, const char *name, size_t namelen)
+static void s_emit_fn(void *arg, uint32_t id, const char *name, size_t namelen,
+                      int critical)
 {
     hub_t *h = arg;
-    if (s_append(h, id, name, namelen, h->cur_rest, h->cur_restlen) != 0)
+    if (s_append(h, 2 * id + (critical != 0), name, namelen, h->cur_rest,
+                 h->cur_restlen) != 0)
         log_err("hub: out of memory: datapoint dropped");
 }
 
@@ -189,7 +209,8 @@ static void s_free_fn(void *data, void *hint)
     free(data);
 }
 
-/* Turn the filled chunks into the held message. */
+/* Turn the filled chunks into the held message; its critical chunks carry
+ * a new token (h->ack_token), 0 when there are none. */
 static void s_build(hub_t *h)
 {
     size_t n = h->ntouched;
@@ -197,9 +218,17 @@ static void s_build(hub_t *h)
     msg_hdr_t mh = {.type = MSG_ROUTED, .count = (uint32_t)n, .gen = h->gen};
     char *head = zmq_msg_data(&h->held[0]);
     memcpy(head, &mh, sizeof mh);
+    h->ack_token = 0;
+    for (size_t i = 0; i < n; i++)
+        if (h->touched[i] & 1) {
+            h->ack_token = ++h->next_token;
+            break;
+        }
     for (size_t i = 0; i < n; i++) {
         uint32_t id = h->touched[i];
-        msg_part_t ph = {.id = id, .lines = h->ocount[id]};
+        msg_part_t ph = {.id = id / 2,
+                         .lines = h->ocount[id],
+                         .token = (id & 1) ? h->ack_token : 0};
         memcpy(head + sizeof mh + i * sizeof ph, &ph, sizeof ph);
         zmq_msg_init_data(&h->held[1 + i], h->obuf[id], h->olen[id], s_free_fn,
                           NULL);
@@ -211,18 +240,60 @@ static void s_build(hub_t *h)
     h->ntouched = 0;
 }
 
+/* Acknowledge batch seq to the satellite whose identity is *to (closed). */
+static void s_ack_to(hub_t *h, zmq_msg_t *to, uint64_t seq)
+{
+    unsigned char buf[BATCH_HDR_LEN];
+    batch_hdr_t a = {.type = BATCH_ACK, .seq = seq, .count = 64};
+    batch_hdr_encode(&a, buf);
+    /* EHOSTUNREACH: the satellite is gone; it resends elsewhere */
+    if (zmq_msg_send(to, h->router, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0)
+        zmq_send(h->router, buf, sizeof buf, ZMQ_DONTWAIT);
+    zmq_msg_close(to);
+}
+
+/* The sender has the held batch: acknowledge it now, or, when it carries
+ * critical datapoints, once the sender says they are safe (s_critical_done). */
 static void s_send_ack(hub_t *h)
 {
     if (!h->ack_pending)
         return;
-    unsigned char buf[BATCH_HDR_LEN];
-    batch_hdr_t a = {.type = BATCH_ACK, .seq = h->ack_seq, .count = 64};
-    batch_hdr_encode(&a, buf);
-    /* EHOSTUNREACH: the satellite is gone; it resends elsewhere */
-    if (zmq_msg_send(&h->ack_to, h->router, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0)
-        zmq_send(h->router, buf, sizeof buf, ZMQ_DONTWAIT);
-    zmq_msg_close(&h->ack_to);
     h->ack_pending = 0;
+    if (h->ack_token == 0) {
+        s_ack_to(h, &h->ack_to, h->ack_seq);
+        return;
+    }
+    size_t k = h->ack_token % HUB_PENDING; /* free: s_router_fn checked */
+    h->pending[k].token = h->ack_token;
+    h->pending[k].seq = h->ack_seq;
+    zmq_msg_init(&h->pending[k].to);
+    zmq_msg_move(&h->pending[k].to, &h->ack_to);
+    zmq_msg_close(&h->ack_to);
+    h->npending++;
+}
+
+/* Whether the next batch's token would find its slot taken. */
+static int s_pending_full(const hub_t *h)
+{
+    return h->pending[(h->next_token + 1) % HUB_PENDING].token != 0;
+}
+
+/* MSG_CRITICAL_DONE: acknowledge the batches of these tokens. */
+static void s_critical_done(hub_t *h, const uint64_t *tokens, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        size_t k = tokens[i] % HUB_PENDING;
+        if (tokens[i] == 0 || h->pending[k].token != tokens[i])
+            continue; /* never: each token is said once */
+        s_ack_to(h, &h->pending[k].to, h->pending[k].seq);
+        h->pending[k].token = 0;
+        h->npending--;
+    }
+    if (h->pending_full && !s_pending_full(h)) {
+        h->pending_full = 0;
+        if (!h->stopping && h->nheld == 0)
+            zwatch_start(h->router_w);
+    }
 }
 
 /* Send the held message; returns 0 when sent (or nothing held). */
@@ -257,7 +328,7 @@ static void s_retry_fn(struct ev_loop *loop, ev_timer *t, int revents)
     hub_t *h = t->data;
     if (s_flush_held(h, ZMQ_DONTWAIT) == 0) {
         ev_timer_stop(loop, t);
-        if (!h->stopping)
+        if (!h->stopping && !h->pending_full)
             zwatch_start(h->router_w);
     }
 }
@@ -358,6 +429,12 @@ static void s_router_fn(zwatch_t *w, void *sock, void *arg)
         ev_timer_set(&h->retry, every, every);
         ev_timer_start(h->loop, &h->retry);
     }
+    /* too many batches wait for their critical datapoints: take no more
+     * until one is safe (the satellites hold theirs) */
+    if (s_pending_full(h)) {
+        h->pending_full = 1;
+        zwatch_stop(w);
+    }
 }
 
 /* ---- counters ------------------------------------------------------------ */
@@ -443,6 +520,22 @@ static void s_stats_fn(zwatch_t *w, void *sock, void *arg)
         if (n == 1)
             s_retire(h, mh.gen);
         break;
+    case MSG_STATS_BUFFER:
+        if (bl == sizeof h->bsnap)
+            memcpy(&h->bsnap, body, bl);
+        break;
+    case MSG_CRITICAL_DONE:
+        if (bl == (size_t)mh.count * sizeof(uint64_t) && bl > 0) {
+            uint64_t tokens[256];
+            for (size_t off = 0; off < mh.count;) {
+                size_t k = mh.count - off < 256 ? mh.count - off : 256;
+                memcpy(tokens, (const uint64_t *)body + off,
+                       k * sizeof *tokens);
+                s_critical_done(h, tokens, k);
+                off += k;
+            }
+        }
+        break;
     default: break;
     }
     for (int i = 0; i < n; i++)
@@ -454,10 +547,21 @@ static size_t s_counters(const hub_t *h, selfmetrics_counter_t *c, size_t max,
                          int listeners)
 {
     uint64_t sent = 0, queued = 0, dropped = 0;
+    stats_dbuf_t b = {0};
+    int64_t oldest = 0;
     for (size_t i = 0; i < h->ndests; i++) {
+        const stats_dbuf_t *db = &h->dsnap[i].buf;
         sent += h->dsnap[i].sent;
         queued += h->dsnap[i].queued + h->dsnap[i].inflight;
         dropped += h->dsnap[i].dropped;
+        b.buffered += db->buffered;
+        b.replayed += db->replayed;
+        b.again += db->again;
+        b.errors += db->errors;
+        b.backlog += db->backlog;
+        b.backlog_bytes += db->backlog_bytes;
+        if (db->oldest_ms && (!oldest || db->oldest_ms < oldest))
+            oldest = db->oldest_ms;
     }
     size_t k = 0;
 #define C(n, v) G(n, v, 0)
@@ -495,6 +599,21 @@ static size_t s_counters(const hub_t *h, selfmetrics_counter_t *c, size_t max,
     C("connections.shed", h->ingest.shed);
     G("connections.partialBytes", h->ingest.partial_bytes, 1);
     C("connections.evicted", h->ingest.evicted);
+    if (h->bsnap.on) {
+        int64_t now = clock_wall_ms();
+        C("buffered", b.buffered);
+        C("replayed", b.replayed);
+        C("replayedAgain", b.again);
+        C("bufferDropped", h->bsnap.dropped);
+        C("redisErrors", h->bsnap.errors + b.errors);
+        C("redisTimeouts", h->bsnap.timeouts);
+        G("redisUp", h->bsnap.up, 1);
+        G("backlog", b.backlog, 1);
+        G("backlogBytes", b.backlog_bytes, 1);
+        G("backlogAge",
+          oldest && now > oldest ? (uint64_t)(now - oldest) / 1000 : 0, 1);
+        G("bufferMemory", h->bsnap.memory, 1);
+    }
     for (size_t i = 0; listeners && i < h->boot->nlistens; i++) {
         C(h->lnames[i][0], h->lsnap[i].received);
         C(h->lnames[i][1], h->lsnap[i].errors);
@@ -592,17 +711,17 @@ static int s_listens_eq(const config_t *a, const config_t *b)
 /* The per-destination arrays of one generation. */
 typedef struct {
     size_t n;            /* destinations */
-    char **obuf;         /* chunk being filled, per destination */
+    char **obuf;         /* chunk being filled, per slot (see hub_t) */
     size_t *olen, *ocap; /* its length and allocation */
     uint32_t *ocount;    /* datapoints in it */
-    uint32_t *touched;   /* destinations with data */
+    uint32_t *touched;   /* slots with data */
     stats_dest_t *dsnap; /* latest sender snapshot */
     bool *alive;         /* up, as the sender last said */
 } tables_t;
 
 static void s_tables_free(tables_t *t)
 {
-    for (size_t i = 0; t->obuf && i < t->n; i++)
+    for (size_t i = 0; t->obuf && i < 2 * t->n; i++)
         free(t->obuf[i]);
     free(t->obuf), free(t->olen), free(t->ocap), free(t->ocount);
     free(t->touched), free(t->dsnap), free(t->alive);
@@ -615,11 +734,12 @@ static int s_tables_new(tables_t *t, size_t n)
 {
     size_t nd = n ? n : 1;
     memset(t, 0, sizeof *t);
-    t->obuf = calloc(nd, sizeof *t->obuf);
-    t->olen = calloc(nd, sizeof *t->olen);
-    t->ocap = calloc(nd, sizeof *t->ocap);
-    t->ocount = calloc(nd, sizeof *t->ocount);
-    t->touched = calloc(nd, sizeof *t->touched);
+    /* chunks: two slots per destination (see hub_t) */
+    t->obuf = calloc(2 * nd, sizeof *t->obuf);
+    t->olen = calloc(2 * nd, sizeof *t->olen);
+    t->ocap = calloc(2 * nd, sizeof *t->ocap);
+    t->ocount = calloc(2 * nd, sizeof *t->ocount);
+    t->touched = calloc(2 * nd, sizeof *t->touched);
     t->dsnap = calloc(nd, sizeof *t->dsnap);
     t->alive = calloc(nd, sizeof *t->alive);
     if (!t->obuf || !t->olen || !t->ocap || !t->ocount || !t->touched ||
@@ -673,6 +793,21 @@ static int s_reload(hub_t *h, char *msg, size_t cap)
     if (g != NULL && s_tables_new(&t, router_ndests(r)) != 0) {
         free(g);
         g = NULL;
+    }
+    const config_buffer_t *ob = &h->cfg->buffer,
+                          *nb = cfg ? &cfg->buffer : NULL;
+    if (g != NULL &&
+        (strcmp(ob->target ? ob->target : "", nb->target ? nb->target : "") ||
+         strcmp(ob->prefix, nb->prefix))) {
+        snprintf(err, sizeof err,
+                 "%s:%d: the buffer's Redis and prefix are read at the start: "
+                 "restart to change them",
+                 nb->target ? nb->pos.file : h->config_path,
+                 nb->target ? nb->pos.line : 0);
+        s_tables_free(&t);
+        free(g);
+        g = NULL;
+        router_destroy(&r);
     }
     if (g == NULL) {
         if (r)
@@ -758,6 +893,59 @@ static void s_reply_add(hub_t *h, size_t *len, const char *fmt, ...)
     }
 }
 
+static const char *s_spill_state(uint32_t st)
+{
+    static const char *const names[] = {"live", "spilling", "replaying",
+                                        "waiting"};
+    return st < 4 ? names[st] : "?";
+}
+
+/* The buffer fields of a destination; inline: in place of the status
+ * line's newline. */
+static void s_reply_buffer(hub_t *h, size_t *len, const stats_dest_t *s,
+                           int inline_)
+{
+    if (inline_ && *len > 0 && h->reply[*len - 1] == '\n')
+        h->reply[--*len] = '\0';
+    s_reply_add(
+        h, len,
+        " buffer=%s buffered=%llu replayed=%llu again=%llu "
+        "backlog=%llu bytes=%llu memory=%llu oldest=%lld newest=%lld "
+        "rate=%llu bufferDropped=%llu redisErrors=%llu\n",
+        s_spill_state(s->buf.state), (unsigned long long)s->buf.buffered,
+        (unsigned long long)s->buf.replayed, (unsigned long long)s->buf.again,
+        (unsigned long long)s->buf.backlog,
+        (unsigned long long)s->buf.backlog_bytes,
+        (unsigned long long)s->buf.memory, (long long)s->buf.oldest_ms,
+        (long long)s->buf.newest_ms, (unsigned long long)s->buf.rate,
+        (unsigned long long)s->buf.dropped, (unsigned long long)s->buf.errors);
+}
+
+/* `buffer`: the Redis buffer, a line per destination. */
+static size_t s_buffer(hub_t *h)
+{
+    size_t len = 0;
+    h->reply[0] = '\0';
+    const config_buffer_t *b = &h->cfg->buffer;
+    if (!b->target) {
+        s_reply_add(h, &len,
+                    "error no buffer statement in the "
+                    "configuration\n");
+        return len;
+    }
+    s_reply_add(h, &len, "redis %s prefix=%s state=%s max=%lld replay=%lld\n",
+                b->target, b->prefix, h->bsnap.up ? "up" : "down", b->max,
+                b->replay);
+    for (size_t i = 0; i < h->ndests; i++) {
+        const router_dest_t *d = router_dest(h->r, i);
+        s_reply_add(h, &len, "destination %s %s key=%s:buf:%s:%s",
+                    d->cluster->name, d->addr, b->prefix, d->cluster->name,
+                    d->addr);
+        s_reply_buffer(h, &len, &h->dsnap[i], 0);
+    }
+    return len;
+}
+
 static size_t s_status(hub_t *h)
 {
     size_t len = 0;
@@ -790,7 +978,19 @@ static size_t s_status(hub_t *h)
             d->cluster->name, d->addr, s->up ? "up" : "down",
             (unsigned long long)s->queued, (unsigned long long)s->inflight,
             (unsigned long long)s->sent, (unsigned long long)s->dropped);
+        if (s->buf.on) /* on the same line, before its end */
+            s_reply_buffer(h, &len, s, 1);
     }
+    if (h->bsnap.on)
+        s_reply_add(h, &len,
+                    "buffer redis %s state=%s connects=%llu timeouts=%llu "
+                    "errors=%llu memory=%llu dropped=%llu\n",
+                    h->cfg->buffer.target, h->bsnap.up ? "up" : "down",
+                    (unsigned long long)h->bsnap.connects,
+                    (unsigned long long)h->bsnap.timeouts,
+                    (unsigned long long)h->bsnap.errors,
+                    (unsigned long long)h->bsnap.memory,
+                    (unsigned long long)h->bsnap.dropped);
     selfmetrics_counter_t c[64];
     size_t n = s_counters(h, c, 64, 0); /* the listeners' are on their lines */
     for (size_t i = 0; i < n; i++)
@@ -818,6 +1018,8 @@ static void s_control_fn(zwatch_t *w, void *sock, void *arg)
     size_t len;
     if (strcmp(cmd, "status") == 0) {
         len = s_status(h);
+    } else if (strcmp(cmd, "buffer") == 0) {
+        len = s_buffer(h);
     } else if (strcmp(cmd, "reload") == 0) {
         s_reload(h, h->reply, h->replycap);
         len = strlen(h->reply);
@@ -1021,6 +1223,9 @@ void hub_destroy(hub_t **ph)
         zmq_msg_close(&h->held[i]);
     if (h->ack_pending)
         zmq_msg_close(&h->ack_to);
+    for (size_t i = 0; i < HUB_PENDING; i++)
+        if (h->pending[i].token)
+            zmq_msg_close(&h->pending[i].to);
     zwatch_destroy(&h->router_w);
     zwatch_destroy(&h->stats_w);
     zwatch_destroy(&h->ctl_w);

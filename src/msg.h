@@ -27,6 +27,9 @@
  *   MSG_STATS_SENDER sender -> hub         one frame: count stats_dest_t
  *   MSG_STATS_INGEST ingest -> hub         one frame: a stats_ingest_t
  *   MSG_STATS_LISTENERS ingest -> hub      one frame: count stats_listener_t
+ *   MSG_CRITICAL_DONE sender -> hub        one frame: count uint64_t tokens
+ *                                          (see msg_part_t)
+ *   MSG_STATS_BUFFER sender -> hub         one frame: a stats_buffer_t
  *
  * Generations: the configuration the process started with is generation 0;
  * each reload that the hub accepts is the next.  Destination ids are only
@@ -58,6 +61,8 @@ enum {
     MSG_STATS_SENDER = 8,
     MSG_STATS_INGEST = 9,
     MSG_STATS_LISTENERS = 10,
+    MSG_CRITICAL_DONE = 11,
+    MSG_STATS_BUFFER = 12,
     MSG_NTYPES
 };
 
@@ -69,10 +74,17 @@ typedef struct {
     uint64_t gen;   /* configuration generation (0: the first) */
 } msg_hdr_t;
 
-/* One part of a MSG_ROUTED: a chunk of lines for one destination. */
+/* One part of a MSG_ROUTED: a chunk of lines for one destination.
+ * token is 0 for ordinary datapoints.  A chunk of critical datapoints
+ * carries the token of the batch it came from (the same in every critical
+ * part of one message, never 0): once each critical chunk of the message
+ * is delivered, persisted in the Redis buffer, or dropped (counted), the
+ * sender says MSG_CRITICAL_DONE with the token, and only then does the hub
+ * acknowledge the batch. */
 typedef struct {
     uint32_t id;    /* destination id in generation gen */
     uint32_t lines; /* datapoints in the chunk */
+    uint64_t token; /* 0, or the batch of a critical chunk */
 } msg_part_t;
 
 /* A destination went up or down (MSG_DEST_STATE). */

@@ -117,6 +117,37 @@ static const opt_def_t s_table[OPT_N] = {
     [OPT_HELD_RETRY] = {OPT_HELD_RETRY, 0, 0, 1, 1, 1, "ms", NULL,
                         "router: retry of a held-back batch, every",
                         "fixed (``src/hub.c``)"},
+    [OPT_CRIT_MEMORY] = {OPT_CRIT_MEMORY, 'R', OPT_P_ORCHESTER, 1000000, 1,
+                         1LL << 40, "datapoints",
+                         "critical datapoints held in memory while Redis "
+                         "cannot take them; past it the oldest are dropped, "
+                         "counted",
+                         NULL, NULL, NULL},
+    [OPT_CRIT_QUEUE] = {OPT_CRIT_QUEUE, 'G', OPT_P_ORCHESTER, 50000, 1,
+                        1LL << 40, "datapoints",
+                        "critical datapoints a live destination may hold "
+                        "before new ones go to the Redis buffer",
+                        NULL, NULL, NULL},
+    [OPT_CRIT_INFLIGHT] = {OPT_CRIT_INFLIGHT, 'I', OPT_P_ORCHESTER, 4 << 20,
+                           1024, 1LL << 40, "bytes",
+                           "unacknowledged bytes at a destination past which "
+                           "its critical datapoints go to the Redis buffer",
+                           NULL, NULL, NULL},
+    [OPT_REDIS_CONNECT] = {OPT_REDIS_CONNECT, 0, 0, 1000, 1, 1, "ms", NULL,
+                           "buffer: connect to Redis and have its first "
+                           "answer (then it is tried again, with the "
+                           "destinations' reconnect delays)",
+                           "fixed (``src/spill.c``)", NULL},
+    [OPT_REDIS_COMMAND] = {OPT_REDIS_COMMAND, 0, 0, 2000, 1, 1, "ms", NULL,
+                           "buffer: the oldest Redis command unanswered "
+                           "this long ends the connection (the watchdog: "
+                           "what it carried waits in memory)",
+                           "fixed (``src/spill.c``)", NULL},
+    [OPT_BUFFER_REFRESH] = {OPT_BUFFER_REFRESH, 0, 0, 1000, 1, 1, "ms", NULL,
+                            "buffer: a stream's totals are read back from "
+                            "Redis (``XINFO STREAM``), and a refused spill "
+                            "is tried again, every",
+                            "fixed (``src/spill.c``)", NULL},
     [OPT_SNAPSHOT] = {OPT_SNAPSHOT, 0, 0, 1000, 1, 1, "ms", NULL,
                       "counter snapshots to the router thread, every (a "
                       "destination going up or down is told at once)",

@@ -44,6 +44,12 @@ typedef enum {
     OPT_ACK_POLL,        /* ask the kernel what was acknowledged, ms */
     OPT_ACCEPT_PAUSE,    /* listener pause when out of descriptors, ms */
     OPT_HELD_RETRY,      /* hub retry of a held-back batch, ms */
+    OPT_CRIT_MEMORY,     /* critical datapoints waiting for Redis */
+    OPT_CRIT_QUEUE,      /* critical datapoints a live destination holds */
+    OPT_CRIT_INFLIGHT,   /* unacknowledged bytes before critical spills */
+    OPT_REDIS_CONNECT,   /* Redis connect (and first answer), ms */
+    OPT_REDIS_COMMAND,   /* Redis answer to a command, ms */
+    OPT_BUFFER_REFRESH,  /* a stream's totals read back, ms */
     OPT_SNAPSHOT,        /* counter snapshots to the hub, ms */
     OPT_SIGNAL_POLL,     /* main thread's signal poll, ms */
     OPT_N

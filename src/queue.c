@@ -12,6 +12,7 @@ typedef struct {
     size_t off;                /* bytes written */
     size_t ack;                /* bytes delivered (ack <= off) */
     uint32_t lines;            /* datapoints in the chunk */
+    unsigned flags;            /* QUEUE_KEEP or 0 */
     queue_release_fn *release; /* frees the bytes */
     void *owner;               /* argument to release */
 } chunk_t;
@@ -28,6 +29,7 @@ struct queue {
                         in flight; the bound does not count them */
     size_t bytes;    /* unwritten bytes queued */
     size_t inflight; /* bytes written and not yet delivered */
+    uint64_t klines; /* datapoints in kept chunks */
 };
 
 queue_t *queue_new(uint64_t cap)
@@ -50,15 +52,11 @@ static chunk_t *s_at(const queue_t *q, size_t i)
     return &q->ring[(q->head + i) & (q->ncap - 1)];
 }
 
-static void s_release(chunk_t *c)
-{
-    if (c->release)
-        c->release(c->owner);
-}
-
 /* Remove the i-th chunk and return its datapoints; the older ones move up
- * one slot (i is small: at most the chunks in flight, plus one). */
-static uint64_t s_remove(queue_t *q, size_t i)
+ * one slot (i is small: at most the chunks in flight, plus one).  The
+ * chunk is released (delivered says how) unless release is 0: then its
+ * owner was handed back. */
+static uint64_t s_remove(queue_t *q, size_t i, int delivered, int release)
 {
     chunk_t *c = s_at(q, i);
     uint64_t l = c->lines;
@@ -67,7 +65,10 @@ static uint64_t s_remove(queue_t *q, size_t i)
     q->inflight -= c->off - c->ack;
     if (i < q->w)
         q->flines -= c->lines;
-    s_release(c);
+    if (c->flags & QUEUE_KEEP)
+        q->klines -= c->lines;
+    if (release && c->release)
+        c->release(c->owner, delivered);
     for (size_t k = i; k > 0; k--)
         *s_at(q, k) = *s_at(q, k - 1);
     q->head = (q->head + 1) & (q->ncap - 1);
@@ -91,7 +92,7 @@ uint64_t queue_clear(queue_t *q)
 {
     uint64_t dropped = 0;
     while (q->n > 0)
-        dropped += s_remove(q, 0);
+        dropped += s_remove(q, 0, 0, 1);
     return dropped;
 }
 
@@ -113,21 +114,29 @@ static int s_grow(queue_t *q)
 uint64_t queue_push(queue_t *q, const char *data, size_t len, uint32_t lines,
                     queue_release_fn *release, void *owner)
 {
+    return queue_push_flags(q, data, len, lines, 0, release, owner);
+}
+
+uint64_t queue_push_flags(queue_t *q, const char *data, size_t len,
+                          uint32_t lines, unsigned flags,
+                          queue_release_fn *release, void *owner)
+{
     uint64_t dropped = 0;
+    size_t i = q->w;
     while (q->lines - q->flines + lines > q->cap) {
-        /* the oldest chunk nothing of which was written: never one in
-         * flight (it may have to be sent again) or half written (the
-         * stream stays aligned) */
-        size_t i = q->w;
-        if (i < q->n && s_at(q, i)->off > 0)
+        /* the oldest chunk nothing of which was written and that is not
+         * kept: never one in flight (it may have to be sent again) or half
+         * written (the stream stays aligned) */
+        while (i < q->n &&
+               (s_at(q, i)->off > 0 || (s_at(q, i)->flags & QUEUE_KEEP)))
             i++;
         if (i >= q->n)
             break;
-        dropped += s_remove(q, i);
+        dropped += s_remove(q, i, 0, 1); /* the next one is the i-th now */
     }
     if (q->n == q->ncap && s_grow(q) != 0) {
         if (release)
-            release(owner);
+            release(owner, 0);
         return dropped + lines;
     }
     chunk_t *c = s_at(q, q->n);
@@ -136,12 +145,48 @@ uint64_t queue_push(queue_t *q, const char *data, size_t len, uint32_t lines,
     c->off = 0;
     c->ack = 0;
     c->lines = lines;
+    c->flags = flags;
     c->release = release;
     c->owner = owner;
     q->n++;
     q->lines += lines;
     q->bytes += len;
+    if (flags & QUEUE_KEEP)
+        q->klines += lines;
     return dropped;
+}
+
+uint64_t queue_kept_lines(const queue_t *q)
+{
+    return q->klines;
+}
+
+uint64_t queue_take_kept(queue_t *q, queue_take_fn *fn, void *arg)
+{
+    uint64_t taken = 0;
+    if (q->inflight > 0 || q->w > 0)
+        return 0; /* only while nothing is in flight */
+    for (size_t i = 0; i < q->n;) {
+        chunk_t *c = s_at(q, i);
+        if (!(c->flags & QUEUE_KEEP)) {
+            i++;
+            continue;
+        }
+        /* the lines left: a chunk's delivered part ends at a line's
+         * start (queue_rewind) */
+        uint32_t left = c->lines;
+        if (c->off > 0) {
+            left = 0;
+            for (size_t k = c->off; k < c->len; k++)
+                left += c->data[k] == '\n';
+        }
+        void *owner = c->owner;
+        size_t off = c->off;
+        taken += left;
+        s_remove(q, i, 0, 0);
+        fn(arg, owner, off, left); /* the next one is the i-th now */
+    }
+    return taken;
 }
 
 int queue_room(const queue_t *q, uint64_t lines)
@@ -221,7 +266,7 @@ uint64_t queue_delivered(queue_t *q, size_t n)
         q->inflight -= k;
         n -= k;
         if (c->ack == c->len)
-            done += s_remove(q, 0);
+            done += s_remove(q, 0, 1, 1);
     }
     return done;
 }

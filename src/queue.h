@@ -12,9 +12,14 @@
  * chunks nothing of which was written are dropped and counted (never one
  * in flight or half written, so the stream stays line-aligned).
  *
+ * A chunk pushed with QUEUE_KEEP (a critical chunk) is never dropped to make
+ * room: it counts against the bound, so ordinary chunks make way for it,
+ * and it leaves the queue only delivered, taken back (queue_take_kept, to
+ * be kept elsewhere while the connection is down) or at queue_clear.
+ *
  * Ownership: a chunk's bytes stay owned by the pusher until the queue calls
  * the chunk's release function (once, when the chunk is delivered, dropped
- * or the queue destroyed).
+ * or the queue destroyed), or hands the chunk back (queue_take_kept).
  */
 #ifndef ORCHESTER_QUEUE_H
 #define ORCHESTER_QUEUE_H
@@ -25,8 +30,18 @@
 
 typedef struct queue queue_t;
 
-/* Releases a chunk's bytes; owner is what was passed to queue_push. */
-typedef void(queue_release_fn)(void *owner);
+/* Releases a chunk's bytes; owner is what was passed to queue_push.
+ * delivered: 1 when the chunk left the queue delivered (the peer
+ * acknowledged every byte, or a file or UDP socket took it), 0 when it was
+ * dropped or the queue destroyed. */
+typedef void(queue_release_fn)(void *owner, int delivered);
+
+/* Takes a kept chunk back (queue_take_kept): the callee owns owner now
+ * (the queue will not release it); the bytes from off on, `lines` complete
+ * lines, were not delivered. */
+typedef void(queue_take_fn)(void *arg, void *owner, size_t off, uint32_t lines);
+
+enum { QUEUE_KEEP = 1 };
 
 /* queue_new: an empty queue bounded at cap datapoints (cap >= 1). */
 queue_t *queue_new(uint64_t cap);
@@ -40,6 +55,21 @@ void queue_destroy(queue_t **q);
  * returned as dropped. */
 uint64_t queue_push(queue_t *q, const char *data, size_t len, uint32_t lines,
                     queue_release_fn *release, void *owner);
+
+/* queue_push_flags: queue_push with flags (QUEUE_KEEP or 0). */
+uint64_t queue_push_flags(queue_t *q, const char *data, size_t len,
+                          uint32_t lines, unsigned flags,
+                          queue_release_fn *release, void *owner);
+
+/* queue_kept_lines: datapoints queued in kept chunks. */
+uint64_t queue_kept_lines(const queue_t *q);
+
+/* queue_take_kept: hand every kept chunk back to fn, oldest first, and
+ * remove it from the queue.  Only while nothing is in flight (after
+ * queue_rewind): a chunk whose first part was delivered is handed back
+ * with off at the end of that part.  Returns the datapoints handed
+ * back. */
+uint64_t queue_take_kept(queue_t *q, queue_take_fn *fn, void *arg);
 
 /* queue_room: whether `lines` more datapoints fit without dropping (those
  * in flight do not count against the bound). */

@@ -79,6 +79,9 @@ struct router {
     size_t *lens; /* distinct prefix lengths, ascending */
     size_t nlens;
     bool use_index;
+    bool all_critical;   /* the buffer statement says `all critical` */
+    bool has_buffer;     /* there is a buffer statement */
+    const config_t *cfg; /* borrowed */
 };
 
 struct router_ctx {
@@ -416,9 +419,13 @@ static int s_rule(router_t *r, rrule_t *rr, const config_rule_t *rule,
                   char *err, size_t errlen)
 {
     rr->rule = rule;
-    if (rule->critical)
-        return s_unsupported(err, errlen, &rule->pos,
-                             "'critical' (the Redis buffer)");
+    if (rule->critical && !r->has_buffer) {
+        snprintf(err, errlen,
+                 "%s:%d: 'critical' needs a 'buffer redis ...' statement "
+                 "(where critical datapoints are kept)",
+                 rule->pos.file, rule->pos.line);
+        return -1;
+    }
     rr->captures = rule->kind == RULE_REWRITE || rule->route_using != NULL;
     if (!rule->match_all && rule->nexprs > 0) {
         rr->re = calloc(rule->nexprs, sizeof *rr->re);
@@ -475,11 +482,9 @@ router_t *router_new(const config_t *cfg, char *err, size_t errlen)
     if (r == NULL)
         goto nomem;
     /* statements of later versions: refused, never ignored */
-    if (cfg->buffer.target) {
-        s_unsupported(err, errlen, &cfg->buffer.pos,
-                      "'buffer' (the Redis buffer)");
-        goto err;
-    }
+    r->cfg = cfg;
+    r->has_buffer = cfg->buffer.target != NULL;
+    r->all_critical = r->has_buffer && cfg->buffer.all_critical;
     if (cfg->ha.role != HA_NONE) {
         s_unsupported(err, errlen, &cfg->ha.pos, "'ha' (the HA pair)");
         goto err;
@@ -678,6 +683,7 @@ static size_t s_emit(const router_t *r, router_ctx_t *ctx, size_t ci,
                      router_trace_fn *trace, void *targ)
 {
     const rcluster_t *rc = &r->clusters[ci];
+    int critical = router_critical(r, rule);
     if (trace)
         trace(targ, TRACE_CLUSTER, rule, rc->cluster, NULL, key, keylen);
     size_t n;
@@ -704,7 +710,7 @@ static size_t s_emit(const router_t *r, router_ctx_t *ctx, size_t ci,
         if (trace)
             trace(targ, TRACE_DEST, rule, rc->cluster, &r->dests[id], NULL, 0);
         if (emit)
-            emit(arg, id, name, namelen);
+            emit(arg, id, name, namelen, critical);
     }
     return n;
 }
@@ -875,6 +881,26 @@ size_t router_to_clusters(const router_t *r, router_ctx_t *ctx,
                         arg, NULL, NULL, NULL);
     }
     return k;
+}
+
+const config_t *router_config(const router_t *r)
+{
+    return r->cfg;
+}
+
+bool router_critical(const router_t *r, const config_rule_t *rule)
+{
+    return r->all_critical || (rule && rule->critical);
+}
+
+bool router_has_critical(const router_t *r)
+{
+    if (r->all_critical)
+        return true;
+    for (size_t i = 0; i < r->nrules; i++)
+        if (r->rules[i].rule->critical)
+            return true;
+    return false;
 }
 
 const router_invalid_t *router_ctx_invalid(const router_ctx_t *ctx)

@@ -84,9 +84,10 @@ typedef void(router_trace_fn)(void *arg, router_trace_t ev,
                               size_t textlen);
 
 /* Called once per destination: send the metric there named name/namelen
- * (valid during the call only). */
+ * (valid during the call only); critical when the rule that sent it says
+ * `critical`, or the buffer statement `all critical`. */
 typedef void(router_emit_fn)(void *arg, uint32_t dest, const char *name,
-                             size_t namelen);
+                             size_t namelen, int critical);
 
 /* router_new: compile the rules of cfg.  Returns NULL with "FILE:LINE:
  * message" in err for what this version cannot route. */
@@ -107,6 +108,14 @@ const router_invalid_t *router_ctx_invalid(const router_ctx_t *ctx);
 /* router_ndests / router_dest: the destination table (borrowed). */
 size_t router_ndests(const router_t *r);
 const router_dest_t *router_dest(const router_t *r, size_t id);
+
+/* router_config: the configuration r was built from (borrowed). */
+const config_t *router_config(const router_t *r);
+
+/* router_critical: whether what rule sends (NULL: the statistics' `send
+ * to`) is critical. router_has_critical: whether anything can be. */
+bool router_critical(const router_t *r, const config_rule_t *rule);
+bool router_has_critical(const router_t *r);
 
 /* router_set_index: use the prefix index (default) or evaluate every rule
  * (for tests that compare the two).  Call before routing starts. */

@@ -8,8 +8,9 @@
 #include <string.h>
 
 typedef struct {
-    char *name;    /* counter name or destination key (owned) */
-    uint64_t a, b; /* last value(s): counter value, or sent and dropped */
+    char *name;       /* counter name or destination key (owned) */
+    uint64_t a, b;    /* last value(s): counter value, or sent and dropped */
+    uint64_t c, e, f; /* a destination's buffered, replayed, bufferDropped */
 } prev_t;
 
 struct selfmetrics {
@@ -58,7 +59,7 @@ char *selfmetrics_render(selfmetrics_t *sm, const char *prefix, long long now,
                          const char *const *keys, const stats_dest_t *d,
                          size_t nd, size_t *len)
 {
-    size_t cap = (n + 3 * nd) * (strlen(prefix) + 400) + 1;
+    size_t cap = (n + 8 * nd) * (strlen(prefix) + 400) + 1;
     size_t k = 0;
     char *buf = malloc(cap);
     prev_t *next = calloc(n + nd + 1, sizeof *next);
@@ -93,6 +94,31 @@ char *selfmetrics_render(selfmetrics_t *sm, const char *prefix, long long now,
         next[n + i].name = strdup(key);
         next[n + i].a = d[i].sent;
         next[n + i].b = d[i].dropped;
+        if (!d[i].buf.on)
+            continue;
+        /* its Redis buffer */
+        const stats_dbuf_t *b = &d[i].buf;
+        uint64_t bu = b->buffered, re = b->replayed, bd = b->dropped;
+        if (reset) {
+            bu = s_delta(bu, p ? p->c : 0);
+            re = s_delta(re, p ? p->e : 0);
+            bd = s_delta(bd, p ? p->f : 0);
+        }
+        long long age = b->oldest_ms && now * 1000 > b->oldest_ms
+                            ? (now * 1000 - b->oldest_ms) / 1000
+                            : 0;
+        k += (size_t)snprintf(
+            buf + k, cap - k,
+            "%s.%s.buffered %llu %lld\n%s.%s.replayed %llu %lld\n"
+            "%s.%s.bufferDropped %llu %lld\n%s.%s.backlog %llu %lld\n"
+            "%s.%s.backlogAge %lld %lld\n",
+            prefix, key, (unsigned long long)bu, now, prefix, key,
+            (unsigned long long)re, now, prefix, key, (unsigned long long)bd,
+            now, prefix, key, (unsigned long long)b->backlog, now, prefix, key,
+            age, now);
+        next[n + i].c = b->buffered;
+        next[n + i].e = b->replayed;
+        next[n + i].f = b->dropped;
     }
     for (size_t i = 0; i < n + nd; i++)
         if (next[i].name == NULL)

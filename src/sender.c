@@ -16,23 +16,40 @@
 #include "log.h"
 #include "msg.h"
 #include "options.h"
+#include "spill.h"
 #include "zwatch.h"
 
-#define MAX_PARTS ROUTER_MAX_DESTS
+#define MAX_PARTS (2 * ROUTER_MAX_DESTS)
+
+/* The critical chunks of one routed message not yet safe (delivered,
+ * persisted, dropped or held while Redis cannot take them). */
+typedef struct {
+    uint64_t token; /* the hub's */
+    uint32_t left;  /* chunks not safe yet */
+} cbatch_t;
+
+/* A critical chunk: owned by the spill once pushed (spill.h). */
+typedef struct {
+    spill_item_t item; /* first: the spill sees this */
+    zmq_msg_t msg;     /* the lines */
+    cbatch_t *batch;   /* NULL once safe */
+    struct sender *s;
+} crit_t;
 
 typedef struct sender sender_t;
 
 typedef struct {
-    sender_t *s;       /* back pointer */
-    size_t id;         /* its index in the sender's table */
-    dest_t *d;         /* owned; NULL only when making it ran out of memory
-                          (retried every tick; what is routed to it meanwhile
-                          is dropped and counted in lost) */
-    int overflow;      /* dropping without holding back, until below half */
-    int up;            /* the state last reported to the hub */
-    uint64_t lost;     /* datapoints dropped because d was NULL */
-    uint64_t unlogged; /* datapoints dropped since the last log line */
-    int64_t logged_ms; /* when a drop was last logged */
+    sender_t *s;        /* back pointer */
+    size_t id;          /* its index in the sender's table */
+    dest_t *d;          /* owned; NULL only when making it ran out of memory
+                           (retried every tick; what is routed to it meanwhile
+                           is dropped and counted in lost) */
+    spill_stream_t *st; /* its critical datapoints (NULL: no buffer) */
+    int overflow;       /* dropping without holding back, until below half */
+    int up;             /* the state last reported to the hub */
+    uint64_t lost;      /* datapoints dropped because d was NULL */
+    uint64_t unlogged;  /* datapoints dropped since the last log line */
+    int64_t logged_ms;  /* when a drop was last logged */
 } sdest_t;
 
 /* A destination a reload left out: it writes what it holds until it is
@@ -40,9 +57,10 @@ typedef struct {
  * the router of its generation, which the hub keeps until told otherwise
  * (MSG_RETIRED). */
 typedef struct retired {
-    dest_t *d;        /* owned */
-    uint64_t gen;     /* the generation it belonged to */
-    int64_t deadline; /* close it then at the latest */
+    dest_t *d;          /* owned */
+    spill_stream_t *st; /* owned, destroyed after d */
+    uint64_t gen;       /* the generation it belonged to */
+    int64_t deadline;   /* close it then at the latest */
     struct retired *next;
 } retired_t;
 
@@ -71,6 +89,8 @@ struct sender {
     zmq_msg_t parts[MAX_PARTS];
     size_t nparts;         /* frames after the header frame */
     size_t next;           /* first part not placed yet */
+    cbatch_t *batch;       /* its critical chunks, or NULL */
+    int blocked_crit;      /* waiting for room in a full buffer */
     int64_t blocked_since; /* 0 when not holding back */
     ev_timer stall;        /* fires when the hold-back is over */
     ev_idle retry;         /* try placing again after progress */
@@ -79,27 +99,129 @@ struct sender {
     int draining;
     int64_t drain_deadline;
     retired_t *retired; /* destinations a reload left out */
+    spill_t *spill;     /* the Redis buffer, or NULL without one */
+    uint64_t *done;     /* tokens whose batches are safe, to tell the hub */
+    size_t ndone, donecap;
+    ev_prepare flush;       /* tells them before the loop waits */
+    uint64_t lost_critical; /* critical datapoints dropped without a
+                               stream (out of memory) */
 };
 
 void sender_opts_default(sender_opts_t *o)
 {
     memset(o, 0, sizeof *o);
     dest_opts_default(&o->dest);
+    spill_opts_default(&o->spill);
     o->stall_ms = (int)opt_default(OPT_STALL);
     o->drain_ms = (int)opt_default(OPT_DRAIN) * 1000;
 }
 
-static void s_release_fn(void *owner)
+static void s_release_fn(void *owner, int delivered)
 {
+    (void)delivered;
     zmq_msg_t *m = owner;
     zmq_msg_close(m);
     free(m);
 }
 
-/* Queue part i of the held message at its destination. */
-static void s_push(sender_t *s, size_t i)
+/* One more of b's chunks is safe (or its placing is over: s_place holds
+ * one count while it places the message).  When none is left, the hub may
+ * acknowledge the batch (told by s_flush_fn). */
+static void s_settle(sender_t *s, cbatch_t *b)
+{
+    if (b == NULL || --b->left > 0)
+        return;
+    if (s->ndone == s->donecap) {
+        size_t cap = s->donecap ? s->donecap * 2 : 64;
+        uint64_t *p = realloc(s->done, cap * sizeof *p);
+        if (p == NULL) {
+            /* the batch stays unacknowledged: a standalone satellite
+             * sends it again */
+            log_err("sender: out of memory: a batch is not acknowledged");
+            free(b);
+            return;
+        }
+        s->done = p;
+        s->donecap = cap;
+    }
+    s->done[s->ndone++] = b->token;
+    free(b);
+    if (!ev_is_active(&s->flush))
+        ev_prepare_start(s->loop, &s->flush);
+}
+
+static void s_crit_safe(spill_item_t *it)
+{
+    crit_t *c = (crit_t *)it;
+    cbatch_t *b = c->batch;
+    c->batch = NULL;
+    s_settle(c->s, b);
+}
+
+static void s_crit_release(spill_item_t *it)
+{
+    crit_t *c = (crit_t *)it;
+    if (c->batch)
+        s_crit_safe(it); /* never left unsaid */
+    zmq_msg_close(&c->msg);
+    free(c);
+}
+
+/* Tell the hub which batches are safe. */
+static void s_flush_done(sender_t *s)
+{
+    if (s->ndone == 0)
+        return;
+    if (msg_send(s->stats, MSG_CRITICAL_DONE, s->gen, (uint32_t)s->ndone,
+                 s->done, s->ndone * sizeof *s->done, ZMQ_DONTWAIT) == 0)
+        s->ndone = 0; /* else again at the next tick */
+}
+
+static void s_flush_fn(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+    (void)revents;
+    ev_prepare_stop(loop, w);
+    s_flush_done(w->data);
+}
+
+/* Hand part i of the held message, a critical chunk of batch b, to its
+ * destination's spill stream. */
+static void s_push_critical(sender_t *s, size_t i, cbatch_t *b)
 {
     sdest_t *sd = &s->dests[s->hdrs[i].id];
+    crit_t *c = sd->d ? calloc(1, sizeof *c) : NULL;
+    if (c == NULL || sd->st == NULL) {
+        free(c);
+        sd->lost += s->hdrs[i].lines;
+        sd->unlogged += s->hdrs[i].lines;
+        s->lost_critical += s->hdrs[i].lines;
+        zmq_msg_close(&s->parts[i]);
+        return; /* lost, counted: nothing to wait for */
+    }
+    if (b)
+        b->left++;
+    zmq_msg_init(&c->msg);
+    zmq_msg_move(&c->msg, &s->parts[i]);
+    zmq_msg_close(&s->parts[i]);
+    c->s = s;
+    c->batch = b;
+    c->item.data = zmq_msg_data(&c->msg);
+    c->item.len = zmq_msg_size(&c->msg);
+    c->item.lines = s->hdrs[i].lines;
+    c->item.safe = s_crit_safe;
+    c->item.release = s_crit_release;
+    spill_push(sd->st, &c->item);
+}
+
+/* Queue part i of the held message at its destination; b: the message's
+ * critical chunks (NULL when it has none). */
+static void s_push(sender_t *s, size_t i, cbatch_t *b)
+{
+    sdest_t *sd = &s->dests[s->hdrs[i].id];
+    if (s->hdrs[i].token != 0) {
+        s_push_critical(s, i, b);
+        return;
+    }
     zmq_msg_t *m = sd->d ? malloc(sizeof *m) : NULL;
     if (m == NULL) {
         sd->lost += s->hdrs[i].lines;
@@ -111,7 +233,7 @@ static void s_push(sender_t *s, size_t i)
     zmq_msg_move(m, &s->parts[i]);
     zmq_msg_close(&s->parts[i]);
     sd->unlogged += dest_push(sd->d, zmq_msg_data(m), zmq_msg_size(m),
-                              s->hdrs[i].lines, s_release_fn, m);
+                              s->hdrs[i].lines, 0, s_release_fn, m);
 }
 
 /* Place the parts of the held message; returns 1 when all are placed. */
@@ -121,6 +243,19 @@ static int s_place(sender_t *s)
     while (s->next < s->nparts) {
         size_t i = s->next;
         sdest_t *sd = &s->dests[s->hdrs[i].id];
+        if (s->hdrs[i].token != 0) {
+            /* a full buffer that says `when full block` holds intake back
+             * until there is room (retried at every tick) */
+            if (sd->st && !spill_room(sd->st, s->hdrs[i].lines) &&
+                !s->draining) {
+                s->blocked_crit = 1;
+                return 0;
+            }
+            s->blocked_crit = 0;
+            s_push(s, i, s->batch);
+            s->next++;
+            continue;
+        }
         if (sd->d && !dest_room(sd->d, s->hdrs[i].lines) && !sd->overflow &&
             dest_up(sd->d) && !s->draining) {
             if (s->blocked_since == 0)
@@ -139,13 +274,16 @@ static int s_place(sender_t *s)
              * on (logged by s_log_drops when something is dropped) */
             sd->overflow = 1;
         }
-        s_push(s, i);
+        s_push(s, i, s->batch);
         s->next++;
         s->blocked_since = 0;
     }
     ev_timer_stop(s->loop, &s->stall);
     s->nparts = 0;
     s->next = 0;
+    cbatch_t *b = s->batch;
+    s->batch = NULL;
+    s_settle(s, b); /* placing is over */
     return 1;
 }
 
@@ -186,6 +324,8 @@ static void s_dest_fn(void *arg, dest_t *d)
 {
     sdest_t *sd = arg;
     sender_t *s = sd->s;
+    if (sd->st)
+        spill_dest_event(sd->st);
     if (sd->overflow && dest_queued(d) < s->o.dest.queue_cap / 2)
         sd->overflow = 0;
     if (dest_up(d) != sd->up)
@@ -217,6 +357,14 @@ static void s_log_drops(sender_t *s, int64_t now)
         sd->unlogged = 0;
         sd->logged_ms = now;
     }
+}
+
+/* Give sd a spill stream when there is a buffer and it has none (a
+ * stream that cannot be made is made again at the next tick). */
+static void s_make_stream(sender_t *s, sdest_t *sd)
+{
+    if (s->spill && sd->d && sd->st == NULL)
+        sd->st = spill_stream_new(s->spill, sd->d);
 }
 
 static int s_same_dest(const router_dest_t *a, const router_dest_t *b)
@@ -294,7 +442,9 @@ static int s_switch(sender_t *s, const router_t *nr, uint64_t gen)
         if (nd[i].d == NULL) {
             nd[i].d = dest_new(s->loop, rd, &s->o.dest, s_dest_fn, &nd[i]);
             nd[i].up = nd[i].d ? dest_up(nd[i].d) : 0;
+            nd[i].st = NULL;
         }
+        s_make_stream(s, &nd[i]);
     }
     int64_t now = clock_mono_ms();
     for (size_t j = 0; j < s->ndests; j++) {
@@ -304,6 +454,7 @@ static int s_switch(sender_t *s, const router_t *nr, uint64_t gen)
         }
         retired_t *rt = rts[j];
         rt->d = s->dests[j].d;
+        rt->st = s->dests[j].st;
         rt->gen = s->gen;
         rt->deadline = now + s->o.drain_ms;
         dest_rebind(rt->d, dest_info(rt->d), NULL, NULL);
@@ -320,6 +471,8 @@ static int s_switch(sender_t *s, const router_t *nr, uint64_t gen)
     s->r = nr;
     s->gen = gen;
     s->switching = 0;
+    if (s->spill)
+        spill_set(s->spill, &router_config(nr)->buffer);
     /* the hub starts the new generation with every destination alive:
      * tell it the truth now */
     s_send_stats(s);
@@ -338,10 +491,12 @@ static void s_mend(sender_t *s)
         if (!s->draining)
             zwatch_start(s->in_w);
     }
-    for (size_t i = 0; i < s->ndests; i++)
+    for (size_t i = 0; i < s->ndests; i++) {
         if (s->dests[i].d == NULL)
             s->dests[i].d = dest_new(s->loop, router_dest(s->r, i), &s->o.dest,
                                      s_dest_fn, &s->dests[i]);
+        s_make_stream(s, &s->dests[i]);
+    }
 }
 
 /* Close the retired destinations that are empty or out of time. */
@@ -358,6 +513,7 @@ static void s_reap(sender_t *s, int64_t now)
                          dest_info(rt->d)->cluster->name,
                          dest_info(rt->d)->addr, (unsigned long long)left);
             dest_destroy(&rt->d);
+            spill_stream_destroy(&rt->st);
             *pp = rt->next;
             free(rt);
         } else {
@@ -405,6 +561,18 @@ static void s_routed(sender_t *s, void *sock, const msg_hdr_t *h,
     }
     s->nparts = n;
     s->next = 0;
+    for (size_t i = 0; i < n; i++)
+        if (s->hdrs[i].token != 0) {
+            s->batch = malloc(sizeof *s->batch);
+            if (s->batch) {
+                s->batch->token = s->hdrs[i].token;
+                s->batch->left = 1; /* held while placing */
+            } else {
+                log_err("sender: out of memory: a batch is not "
+                        "acknowledged");
+            }
+            break;
+        }
     if (!s_place(s))
         zwatch_stop(s->in_w);
 }
@@ -472,11 +640,20 @@ static void s_send_stats(sender_t *s)
             dest_stats(sd->d, &s->snap[i]);
         else
             memset(&s->snap[i], 0, sizeof s->snap[i]);
+        if (sd->st)
+            spill_stream_stats(sd->st, &s->snap[i]);
         s->snap[i].dropped += sd->lost;
         sd->up = (int)s->snap[i].up;
     }
     msg_send(s->stats, MSG_STATS_SENDER, s->gen, (uint32_t)s->ndests, s->snap,
              s->ndests * sizeof *s->snap, ZMQ_DONTWAIT);
+    if (s->spill) {
+        stats_buffer_t b;
+        spill_stats(s->spill, &b);
+        b.dropped += s->lost_critical;
+        msg_send(s->stats, MSG_STATS_BUFFER, s->gen, 0, &b, sizeof b,
+                 ZMQ_DONTWAIT);
+    }
 }
 
 static void s_tick_fn(struct ev_loop *loop, ev_timer *t, int revents)
@@ -491,6 +668,9 @@ static void s_tick_fn(struct ev_loop *loop, ev_timer *t, int revents)
         s->stale = 0;
     }
     s_mend(s);
+    s_flush_done(s);
+    if (s->blocked_crit && s->nparts > 0)
+        s_resume(s);
     if (now - s->last_stats_ms >= opt_default(OPT_SNAPSHOT)) {
         s->last_stats_ms = now;
         s_send_stats(s);
@@ -503,6 +683,8 @@ static void s_tick_fn(struct ev_loop *loop, ev_timer *t, int revents)
             left += s->dests[i].d ? dest_queued(s->dests[i].d) : 0;
         for (retired_t *rt = s->retired; rt; rt = rt->next)
             left += dest_queued(rt->d);
+        /* what waits for Redis, while Redis answers */
+        left += s->spill ? spill_busy(s->spill) : 0;
         if (left == 0 || now >= s->drain_deadline) {
             if (left)
                 log_warn("sender: drain time over: %llu datapoints not "
@@ -565,6 +747,16 @@ sender_t *sender_new(void *zctx, const router_t *r, const sender_opts_t *o,
     s->retry.data = s;
     ev_timer_init(&s->tick, s_tick_fn, 0.05, 0.05);
     s->tick.data = s;
+    ev_prepare_init(&s->flush, s_flush_fn);
+    s->flush.data = s;
+    const config_t *cfg = router_config(r);
+    if (cfg->buffer.target) {
+        s->spill = spill_new(s->loop, &cfg->buffer, &o->spill, err, errlen);
+        if (s->spill == NULL) {
+            sender_destroy(&s);
+            return NULL;
+        }
+    }
     for (size_t i = 0; i < s->ndests; i++) {
         s->dests[i].s = s;
         s->dests[i].id = i;
@@ -573,6 +765,7 @@ sender_t *sender_new(void *zctx, const router_t *r, const sender_opts_t *o,
         if (s->dests[i].d == NULL)
             goto nomem;
         s->dests[i].up = dest_up(s->dests[i].d);
+        s_make_stream(s, &s->dests[i]);
     }
     return s;
 zerr:
@@ -596,6 +789,7 @@ int sender_run(sender_t *s)
     ev_timer_stop(s->loop, &s->tick);
     ev_timer_stop(s->loop, &s->stall);
     ev_idle_stop(s->loop, &s->retry);
+    ev_prepare_stop(s->loop, &s->flush);
     return 0;
 }
 
@@ -606,14 +800,22 @@ void sender_destroy(sender_t **ps)
     sender_t *s = *ps;
     for (size_t i = s->next; i < s->nparts; i++)
         zmq_msg_close(&s->parts[i]);
+    free(s->batch);
+    /* the destinations first: their queues release the critical chunks
+     * into their streams; then the streams, then the buffer */
     for (size_t i = 0; s->dests && i < s->ndests; i++)
         dest_destroy(&s->dests[i].d);
     while (s->retired) {
         retired_t *rt = s->retired;
         s->retired = rt->next;
         dest_destroy(&rt->d);
+        spill_stream_destroy(&rt->st);
         free(rt);
     }
+    for (size_t i = 0; s->dests && i < s->ndests; i++)
+        spill_stream_destroy(&s->dests[i].st);
+    spill_destroy(&s->spill);
+    free(s->done);
     zwatch_destroy(&s->in_w);
     zwatch_destroy(&s->ctl_w);
     if (s->in)

@@ -28,9 +28,11 @@
 
 #include "dest.h"
 #include "router.h"
+#include "spill.h"
 
 typedef struct {
     dest_opts_t dest;        /* per-destination options */
+    spill_opts_t spill;      /* the Redis buffer's (when configured) */
     int stall_ms;            /* longest hold-back for a full live queue (250) */
     int drain_ms;            /* longest drain on shutdown (10000) */
     const char *in_endpoint; /* PULL binds here */

@@ -47,6 +47,36 @@ typedef struct {
     uint64_t pickle_toobig;        /* frames over the limit (closed) */
 } stats_ingest_t;
 
+/* What one destination's Redis buffer holds and did (all zero when there
+ * is no buffer statement).  Counters are cumulative since start. */
+enum {
+    SPILL_LIVE = 0,      /* critical datapoints go out live */
+    SPILL_SPILLING = 1,  /* they go to Redis (down, slow, or full) */
+    SPILL_REPLAYING = 2, /* up, with a backlog being replayed */
+    SPILL_WAITING = 3    /* Redis cannot take them: held in memory */
+};
+
+typedef struct {
+    uint64_t buffered;      /* datapoints persisted in Redis */
+    uint64_t replayed;      /* datapoints delivered from Redis */
+    uint64_t dropped;       /* critical datapoints dropped (memory bound,
+                               buffer full, or lost at a reload or stop) */
+    uint64_t again;         /* datapoints replayed a second time (read
+                               before a restart or a lost connection):
+                               at most that many duplicates */
+    uint64_t errors;        /* Redis commands refused or not answered */
+    uint64_t backlog;       /* datapoints in Redis now */
+    uint64_t backlog_bytes; /* their bytes */
+    uint64_t memory;        /* critical datapoints in memory waiting for
+                               Redis */
+    int64_t oldest_ms;      /* when the oldest entry was spilled (Unix ms),
+                               0 when none */
+    int64_t newest_ms;      /* and the newest */
+    uint64_t rate;          /* datapoints replayed in the last second */
+    uint32_t state;         /* SPILL_* */
+    uint32_t on;            /* 1 when the destination has a buffer */
+} stats_dbuf_t;
+
 /* Counters of one destination (cumulative since start). */
 typedef struct {
     uint64_t sent;     /* datapoints delivered: acknowledged by a TCP
@@ -56,7 +86,17 @@ typedef struct {
     uint64_t dropped;  /* datapoints dropped (queue full) */
     uint32_t up;       /* 1 when connected (files: open) */
     uint32_t pad;      /* explicit padding */
+    stats_dbuf_t buf;  /* its Redis buffer */
 } stats_dest_t;
+
+/* The Redis connection of the buffer (MSG_STATS_BUFFER). */
+typedef struct {
+    uint32_t on; /* 1 when there is a buffer statement */
+    uint32_t up; /* 1 while Redis answers */
+    uint64_t connects, connect_failures, timeouts, errors;
+    uint64_t memory;  /* datapoints waiting in memory for Redis */
+    uint64_t dropped; /* critical datapoints dropped, in all */
+} stats_buffer_t;
 
 /* stats_parse_errors: sum of the refusal counters, LINE_EMPTY excluded. */
 uint64_t stats_parse_errors(const stats_ingest_t *s);

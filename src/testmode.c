@@ -25,12 +25,18 @@ static const char *s_type(const config_cluster_t *c)
     return "?";
 }
 
+typedef struct {
+    FILE *out;
+    const router_t *r;
+} trace_t;
+
 static void s_trace_fn(void *arg, router_trace_t ev, const config_rule_t *rule,
                        const config_cluster_t *cluster,
                        const router_dest_t *dest, const char *text,
                        size_t textlen)
 {
-    FILE *out = arg;
+    const trace_t *tr = arg;
+    FILE *out = tr->out;
     switch (ev) {
     case TRACE_RULE:
         fprintf(out, "    match");
@@ -57,7 +63,10 @@ static void s_trace_fn(void *arg, router_trace_t ev, const config_rule_t *rule,
             fprintf(out, " using %.*s", (int)textlen, text);
         fprintf(out, "\n");
         break;
-    case TRACE_DEST: fprintf(out, "            %s\n", dest->addr); break;
+    case TRACE_DEST:
+        fprintf(out, "            %s%s\n", dest->addr,
+                router_critical(tr->r, rule) ? " (critical)" : "");
+        break;
     case TRACE_BLACKHOLE: fprintf(out, "        blackhole\n"); break;
     case TRACE_STOP: fprintf(out, "    stop\n"); break;
     }
@@ -95,8 +104,9 @@ int testmode_run(const router_t *r, FILE *in, FILE *out, size_t maxline)
             continue;
         }
         fprintf(out, "%.*s\n", (int)res.fulllen, canon);
+        trace_t tr = {out, r};
         int how = router_route(r, ctx, canon, res.len, res.namelen, NULL, NULL,
-                               NULL, s_trace_fn, out);
+                               NULL, s_trace_fn, &tr);
         if (how & ROUTE_NOMATCH)
             fprintf(out, "    no rule matched\n");
         fprintf(out, "\n");

@@ -328,6 +328,19 @@ static void test_defaults(void **state)
     assert_string_equal(cfg->buffer.target, "127.0.0.1:6379");
     assert_string_equal(cfg->buffer.prefix, "orchester");
     assert_int_equal(cfg->buffer.max, 50000000);
+    assert_int_equal(cfg->buffer.full, BUFFER_FULL_DROP);
+    assert_false(cfg->buffer.all_critical);
+    config_destroy(&cfg);
+
+    /* what a full buffer does, and every datapoint critical */
+    cfg = s_parse("buffer redis 127.0.0.1:6379 when full block all critical "
+                  "max 10 datapoints ;");
+    assert_int_equal(cfg->buffer.full, BUFFER_FULL_BLOCK);
+    assert_true(cfg->buffer.all_critical);
+    assert_int_equal(cfg->buffer.max, 10);
+    config_destroy(&cfg);
+    cfg = s_parse("buffer redis 127.0.0.1:6379 when full drop ;");
+    assert_int_equal(cfg->buffer.full, BUFFER_FULL_DROP);
     config_destroy(&cfg);
 
     cfg = s_parse("orchester tcp://a:1 ; ha backup peer tcp://a:2 tcp://a:3 "

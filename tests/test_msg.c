@@ -21,7 +21,10 @@ static void test_layout(void **state)
     assert_int_equal(offsetof(msg_hdr_t, type), 0);
     assert_int_equal(offsetof(msg_hdr_t, count), 4);
     assert_int_equal(offsetof(msg_hdr_t, gen), 8);
-    assert_int_equal(sizeof(msg_part_t), 8);
+    assert_int_equal(sizeof(msg_part_t), 16);
+    assert_int_equal(offsetof(msg_part_t, id), 0);
+    assert_int_equal(offsetof(msg_part_t, lines), 4);
+    assert_int_equal(offsetof(msg_part_t, token), 8);
     assert_int_equal(sizeof(msg_dest_state_t), 8);
     /* the type numbers are part of the layout */
     assert_int_equal(MSG_STOP, 1);
@@ -34,6 +37,8 @@ static void test_layout(void **state)
     assert_int_equal(MSG_STATS_SENDER, 8);
     assert_int_equal(MSG_STATS_INGEST, 9);
     assert_int_equal(MSG_STATS_LISTENERS, 10);
+    assert_int_equal(MSG_CRITICAL_DONE, 11);
+    assert_int_equal(MSG_STATS_BUFFER, 12);
 }
 
 static void test_parse(void **state)

@@ -12,11 +12,101 @@
 #include "queue.h"
 
 static int s_released;
+static int s_delivered; /* of them, released as delivered */
 
-static void s_rel(void *owner)
+static void s_rel(void *owner, int delivered)
 {
     (void)owner;
     s_released++;
+    s_delivered += delivered != 0;
+}
+
+/* What queue_take_kept handed back. */
+typedef struct {
+    int n;
+    const char *owner[8];
+    size_t off[8];
+    uint32_t lines[8];
+} taken_t;
+
+static void s_take(void *arg, void *owner, size_t off, uint32_t lines)
+{
+    taken_t *t = arg;
+    t->owner[t->n] = owner;
+    t->off[t->n] = off;
+    t->lines[t->n] = lines;
+    t->n++;
+}
+
+/* Kept chunks are never dropped to make room; ordinary ones make way. */
+static void test_keep_not_dropped(void **state)
+{
+    (void)state;
+    s_released = s_delivered = 0;
+    queue_t *q = queue_new(4);
+    const char *c = "a 1 1\nb 2 2\n";
+    assert_int_equal(queue_push_flags(q, c, 12, 2, QUEUE_KEEP, s_rel, NULL), 0);
+    assert_int_equal(queue_push(q, c, 12, 2, s_rel, NULL), 0);
+    assert_int_equal(queue_kept_lines(q), 2);
+    /* full: the ordinary chunk goes, never the kept one */
+    assert_int_equal(queue_push_flags(q, c, 12, 2, QUEUE_KEEP, s_rel, NULL), 2);
+    assert_int_equal(s_released, 1);
+    assert_int_equal(queue_kept_lines(q), 4);
+    /* nothing but kept chunks: an ordinary one cannot make room, and
+     * nothing kept is dropped (the queue goes over its bound) */
+    assert_int_equal(queue_push(q, c, 12, 2, s_rel, NULL), 0);
+    assert_int_equal(queue_lines(q), 6);
+    assert_int_equal(s_released, 1);
+    /* the next ordinary push drops the ordinary one, kept ones stay */
+    assert_int_equal(queue_push(q, c, 12, 2, s_rel, NULL), 2);
+    assert_int_equal(queue_kept_lines(q), 4);
+    /* delivered chunks say so */
+    assert_int_equal(queue_consume(q, 24), 4);
+    assert_int_equal(s_delivered, 2);
+    assert_int_equal(queue_kept_lines(q), 0);
+    queue_destroy(&q);
+    assert_int_equal(s_released, 5);
+    assert_int_equal(s_delivered, 2);
+}
+
+/* After a lost connection the kept chunks are handed back, the first from
+ * the end of its delivered part; the ordinary ones stay queued. */
+static void test_take_kept(void **state)
+{
+    (void)state;
+    s_released = s_delivered = 0;
+    queue_t *q = queue_new(100);
+    const char *a = "a 1 1\nb 2 2\nc 3 3\n", *b = "d 4 4\n", *o = "o 1 1\n";
+    queue_push_flags(q, a, strlen(a), 3, QUEUE_KEEP, s_rel, (void *)a);
+    queue_push(q, o, strlen(o), 1, s_rel, (void *)o);
+    queue_push_flags(q, b, strlen(b), 1, QUEUE_KEEP, s_rel, (void *)b);
+    struct iovec iov[4];
+    assert_int_equal(queue_iov(q, iov, 4, 1000), 3);
+    queue_wrote(q, strlen(a) + strlen(o) + strlen(b));
+    taken_t t = {0};
+    /* in flight: nothing is handed back */
+    assert_int_equal(queue_take_kept(q, s_take, &t), 0);
+    assert_int_equal(t.n, 0);
+    /* the peer had the first line and part of the second */
+    queue_delivered(q, 8);
+    queue_rewind(q, 0);
+    assert_int_equal(queue_take_kept(q, s_take, &t), 3);
+    assert_int_equal(t.n, 2);
+    assert_ptr_equal(t.owner[0], a);
+    assert_int_equal(t.off[0], 6);
+    assert_int_equal(t.lines[0], 2);
+    assert_ptr_equal(t.owner[1], b);
+    assert_int_equal(t.off[1], 0);
+    assert_int_equal(t.lines[1], 1);
+    assert_int_equal(s_released, 0); /* handed back, not released */
+    assert_int_equal(queue_lines(q), 1);
+    assert_int_equal(queue_kept_lines(q), 0);
+    assert_int_equal(queue_bytes(q), strlen(o));
+    assert_int_equal(queue_iov(q, iov, 4, 1000), 1);
+    assert_ptr_equal(iov[0].iov_base, o);
+    queue_destroy(&q);
+    assert_int_equal(s_released, 1);
+    assert_int_equal(s_delivered, 0);
 }
 
 static void test_push_consume(void **state)
@@ -192,6 +282,8 @@ int main(void)
         cmocka_unit_test(test_many_chunks_grow),
         cmocka_unit_test(test_delivery),
         cmocka_unit_test(test_inflight_not_dropped),
+        cmocka_unit_test(test_keep_not_dropped),
+        cmocka_unit_test(test_take_kept),
     };
     return cmocka_run_group_tests_name("queue", tests, NULL, NULL);
 }

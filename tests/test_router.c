@@ -25,12 +25,14 @@ typedef struct {
     int n;
 } got_t;
 
-static void s_emit(void *arg, uint32_t id, const char *name, size_t namelen)
+/* A critical emit ends in '!'. */
+static void s_emit(void *arg, uint32_t id, const char *name, size_t namelen,
+                   int critical)
 {
     got_t *g = arg;
-    g->len +=
-        (size_t)snprintf(g->out + g->len, sizeof g->out - g->len, "%s%u:%.*s",
-                         g->n ? " " : "", id, (int)namelen, name);
+    g->len += (size_t)snprintf(g->out + g->len, sizeof g->out - g->len,
+                               "%s%u:%.*s%s", g->n ? " " : "", id, (int)namelen,
+                               name, critical ? "!" : "");
     g->n++;
 }
 
@@ -458,7 +460,8 @@ static void test_glibc_reading(void **state)
     s_unfix(f);
 }
 
-static void test_unsupported_named(void **state)
+/* critical needs a buffer; without one the rule is refused by name */
+static void test_critical_needs_buffer(void **state)
 {
     (void)state;
     char err[512];
@@ -469,8 +472,36 @@ static void test_unsupported_named(void **state)
     router_t *r = router_new(cfg, err, sizeof err);
     assert_null(r);
     assert_non_null(strstr(err, "v.conf:2:"));
-    assert_non_null(strstr(err, "critical"));
+    assert_non_null(strstr(err, "'critical' needs a 'buffer"));
     config_destroy(&cfg);
+}
+
+/* A critical rule marks what it sends, and only that; `all critical`
+ * marks everything, the statistics' clusters too. */
+static void test_critical(void **state)
+{
+    (void)state;
+    got_t g;
+    fix_t *f = s_fix("cluster a forward 127.0.0.1:1 ;\n"
+                     "cluster b forward 127.0.0.2:1 ;\n"
+                     "buffer redis unix:/tmp/r.sock ;\n"
+                     "match ^bill\\. critical send to a ;\n"
+                     "match * send to b ;\n");
+    assert_string_equal(s_route(f, "bill.x", NULL, NULL, &g),
+                        "0:bill.x! 1:bill.x");
+    assert_string_equal(s_route(f, "web.x", NULL, NULL, &g), "1:web.x");
+    s_unfix(f);
+    f = s_fix("cluster a forward 127.0.0.1:1 ;\n"
+              "buffer redis unix:/tmp/r.sock all critical ;\n"
+              "match * send to a ;\n");
+    assert_string_equal(s_route(f, "web.x", NULL, NULL, &g), "0:web.x!");
+    char *names[] = {"a"};
+    memset(&g, 0, sizeof g);
+    assert_int_equal(
+        router_to_clusters(f->r, f->ctx, names, 1, "s.x", 3, NULL, s_emit, &g),
+        1);
+    assert_string_equal(g.out, "0:s.x!");
+    s_unfix(f);
 }
 
 int main(void)
@@ -486,7 +517,8 @@ int main(void)
         cmocka_unit_test(test_useall),
         cmocka_unit_test(test_index_equivalence),
         cmocka_unit_test(test_glibc_reading),
-        cmocka_unit_test(test_unsupported_named),
+        cmocka_unit_test(test_critical_needs_buffer),
+        cmocka_unit_test(test_critical),
     };
     return cmocka_run_group_tests_name("router", tests, NULL, NULL);
 }

@@ -312,6 +312,13 @@ class Proc:
             pass
         return self.p.wait(), True
 
+    def crash(self, timeout=STOP_TIMEOUT):
+        """Kill it with SIGKILL (a crash the test makes on purpose: the
+        final check does not count its exit status) and reap it."""
+        self.crashed = True
+        self.signal(signal.SIGKILL)
+        self.wait(timeout)
+
     def stdout(self):
         try:
             with open(self.out_path, "rb") as f:
@@ -691,10 +698,13 @@ class SeqStream(threading.Thread):
     error holds what went wrong (None when nothing did); done is set when
     it has ended."""
 
-    def __init__(self, port, rate, ts=None, chunk=20, host=HOST):
+    def __init__(self, port, rate, ts=None, chunk=20, host=HOST, limit=None,
+                 name=b"seq"):
         super().__init__(name="seq-stream", daemon=True)
         self.port, self.rate, self.chunk, self.host = port, rate, chunk, host
         self.ts = ts if ts is not None else int(time.time()) - 600
+        self.limit = limit  # stop by itself after this many lines
+        self.prefix = name + b"."
         self.sent = 0
         self.error = None
         self.stop = threading.Event()
@@ -707,9 +717,15 @@ class SeqStream(threading.Thread):
             t0 = time.monotonic()
             n = 0
             while not self.stop.is_set():
-                s.sendall(b"".join(b"seq.%d %d %d\n" % (i, i, self.ts)
-                                   for i in range(n, n + self.chunk)))
-                n += self.chunk
+                k = self.chunk
+                if self.limit is not None:
+                    k = min(k, self.limit - n)
+                    if k <= 0:
+                        break
+                p = self.prefix
+                s.sendall(b"".join(b"%s%d %d %d\n" % (p, i, i, self.ts)
+                                   for i in range(n, n + k)))
+                n += k
                 self.sent = n
                 ahead = n / self.rate - (time.monotonic() - t0)
                 if ahead > 0:
@@ -728,6 +744,68 @@ class SeqStream(threading.Thread):
         if self.error is not None:
             raise CheckFailed("seq stream client: %s" % self.error)
         return self.sent
+
+
+class Redis:
+    """A private redis-server on a unix socket in dir (no TCP port), as the
+    appliance runs it: append-only file with fsync every second,
+    noeviction; maxmemory when given.  cli() runs redis-cli against it."""
+
+    def __init__(self, dir, name="redis", maxmemory=None):
+        self.dir = os.path.join(dir, name)
+        os.makedirs(self.dir, exist_ok=True)
+        self.sock = os.path.join(self.dir, "redis.sock")
+        self.target = "unix:" + self.sock
+        argv = ["redis-server", "--port", "0", "--unixsocket", self.sock,
+                "--unixsocketperm", "700", "--dir", self.dir, "--save", "",
+                "--appendonly", "yes", "--appendfsync", "everysec",
+                "--maxmemory-policy", "noeviction", "--daemonize", "no"]
+        if maxmemory:
+            argv += ["--maxmemory", str(maxmemory)]
+        self.proc = Proc(name, argv, dir)
+
+    def start(self, timeout=START_TIMEOUT):
+        self.proc.start()
+        wait_until(lambda: self.ping(), timeout, "redis-server to answer")
+        return self
+
+    def ping(self):
+        if not self.proc.alive():
+            raise GiveUp("redis-server exited: %s" % self.proc.stdout()[-600:])
+        try:
+            return self.cli("PING", timeout=5.0) == "PONG"
+        except CheckFailed:
+            return False
+
+    def cli(self, *args, timeout=30.0):
+        """redis-cli ARGS: its output, stripped."""
+        rc, out, err, _ = run(["redis-cli", "-s", self.sock] + [str(a) for a in args],
+                              timeout)
+        if rc != 0:
+            raise CheckFailed("redis-cli %s: exit %s: %s" % (args[0], rc, err.strip()))
+        return out.strip()
+
+    def keys(self, pattern="*"):
+        out = self.cli("--scan", "--pattern", pattern)
+        return sorted(l for l in out.splitlines() if l)
+
+    def stream_datapoints(self, key):
+        """The datapoints a stream's entries hold (the sum of their n)."""
+        script = ("local s = 0 for _, e in ipairs(redis.call('XRANGE', KEYS[1], "
+                  "'-', '+')) do for i = 1, #e[2], 2 do if e[2][i] == 'n' then "
+                  "s = s + tonumber(e[2][i + 1]) end end end return s")
+        return int(self.cli("EVAL", script, 1, key))
+
+    def stream_lines(self, key):
+        """Every line the stream's entries hold, in order (bytes)."""
+        script = ("local r = {} for _, e in ipairs(redis.call('XRANGE', KEYS[1], "
+                  "'-', '+')) do for i = 1, #e[2], 2 do if e[2][i] == 'd' then "
+                  "r[#r + 1] = e[2][i + 1] end end end return table.concat(r)")
+        rc, out, err, _ = run(["redis-cli", "-s", self.sock, "--raw", "EVAL",
+                               script, "1", key], 60.0)
+        if rc != 0:
+            raise CheckFailed("redis-cli EVAL: %s" % err.strip())
+        return [l.encode() for l in out.split("\n") if l]
 
 
 def send_unix(path, data, timeout=60.0):
@@ -1060,6 +1138,12 @@ class Test:
                 self.procs.append(c.proc)
         return c
 
+    def redis(self, name="redis", maxmemory=None):
+        """A started private redis-server (see Redis), stopped at the end."""
+        r = Redis(self.tmp.path, name, maxmemory)
+        self.procs.append(r.proc)
+        return r.start()
+
     def collectd(self, port, **kw):
         c = Collectd(self.tmp.path, port, **kw)
         c.start()
@@ -1196,7 +1280,9 @@ class Test:
             for p in reversed(procs):
                 running = p.alive()
                 rc, killed = p.stop()
-                if killed:
+                if getattr(p, "crashed", False) and not running:
+                    pass  # killed on purpose (crash)
+                elif killed:
                     problems.append("%s (pid %d) needed SIGKILL %.0f s after SIGTERM"
                                     % (p.name, p.pid, STOP_TIMEOUT))
                 elif rc != 0:
