@@ -390,8 +390,11 @@ static void s_connect(dest_t *d)
 {
     char err[256];
     if (d->is_file) {
+        /* O_NONBLOCK: a FIFO nobody reads fails to open (ENXIO) instead of
+         * blocking the loop; on a regular file it changes nothing */
         d->fd =
-            open(d->rd->addr, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+            open(d->rd->addr,
+                 O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NONBLOCK, 0644);
         if (d->fd < 0) {
             s_fail_errno(d, "open", errno);
             return;
