@@ -4,10 +4,18 @@
  *   orchester-ctl -f CONFIG COMMAND    (the endpoint of the config's `control`)
  *   orchester-ctl -e ENDPOINT COMMAND
  *
- * Sends COMMAND (status) on a zmq REQ socket and prints the answer.  Gives
- * up after the timeout (-T ms, default 3000) with exit status 1.
+ * Sends COMMAND (status, reload, buffer) on a zmq REQ socket and prints the
+ * answer.  Gives up after the timeout (-T ms, default 3000) with exit
+ * status 1.
+ *
+ *   orchester-ctl ... buffer CLUSTER:ADDR peek N
+ *
+ * asks for `buffer` (the Redis target and prefix), then reads the next N
+ * datapoints of that destination's stream from Redis itself (read-only:
+ * XRANGE), each printed after the id of its entry.
  */
 #include <getopt.h>
+#include <hiredis/hiredis.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,7 +35,115 @@ static void s_usage(FILE *f)
                "  status   listeners, destinations with queue depths, "
                "counters\n"
                "  reload   read the configuration again and switch to it when "
-               "it is good\n");
+               "it is good\n"
+               "  buffer   the Redis buffer: per destination, what it holds\n"
+               "  buffer CLUSTER:ADDR peek N\n"
+               "           the next N datapoints of that destination's "
+               "backlog\n");
+}
+
+/* Connect to the buffer's Redis, target as `buffer` says it (unix:PATH or
+ * HOST:PORT), within timeout_ms.  NULL with a message on stderr. */
+static redisContext *s_redis(const char *target, int timeout_ms)
+{
+    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    redisContext *c;
+    if (strncmp(target, "unix:", 5) == 0) {
+        c = redisConnectUnixWithTimeout(target + 5, tv);
+    } else {
+        char host[256];
+        const char *colon = strrchr(target, ':');
+        size_t hl = colon ? (size_t)(colon - target) : 0;
+        if (colon == NULL || hl == 0 || hl >= sizeof host) {
+            fprintf(stderr, "orchester-ctl: bad Redis target '%s'\n", target);
+            return NULL;
+        }
+        memcpy(host, target, hl);
+        host[hl] = '\0';
+        if (host[0] == '[' && hl > 2 && host[hl - 1] == ']') {
+            memmove(host, host + 1, hl - 2);
+            host[hl - 2] = '\0';
+        }
+        c = redisConnectWithTimeout(host, atoi(colon + 1), tv);
+    }
+    if (c == NULL || c->err) {
+        fprintf(stderr, "orchester-ctl: redis %s: %s\n", target,
+                c ? c->errstr : "out of memory");
+        redisFree(c);
+        return NULL;
+    }
+    redisSetTimeout(c, tv);
+    return c;
+}
+
+/* Print the first n datapoints of the stream key: "ID LINE" each.
+ * Returns 0, or 1 after an error. */
+static int s_peek(redisContext *c, const char *key, long n)
+{
+    char start[64] = "-";
+    while (n > 0) {
+        redisReply *r = redisCommand(c, "XRANGE %s %s + COUNT 16", key, start);
+        if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
+            fprintf(stderr, "orchester-ctl: XRANGE %s: %s\n", key,
+                    r && r->type == REDIS_REPLY_ERROR ? r->str : c->errstr);
+            freeReplyObject(r);
+            return 1;
+        }
+        if (r->elements == 0) {
+            freeReplyObject(r);
+            return 0; /* the backlog ends here */
+        }
+        for (size_t i = 0; i < r->elements && n > 0; i++) {
+            const redisReply *e = r->element[i];
+            if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
+                e->element[0]->type != REDIS_REPLY_STRING)
+                continue;
+            snprintf(start, sizeof start, "(%s", e->element[0]->str);
+            const redisReply *f = e->element[1];
+            for (size_t k = 0; k + 1 < f->elements; k += 2) {
+                if (strcmp(f->element[k]->str, "d") != 0)
+                    continue;
+                const char *p = f->element[k + 1]->str;
+                const char *end = p + f->element[k + 1]->len;
+                while (p < end && n > 0) {
+                    const char *nl = memchr(p, '\n', (size_t)(end - p));
+                    size_t l = nl ? (size_t)(nl - p) : (size_t)(end - p);
+                    printf("%s %.*s\n", e->element[0]->str, (int)l, p);
+                    n--;
+                    p += l + 1;
+                }
+            }
+        }
+        freeReplyObject(r);
+    }
+    return 0;
+}
+
+/* `buffer DEST peek N`: answer is orchester's `buffer` answer. */
+static int s_buffer_peek(const char *answer, const char *dest, long n,
+                         int timeout_ms)
+{
+    char target[4200], prefix[256];
+    if (sscanf(answer, "redis %4199s prefix=%255s", target, prefix) != 2) {
+        fprintf(stderr, "orchester-ctl: %s", answer);
+        return 1;
+    }
+    char key[1024], field[1100];
+    snprintf(key, sizeof key, "%s:buf:%s", prefix, dest);
+    snprintf(field, sizeof field, " key=%s ", key);
+    if (strstr(answer, field) == NULL) {
+        fprintf(stderr,
+                "orchester-ctl: no destination %s (CLUSTER:ADDR, as "
+                "`buffer` shows them)\n",
+                dest);
+        return 1;
+    }
+    redisContext *c = s_redis(target, timeout_ms);
+    if (c == NULL)
+        return 1;
+    int rc = s_peek(c, key, n);
+    redisFree(c);
+    return rc;
 }
 
 int main(int argc, char **argv)
@@ -53,7 +169,21 @@ int main(int argc, char **argv)
         }
     }
     int timeout = (int)v[OPT_CTL_TIMEOUT];
-    if ((conf == NULL) == (ep == NULL) || optind != argc - 1) {
+    long long peek = 0;
+    const char *peek_dest = NULL;
+    if (optind + 4 == argc && strcmp(argv[optind], "buffer") == 0 &&
+        strcmp(argv[optind + 2], "peek") == 0) {
+        peek_dest = argv[optind + 1];
+        if (opt_num(argv[optind + 3], 1, 1000000000, &peek) != 0) {
+            fprintf(stderr, "orchester-ctl: peek: bad count '%s'\n",
+                    argv[optind + 3]);
+            return 2;
+        }
+    } else if (optind != argc - 1) {
+        s_usage(stderr);
+        return 2;
+    }
+    if ((conf == NULL) == (ep == NULL)) {
         s_usage(stderr);
         return 2;
     }
@@ -98,11 +228,17 @@ int main(int argc, char **argv)
         zmq_msg_close(&m);
         goto out;
     }
-    fwrite(zmq_msg_data(&m), 1, zmq_msg_size(&m), stdout);
     rc = strncmp(zmq_msg_data(&m), "error",
                  zmq_msg_size(&m) < 5 ? zmq_msg_size(&m) : 5) == 0
              ? 1
              : 0;
+    if (peek_dest && rc == 0) {
+        char *answer = strndup(zmq_msg_data(&m), zmq_msg_size(&m));
+        rc = answer ? s_buffer_peek(answer, peek_dest, (long)peek, timeout) : 1;
+        free(answer);
+    } else {
+        fwrite(zmq_msg_data(&m), 1, zmq_msg_size(&m), stdout);
+    }
     zmq_msg_close(&m);
 out:
     zmq_close(req);

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <zmq.h>
 
 #include "batch.h"
@@ -933,9 +934,16 @@ static size_t s_buffer(hub_t *h)
                     "configuration\n");
         return len;
     }
-    s_reply_add(h, &len, "redis %s prefix=%s state=%s max=%lld replay=%lld\n",
-                b->target, b->prefix, h->bsnap.up ? "up" : "down", b->max,
-                b->replay);
+    /* a relative socket path is relative to this process's working
+     * directory: say where it is for a client that runs elsewhere */
+    char cwd[4096] = "";
+    const char *t = b->target;
+    if (strncmp(t, "unix:", 5) == 0 && t[5] != '/' && getcwd(cwd, sizeof cwd))
+        s_reply_add(h, &len, "redis unix:%s/%s", cwd, t + 5);
+    else
+        s_reply_add(h, &len, "redis %s", t);
+    s_reply_add(h, &len, " prefix=%s state=%s max=%lld replay=%lld\n",
+                b->prefix, h->bsnap.up ? "up" : "down", b->max, b->replay);
     for (size_t i = 0; i < h->ndests; i++) {
         const router_dest_t *d = router_dest(h->r, i);
         s_reply_add(h, &len, "destination %s %s key=%s:buf:%s:%s",

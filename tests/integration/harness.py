@@ -699,12 +699,13 @@ class SeqStream(threading.Thread):
     it has ended."""
 
     def __init__(self, port, rate, ts=None, chunk=20, host=HOST, limit=None,
-                 name=b"seq"):
+                 name=b"seq", first=0):
         super().__init__(name="seq-stream", daemon=True)
         self.port, self.rate, self.chunk, self.host = port, rate, chunk, host
         self.ts = ts if ts is not None else int(time.time()) - 600
         self.limit = limit  # stop by itself after this many lines
         self.prefix = name + b"."
+        self.first = first  # the first N
         self.sent = 0
         self.error = None
         self.stop = threading.Event()
@@ -722,9 +723,9 @@ class SeqStream(threading.Thread):
                     k = min(k, self.limit - n)
                     if k <= 0:
                         break
-                p = self.prefix
+                p, f = self.prefix, self.first
                 s.sendall(b"".join(b"%s%d %d %d\n" % (p, i, i, self.ts)
-                                   for i in range(n, n + k)))
+                                   for i in range(f + n, f + n + k)))
                 n += k
                 self.sent = n
                 ahead = n / self.rate - (time.monotonic() - t0)
@@ -768,6 +769,16 @@ class Redis:
         self.proc.start()
         wait_until(lambda: self.ping(), timeout, "redis-server to answer")
         return self
+
+    def stop(self):
+        """SIGTERM (Redis writes its append-only file and exits)."""
+        self.proc.stop()
+
+    def freeze(self):
+        os.kill(self.proc.pid, signal.SIGSTOP)
+
+    def thaw(self):
+        os.kill(self.proc.pid, signal.SIGCONT)
 
     def ping(self):
         if not self.proc.alive():

@@ -14,7 +14,9 @@ destination as ordinary data.
    sum of the entries' datapoints); the ordinary ones stay within the
    queue bound (-q 20000) and what did not fit is counted as dropped; once
    the sink is back every critical datapoint arrives, in the order it was
-   sent, and the buffer's keys are gone.  The spill and replay rates and
+   sent, and the buffer's keys are gone.  `orchester-ctl buffer` shows the
+   backlog during the outage, and `buffer DEST peek 3` its first three
+   datapoints.  The spill and replay rates and
    the peak RSS are printed (figures, not checks).
 2. Crash during an outage.  200,000 more critical datapoints go to Redis,
    and orchester is killed (SIGKILL) with them there.  Started again, with
@@ -34,7 +36,8 @@ import time
 sys.dont_write_bytecode = True  # leave no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (Test, SeqStream, require, free_port, wait_until,  # noqa: E402
-                     check_build, counter, rss_kb, lines_with_prefix)
+                     check_build, counter, rss_kb, lines_with_prefix,
+                     ctl)
 
 N_OUTAGE = 1000000
 N_CRASH = 200000
@@ -108,6 +111,23 @@ def body(t):
         print("# spill: %d critical datapoints in %.1f s (%.0f/s, paced by "
               "the client); peak RSS %d kB" % (N_OUTAGE, spill_s,
                                                 N_OUTAGE / spill_s, peak[0]))
+
+    with t.check("orchester-ctl buffer shows the backlog, and peek its next "
+                 "datapoints"):
+        rc, out, err, _ = ctl(t.build, ["-e", control, "buffer"])
+        require(rc == 0, "buffer: exit %s: %s" % (rc, err))
+        line = next((l for l in out.splitlines() if " key=%s " % key in l), "")
+        f = dict(kv.split("=", 1) for kv in line.split()[3:] if "=" in kv)
+        require(f.get("backlog") == str(N_OUTAGE) and f.get("buffer") ==
+                "spilling", "buffer says: %s" % line)
+        require(int(f.get("oldest", 0)) > 0 and int(f.get("bytes", 0)) > 0,
+                "buffer says: %s" % line)
+        rc, out, err, _ = ctl(t.build, ["-e", control, "buffer",
+                                        "store:127.0.0.1:%d" % sink.port,
+                                        "peek", "3"])
+        require(rc == 0, "peek: exit %s: %s" % (rc, err))
+        got = [l.split()[1] for l in out.splitlines()]
+        require(got == ["crit.0", "crit.1", "crit.2"], "peek says: %r" % out)
 
     with t.check("ordinary datapoints stay within the queue bound, and what "
                  "did not fit is counted as dropped"):
