@@ -31,6 +31,13 @@ seconds, and brought up again.  Then the streams stop.  Checks:
     resent after the break may arrive twice: duplicates are counted and
     printed, not failed).
 
+A second orchester, with a Redis buffer (a private redis-server) and
+`match * critical send to s`, gets a stream of its own to a third sink,
+port 2005, through the same outage: every one of its critical datapoints
+must arrive too (those the dead connection did not deliver are taken back
+and spilled to Redis, and replayed once the link is back; its buffered and
+replayed counters are printed).
+
 carbon-c-relay (Debian's) goes through the same outage; how many of its
 lines never arrived is printed ("# carbon-c-relay lost N of M"), and never
 fails the test.
@@ -61,6 +68,7 @@ NS_IP = "169.254.213.2"
 PREFIX = 30
 ORCH_SINK_PORT = 2003      # in NS, a namespace of its own: these are free
 CRELAY_SINK_PORT = 2004
+CRIT_SINK_PORT = 2005
 USER_TIMEOUT_MS = 3000     # -K
 DETECT_BOUND = USER_TIMEOUT_MS / 1000.0 + 10.0
 OUTAGE_S = 20.0
@@ -312,13 +320,15 @@ def body(t):
     script = t.write("sink.py", SINK_PY)
     orch_file = t.tmp.join("orchester-sink.lines")
     crelay_file = t.tmp.join("crelay-sink.lines")
+    crit_file = t.tmp.join("critical-sink.lines")
     with t.check("the sinks in %s accept connections over the veth" % NS, fatal=True):
         for name, port, path in (("sink-orchester", ORCH_SINK_PORT, orch_file),
-                                 ("sink-crelay", CRELAY_SINK_PORT, crelay_file)):
+                                 ("sink-crelay", CRELAY_SINK_PORT, crelay_file),
+                                 ("sink-critical", CRIT_SINK_PORT, crit_file)):
             p = t.proc(name, ["ip", "netns", "exec", NS, "/usr/bin/python3", script,
                               NS_IP, str(port), path])
             sinks.append(p.start())
-        for port in (ORCH_SINK_PORT, CRELAY_SINK_PORT):
+        for port in (ORCH_SINK_PORT, CRELAY_SINK_PORT, CRIT_SINK_PORT):
             wait_until(lambda: tcp_accepts(port, host=NS_IP), 10.0,
                        "%s:%d to accept a connection from the root namespace"
                        % (NS_IP, port))
@@ -359,6 +369,22 @@ match * send to s ;
             orch = t.start_orchester("orchester-no-K", conf, opts=("-q", str(QUEUE)),
                                      control=control, tcp_ports=(lport,))
 
+    # -- orchester with critical datapoints and a Redis buffer -------------
+    redis = t.redis()
+    kport = free_port()
+    kcontrol = "tcp://127.0.0.1:%d" % free_port()
+    kconf = """listen type linemode 127.0.0.1:%d proto tcp ;
+control %s ;
+cluster s forward %s:%d ;
+buffer redis %s ;
+match * critical send to s ;
+""" % (kport, kcontrol, NS_IP, CRIT_SINK_PORT, redis.target)
+    korch = None
+    with t.check("orchester with a Redis buffer and critical datapoints starts"):
+        korch = t.start_orchester("orchester-critical", kconf,
+                                  opts=("-K", str(USER_TIMEOUT_MS), "-q", str(QUEUE)),
+                                  control=kcontrol, tcp_ports=(kport,))
+
     # -- carbon-c-relay, for comparison: never a check --------------------
     crelay = None
     cport = free_port()
@@ -388,8 +414,13 @@ match * send to s ;
     # -- the streams --------------------------------------------------------
     oarr = Arrivals(orch_file)
     carr = Arrivals(crelay_file)
+    karr = Arrivals(crit_file)
     ostream = SeqStream(lport, RATE)
     streams = [ostream]
+    kstream = None
+    if korch is not None:
+        kstream = SeqStream(kport, RATE)
+        streams.append(kstream)
     cstream = None
     if crelay is not None:
         cstream = SeqStream(cport, RATE)
@@ -464,6 +495,10 @@ match * send to s ;
     n_orch = ostream.sent
     with t.check("the stream to orchester ends cleanly"):
         n_orch = ostream.finish()
+    n_crit = None
+    if kstream is not None:
+        with t.check("the stream to the critical orchester ends cleanly"):
+            n_crit = kstream.finish()
     n_crelay = None
     if cstream is not None:
         try:
@@ -489,6 +524,32 @@ match * send to s ;
                        oarr.dups()))
         sys.stderr.write("# orchester: %d lines sent, all arrived, %d duplicates\n"
                          % (n_orch, oarr.dups()))
+    if n_crit is not None:
+        with t.check("every critical datapoint reaches the sink at least once"):
+            def crit_there():
+                if karr.complete(n_crit):
+                    return True
+                if time.monotonic() - karr.last_growth > QUIET_S + 10:
+                    raise GiveUp("nothing came to the sink for %.0f s" % (QUIET_S + 10))
+                return False
+            try:
+                wait_until(crit_there, DELIVER_S,
+                           lambda: "seq.0 to seq.%d at the sink" % (n_crit - 1))
+            except (WaitTimeout, GiveUp) as e:
+                require(False, "%s: %d of %d never arrived (missing: %s)"
+                        % (e, karr.missing(n_crit), n_crit,
+                           ", ".join(karr.missing_ranges(n_crit))))
+            # the counters reach the status once a second
+            wait_until(lambda: ctl_status(t.build, kcontrol)["counters"].get(
+                "backlog", -1) == 0, 30, "the backlog to be 0")
+            kst = ctl_status(t.build, kcontrol)["counters"]
+            require(kst.get("replayed", 0) == kst.get("buffered", 0),
+                    "buffered %d, replayed %d" % (kst.get("buffered", 0),
+                                                  kst.get("replayed", 0)))
+            sys.stderr.write("# orchester (critical): %d lines sent, all arrived, %d "
+                             "duplicates; buffered %d, replayed %d in Redis\n"
+                             % (n_crit, karr.dups(), kst.get("buffered", 0),
+                                kst.get("replayed", 0)))
     # what orchester's status says of the destination (a diagnostic; its
     # counters reach the status once a second)
     box = {}
