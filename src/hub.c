@@ -594,6 +594,7 @@ static size_t s_counters(const hub_t *h, selfmetrics_counter_t *c, size_t max,
     C("satellites.badLines", h->c.badlines);
     C("satellites.resent", h->ingest.resent);
     G("satellites.connected", s_connected(h), 1);
+    G("satellites.window", h->ingest.window_bytes, 1);
     G("connections", h->ingest.connections, 1);
     C("reloads", h->c.reloads);
     C("reloadsRefused", h->c.reloads_refused);
