@@ -8,9 +8,10 @@
 #include <string.h>
 
 typedef struct {
-    char *name;       /* counter name or destination key (owned) */
-    uint64_t a, b;    /* last value(s): counter value, or sent and dropped */
-    uint64_t c, e, f; /* a destination's buffered, replayed, bufferDropped */
+    char *name;          /* counter name or destination key (owned) */
+    uint64_t a, b;       /* last value(s): counter value, or sent and dropped */
+    uint64_t c, e, f, g; /* a destination's buffered, replayed,
+                            bufferDropped, redisErrors */
 } prev_t;
 
 struct selfmetrics {
@@ -99,10 +100,12 @@ char *selfmetrics_render(selfmetrics_t *sm, const char *prefix, long long now,
         /* its Redis buffer */
         const stats_dbuf_t *b = &d[i].buf;
         uint64_t bu = b->buffered, re = b->replayed, bd = b->dropped;
+        uint64_t er = b->errors;
         if (reset) {
             bu = s_delta(bu, p ? p->c : 0);
             re = s_delta(re, p ? p->e : 0);
             bd = s_delta(bd, p ? p->f : 0);
+            er = s_delta(er, p ? p->g : 0);
         }
         long long age = b->oldest_ms && now * 1000 > b->oldest_ms
                             ? (now * 1000 - b->oldest_ms) / 1000
@@ -111,14 +114,15 @@ char *selfmetrics_render(selfmetrics_t *sm, const char *prefix, long long now,
             buf + k, cap - k,
             "%s.%s.buffered %llu %lld\n%s.%s.replayed %llu %lld\n"
             "%s.%s.bufferDropped %llu %lld\n%s.%s.backlog %llu %lld\n"
-            "%s.%s.backlogAge %lld %lld\n",
+            "%s.%s.backlogAge %lld %lld\n%s.%s.redisErrors %llu %lld\n",
             prefix, key, (unsigned long long)bu, now, prefix, key,
             (unsigned long long)re, now, prefix, key, (unsigned long long)bd,
             now, prefix, key, (unsigned long long)b->backlog, now, prefix, key,
-            age, now);
+            age, now, prefix, key, (unsigned long long)er, now);
         next[n + i].c = b->buffered;
         next[n + i].e = b->replayed;
         next[n + i].f = b->dropped;
+        next[n + i].g = b->errors;
     }
     for (size_t i = 0; i < n + nd; i++)
         if (next[i].name == NULL)

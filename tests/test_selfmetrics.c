@@ -55,10 +55,58 @@ static void test_render_and_reset(void **state)
     assert_null(sm);
 }
 
+/* A destination with a Redis buffer has its buffer's metrics too: the
+ * counters reset, the backlog and its age are gauges. */
+static void test_buffer_metrics(void **state)
+{
+    (void)state;
+    selfmetrics_t *sm = selfmetrics_new();
+    const char *keys[2] = {"a", "b"};
+    stats_dest_t d[2] = {{.sent = 1}, {.sent = 2}};
+    d[0].buf = (stats_dbuf_t){.on = 1,
+                              .buffered = 500,
+                              .replayed = 200,
+                              .dropped = 7,
+                              .errors = 1,
+                              .backlog = 300,
+                              .oldest_ms = 940500};
+    size_t len;
+    char *out = selfmetrics_render(sm, "p", 1000, 1, NULL, 0, keys, d, 2, &len);
+    assert_non_null(out);
+    const char *want1 = "p.destinations.a.sent 1 1000\n"
+                        "p.destinations.a.queued 0 1000\n"
+                        "p.destinations.a.dropped 0 1000\n"
+                        "p.destinations.a.buffered 500 1000\n"
+                        "p.destinations.a.replayed 200 1000\n"
+                        "p.destinations.a.bufferDropped 7 1000\n"
+                        "p.destinations.a.backlog 300 1000\n"
+                        "p.destinations.a.backlogAge 59 1000\n"
+                        "p.destinations.a.redisErrors 1 1000\n"
+                        "p.destinations.b.sent 2 1000\n"
+                        "p.destinations.b.queued 0 1000\n"
+                        "p.destinations.b.dropped 0 1000\n";
+    assert_int_equal(len, strlen(want1));
+    assert_memory_equal(out, want1, len);
+    free(out);
+    d[0].buf.buffered = 600;
+    d[0].buf.replayed = 500;
+    d[0].buf.backlog = 100;
+    out = selfmetrics_render(sm, "p", 1060, 1, NULL, 0, keys, d, 2, &len);
+    assert_non_null(strstr(out, "p.destinations.a.buffered 100 1060\n"));
+    assert_non_null(strstr(out, "p.destinations.a.replayed 300 1060\n"));
+    assert_non_null(strstr(out, "p.destinations.a.bufferDropped 0 1060\n"));
+    assert_non_null(strstr(out, "p.destinations.a.redisErrors 0 1060\n"));
+    assert_non_null(strstr(out, "p.destinations.a.backlog 100 1060\n"));
+    assert_non_null(strstr(out, "p.destinations.a.backlogAge 119 1060\n"));
+    free(out);
+    selfmetrics_destroy(&sm);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_render_and_reset),
+        cmocka_unit_test(test_buffer_metrics),
     };
     return cmocka_run_group_tests_name("selfmetrics", tests, NULL, NULL);
 }
