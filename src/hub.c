@@ -607,7 +607,7 @@ static size_t s_counters(const hub_t *h, selfmetrics_counter_t *c, size_t max,
         C("replayed", b.replayed);
         C("replayedAgain", b.again);
         C("bufferDropped", h->bsnap.dropped);
-        C("redisErrors", h->bsnap.errors + b.errors);
+        C("redisErrors", b.errors);
         C("redisTimeouts", h->bsnap.timeouts);
         G("redisUp", h->bsnap.up, 1);
         G("backlog", b.backlog, 1);

@@ -1128,7 +1128,11 @@ void spill_stats(const spill_t *sp, stats_buffer_t *b)
     b->connects = rs.connects;
     b->connect_failures = rs.connect_failures;
     b->timeouts = rs.timeouts;
-    b->errors = rs.errors;
+    /* commands refused or unanswered, as the streams count them (not
+     * every error reply: "no such key" for a stream not made yet is an
+     * answer) */
+    for (const spill_stream_t *st = sp->streams; st; st = st->next)
+        b->errors += st->c.errors;
     b->memory = sp->mem_lines;
     b->dropped = sp->dropped;
 }

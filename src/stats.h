@@ -93,7 +93,8 @@ typedef struct {
 typedef struct {
     uint32_t on; /* 1 when there is a buffer statement */
     uint32_t up; /* 1 while Redis answers */
-    uint64_t connects, connect_failures, timeouts, errors;
+    uint64_t connects, connect_failures, timeouts;
+    uint64_t errors;  /* commands refused or unanswered, all streams */
     uint64_t memory;  /* datapoints waiting in memory for Redis */
     uint64_t dropped; /* critical datapoints dropped, in all */
 } stats_buffer_t;
