@@ -22,6 +22,7 @@
 #include "config_lex.h"
 #include "options.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -763,6 +764,26 @@ static int s_stmt_control(config_lex_stmt_t *st)
     return config_lex_end(st);
 }
 
+/* Whether HOST:PORT's host is numeric (IPv4, [IPv6]) or localhost. */
+static int s_numeric_host(const char *hp)
+{
+    char host[256];
+    const char *colon = strrchr(hp, ':');
+    size_t l = colon ? (size_t)(colon - hp) : strlen(hp);
+    if (l == 0 || l >= sizeof host)
+        return 0;
+    memcpy(host, hp, l);
+    host[l] = '\0';
+    if (strcmp(host, "localhost") == 0)
+        return 1;
+    unsigned char buf[16];
+    if (host[0] == '[' && l > 2 && host[l - 1] == ']') {
+        host[l - 1] = '\0';
+        return inet_pton(AF_INET6, host + 1, buf) == 1;
+    }
+    return inet_pton(AF_INET, host, buf) == 1;
+}
+
 /* buffer redis TARGET [prefix P] [max N datapoints] [replay N per second]
  *     [when full drop|block] [all critical] ; */
 static int s_stmt_buffer(config_lex_stmt_t *st)
@@ -785,6 +806,12 @@ static int s_stmt_buffer(config_lex_stmt_t *st)
             : config_lex_hostport(st, t, false, NULL, &port, NULL) || !port)
         return config_lex_error(
             st, t, "target '%s' must be unix:PATH or HOST:PORT", t->text);
+    if (strncmp(t->text, "unix:", 5) != 0 && !s_numeric_host(t->text))
+        return config_lex_error(st, t,
+                                "target '%s': the host must be an IP address "
+                                "or localhost (Redis is never looked up by "
+                                "name)",
+                                t->text);
     if (s_set(st, &b->target, t->text) != 0)
         return -1;
     while (rc == 0 && config_lex_peek(st)) {

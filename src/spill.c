@@ -350,6 +350,11 @@ static void s_xadd_fn(void *arg, redisReply *rp)
         if (rp) {
             sp->refusing = 1;
             sp->refused_ms = clock_mono_ms();
+        } else {
+            /* unanswered (a frozen or killed Redis): it may have been
+             * stored all the same, and is written again: at most that many
+             * duplicates */
+            st->c.again += it->lines;
         }
         s_safe(it);
         s_unref(st);

@@ -339,6 +339,20 @@ static void test_defaults(void **state)
     assert_true(cfg->buffer.all_critical);
     assert_int_equal(cfg->buffer.max, 10);
     config_destroy(&cfg);
+    /* Redis is never looked up by name (the sender's loop must not
+     * block): numeric hosts and localhost only */
+    cfg = s_parse("buffer redis localhost:6379 ;");
+    config_destroy(&cfg);
+    cfg = s_parse("buffer redis [::1]:6379 ;");
+    config_destroy(&cfg);
+    {
+        char err[512];
+        config_t *bad = config_parse_string("buffer redis redis.example:6379 ;",
+                                            "b.conf", err, sizeof err);
+        assert_null(bad);
+        assert_non_null(strstr(err, "b.conf:1:"));
+        assert_non_null(strstr(err, "never looked up by name"));
+    }
     cfg = s_parse("buffer redis 127.0.0.1:6379 when full drop ;");
     assert_int_equal(cfg->buffer.full, BUFFER_FULL_DROP);
     config_destroy(&cfg);
@@ -1125,7 +1139,7 @@ static const bad_t s_bads[] = {
      "t.conf:1: ", "unexpected 'ipc:///b'"},
     {"control_bad", "control /run/control ;",
      "t.conf:1: ", "not a zmq endpoint"},
-    {"buffer_twice", "buffer redis h:1 ;\nbuffer redis h:2 ;",
+    {"buffer_twice", "buffer redis 10.0.0.1:1 ;\nbuffer redis 10.0.0.1:2 ;",
      "t.conf:2: ", "'buffer' given twice"},
     {"buffer_kind", "buffer memcached h:1 ;",
      "t.conf:1: ", "expected 'redis', found 'memcached'"},
@@ -1133,11 +1147,11 @@ static const bad_t s_bads[] = {
      "t.conf:1: ", "must be unix:PATH or HOST:PORT"},
     {"buffer_target_unix", "buffer redis unix: ;",
      "t.conf:1: ", "must be unix:PATH or HOST:PORT"},
-    {"buffer_max", "buffer redis h:1 max lots datapoints ;",
+    {"buffer_max", "buffer redis 10.0.0.1:1 max lots datapoints ;",
      "t.conf:1: ", "max 'lots' is not a number"},
-    {"buffer_replay_unit", "buffer redis h:1 replay 5 per minute ;",
+    {"buffer_replay_unit", "buffer redis 10.0.0.1:1 replay 5 per minute ;",
      "t.conf:1: ", "expected 'second', found 'minute'"},
-    {"buffer_prefix_twice", "buffer redis h:1 prefix a prefix b ;",
+    {"buffer_prefix_twice", "buffer redis 10.0.0.1:1 prefix a prefix b ;",
      "t.conf:1: ", "'prefix' given twice"},
     {"ha_role", "ha leader publish tcp://*:1 peer tcp://a:1 tcp://a:2 ;",
      "t.conf:1: ", "expected primary or backup, found 'leader'"},
