@@ -662,3 +662,9 @@ void dest_rebind(dest_t *d, const router_dest_t *rd, dest_event_fn *fn,
     d->fn = fn;
     d->arg = arg;
 }
+
+void dest_abort(dest_t *d, const char *why)
+{
+    if (d->state == ST_UP && d->is_tcp)
+        s_fail(d, "closed", why);
+}

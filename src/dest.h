@@ -96,6 +96,12 @@ void dest_stats(const dest_t *d, stats_dest_t *out);
 void dest_rebind(dest_t *d, const router_dest_t *rd, dest_event_fn *fn,
                  void *arg);
 
+/* dest_abort: a TCP destination that is up closes its connection now, as
+ * if it had failed (why goes to the log); what it did not deliver is
+ * queued again, and its kept chunks can be taken back.  It reconnects as
+ * after a failure.  Nothing for other destinations. */
+void dest_abort(dest_t *d, const char *why);
+
 /* dest_info: the router's description (borrowed). */
 const router_dest_t *dest_info(const dest_t *d);
 

@@ -98,6 +98,8 @@ struct sender {
     int64_t last_stats_ms;
     int draining;
     int64_t drain_deadline;
+    int drain_spilled;  /* at the deadline, live critical chunks were sent
+                           to Redis */
     retired_t *retired; /* destinations a reload left out */
     spill_t *spill;     /* the Redis buffer, or NULL without one */
     uint64_t *done;     /* tokens whose batches are safe, to tell the hub */
@@ -685,6 +687,27 @@ static void s_tick_fn(struct ev_loop *loop, ev_timer *t, int revents)
             left += dest_queued(rt->d);
         /* what waits for Redis, while Redis answers */
         left += s->spill ? spill_busy(s->spill) : 0;
+        if (left > 0 && now >= s->drain_deadline && s->spill &&
+            !s->drain_spilled) {
+            /* critical chunks still live at destinations that did not take
+             * them: close those connections, so that they go to Redis, and
+             * give Redis its answer time */
+            s->drain_spilled = 1;
+            spill_stop(s->spill);
+            int n = 0;
+            for (size_t i = 0; i < s->ndests; i++) {
+                dest_t *d = s->dests[i].d;
+                if (d && dest_up(d) && dest_kept(d) > 0) {
+                    dest_abort(d, "drain time over: critical datapoints go "
+                                  "to Redis");
+                    n++;
+                }
+            }
+            if (n > 0) {
+                s->drain_deadline = now + opt_default(OPT_REDIS_COMMAND);
+                return;
+            }
+        }
         if (left == 0 || now >= s->drain_deadline) {
             if (left)
                 log_warn("sender: drain time over: %llu datapoints not "

@@ -106,6 +106,7 @@ struct spill {
     int refusing; /* the last XADD was refused: retry slowly */
     int64_t refused_ms;
     ev_timer tick;
+    int stopping; /* spill_stop: nothing goes live any more */
     int64_t full_logged_ms;
     uint64_t full_unlogged;
 };
@@ -294,7 +295,8 @@ static void s_noop_fn(void *arg, redisReply *rp)
 static int s_would_live(const spill_stream_t *st, uint64_t lines)
 {
     const dest_t *d = st->d;
-    return d && dest_up(d) && dest_kept(d) + lines <= st->sp->o.crit_queue &&
+    return d && !st->sp->stopping && dest_up(d) &&
+           dest_kept(d) + lines <= st->sp->o.crit_queue &&
            dest_inflight_bytes(d) <= st->sp->o.crit_inflight;
 }
 
@@ -1106,6 +1108,11 @@ void spill_dest_event(spill_stream_t *st)
         s_bound_memory(st->sp, st);
         s_send_waiting(st);
     }
+}
+
+void spill_stop(spill_t *sp)
+{
+    sp->stopping = 1;
 }
 
 uint64_t spill_busy(const spill_t *sp)

@@ -115,6 +115,10 @@ int spill_room(const spill_stream_t *st, uint64_t lines);
 /* spill_dest_event: the destination went up or down, or made room. */
 void spill_dest_event(spill_stream_t *st);
 
+/* spill_stop: the stop's drain time is over: from now on every critical
+ * chunk goes to Redis, none live. */
+void spill_stop(spill_t *sp);
+
 /* spill_busy: datapoints in memory that still wait for Redis (drain). */
 uint64_t spill_busy(const spill_t *sp);
 

@@ -22,6 +22,11 @@ started again, and the sink starts reading.  Checks:
 
 How many ordinary datapoints the crash lost is printed, not checked: they
 were acknowledged once queued, as the design says.
+
+Then a stop whose drain time (-D 2) runs out while critical datapoints
+wait live at a destination that does not read: orchester closes that
+connection and sends them to Redis before it exits (0), and once started
+again it replays them: every one arrives.
 """
 import os
 import re
@@ -56,6 +61,7 @@ def body(t):
     sat = t.satellite("satellite", sconf).start()
     t.wait_ready(sat, tcp_ports=(inport,))
     st = lambda: t.status(control)  # noqa: E731
+    st2 = lambda: t.status("ipc://" + t.tmp.join("ctl-stop"))  # noqa: E731
     dkey = ("sink", "127.0.0.1:%d" % sink.port)
 
     with t.check("critical datapoints are spilled and held live, "
@@ -105,6 +111,47 @@ def body(t):
                                                                   b"bulk.")}
         sys.stderr.write("# ordinary datapoints lost in the crash: %d of %d\n"
                          % (N - len(bulk_got), N))
+
+    o.stop()
+    sat.stop()
+
+    # -- a stop that runs out of drain time -----------------------------
+    sink = t.sink(rcvbuf=4096)
+    sink.pause()
+    port = free_port()
+    control = "ipc://" + t.tmp.join("ctl-stop")
+    conf = ("listen type linemode 127.0.0.1:%d proto tcp ;\n"
+            "control %s ;\n"
+            "cluster sink forward 127.0.0.1:%d ;\n"
+            "buffer redis %s prefix d ;\n"
+            "match * critical send to sink ;\n" % (port, control, sink.port,
+                                                   redis.target))
+    # everything stays live: the destination may hold it all
+    opts = ("-D", "2", "-G", "1000000", "-I", str(1 << 30))
+    key = "d:buf:sink:127.0.0.1:%d" % sink.port
+    with t.check("at a stop whose drain time runs out, critical datapoints "
+                 "the destination did not take go to Redis"):
+        o = t.start_orchester("stopping", conf, opts=opts, control=control,
+                              tcp_ports=(port,))
+        s = SeqStream(port, 10 ** 9, chunk=500, limit=N, name=b"crit")
+        s.start()
+        wait_until(lambda: s.done.is_set(), 60, "the stream to be sent")
+        d = ("sink", "127.0.0.1:%d" % sink.port)
+        wait_until(lambda: st2()["destinations"][d]["inflight"] +
+                   st2()["destinations"][d]["queued"] > 0, 30, "data held live")
+        require(counter(st2(), "buffered") == 0, "spilled before the stop")
+        rc, killed = o.stop()
+        require(rc == 0 and not killed, "exit %s" % rc)
+        in_redis = redis.stream_datapoints(key)
+        require(in_redis > 0, "nothing went to Redis")
+        require("drain time over" in o.stderr(), "no line about it in the log")
+        o = t.start_orchester("after-stop", conf, control=control,
+                              tcp_ports=(port,))
+        sink.resume()
+        wait_until(lambda: {int(l.split()[1]) for l in lines_with_prefix(
+            sink.snapshot(), b"crit.")} >= set(range(N)), 60,
+            "every critical datapoint to arrive")
+        sys.stderr.write("# the stop sent %d datapoints to Redis\n" % in_redis)
 
 
 Test().run(body)
