@@ -111,6 +111,7 @@ int main(int argc, char **argv)
     if (cfg->orchester_timeout_ms > 0)
         io.timeout_ms = cfg->orchester_timeout_ms;
     io.orchester = cfg->orchesters[0];
+    io.orchester_alt = cfg->norchesters > 1 ? cfg->orchesters[1] : NULL;
     io.ctl_endpoint = EP_CTL;
     if (getrandom(&io.sat_id, sizeof io.sat_id, 0) != sizeof io.sat_id)
         io.sat_id = (uint64_t)getpid();
@@ -119,10 +120,6 @@ int main(int argc, char **argv)
         log_err("satellite: %s", err);
         goto out;
     }
-    if (cfg->norchesters > 1)
-        log_warn("satellite: failover to %s is not supported yet; sending "
-                 "to %s only",
-                 cfg->orchesters[1], cfg->orchesters[0]);
     if (pidfile && daemon_pidfile(pidfile) != 0)
         log_warn("satellite: pid file %s: %s", pidfile, strerror(errno));
     pthread_t th;
@@ -130,8 +127,14 @@ int main(int argc, char **argv)
         log_err("satellite: cannot start the ingest thread");
         goto out;
     }
-    log_info("satellite: started: %zu listeners, sending to %s", cfg->nlistens,
-             cfg->orchesters[0]);
+    if (cfg->norchesters > 1)
+        log_info("satellite: started: %zu listeners, sending to %s (or %s, "
+                 "when %s does not acknowledge)",
+                 cfg->nlistens, cfg->orchesters[0], cfg->orchesters[1],
+                 cfg->orchesters[0]);
+    else
+        log_info("satellite: started: %zu listeners, sending to %s",
+                 cfg->nlistens, cfg->orchesters[0]);
     for (;;) {
         int sig = daemon_wait_signal((int)opt_default(OPT_SIGNAL_POLL));
         if (sig == SIGTERM || sig == SIGINT)

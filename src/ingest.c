@@ -72,13 +72,17 @@ typedef struct pending {
     char *payload;        /* owned */
     size_t len;           /* payload bytes */
     int64_t sent_ms;      /* last send, 0 when not sent yet */
+    int64_t made_ms;      /* when it was made */
     struct pending *next; /* next newer batch */
 } pending_t;
 
 struct ingest {
     struct ev_loop *loop; /* owned */
     ingest_opts_t o;      /* options (endpoint strings owned below) */
-    char *orchester;      /* owned copy of o.orchester */
+    char *orchester;      /* the endpoint sent to now: eps[curep] */
+    char *eps[2];         /* owned copies of o.orchester, o.orchester_alt */
+    int neps;             /* 1, or 2 (a pair: switch when silent) */
+    int curep;            /* index in eps */
     char *ctl_endpoint;   /* owned copy */
     char *stats_endpoint; /* owned copy or NULL */
     void *dealer;         /* zmq DEALER to the orchester */
@@ -90,6 +94,7 @@ struct ingest {
                              NULL when embedded */
     zwatch_t *mon_w;      /* connection events */
     int link_lost;        /* disconnected since the last handshake */
+    int64_t switched_ms;  /* when it last changed orchester (0: never) */
     int cur_timeout_ms;   /* resend timeout now (backs off) */
     listener_t *ls;       /* nls listeners */
     size_t nls;
@@ -208,6 +213,7 @@ static void s_flush_batch(ingest_t *ig)
     }
     memcpy(payload, ig->batch, ig->batchlen);
     p->seq = ig->nextseq++;
+    p->made_ms = clock_mono_ms();
     p->count = ig->batchcount;
     p->payload = payload;
     p->len = ig->batchlen;
@@ -297,8 +303,18 @@ static void s_mon_fn(zwatch_t *w, void *sock, void *arg)
     int n = zmq_recv(sock, ev, sizeof ev, ZMQ_DONTWAIT);
     if (n < 0)
         return;
-    msg_discard_rest(sock); /* the address: not needed */
-    if (n < 2)
+    /* the address: events of an endpoint this satellite left are old */
+    char addr[256] = "";
+    int more = 0;
+    size_t sz = sizeof more;
+    zmq_getsockopt(sock, ZMQ_RCVMORE, &more, &sz);
+    if (more) {
+        int k = zmq_recv(sock, addr, sizeof addr - 1, ZMQ_DONTWAIT);
+        addr[k > 0 ? (k < (int)sizeof addr ? k : (int)sizeof addr - 1) : 0] =
+            '\0';
+    }
+    msg_discard_rest(sock);
+    if (n < 2 || (addr[0] && strcmp(addr, ig->orchester) != 0))
         return;
     uint16_t e;
     memcpy(&e, ev, sizeof e);
@@ -317,6 +333,31 @@ static void s_mon_fn(zwatch_t *w, void *sock, void *arg)
     }
 }
 
+/* Send to the other orchester of the pair: leave the current endpoint,
+ * connect to the other, and send the whole window there again. */
+static void s_switch(ingest_t *ig, int64_t now)
+{
+    const char *from = ig->orchester;
+    int next = 1 - ig->curep;
+    zmq_disconnect(ig->dealer, from);
+    if (zmq_connect(ig->dealer, ig->eps[next]) != 0) {
+        log_err("ingest: %s: %s", ig->eps[next], zmq_strerror(zmq_errno()));
+        zmq_connect(ig->dealer, from);
+        ig->switched_ms = now;
+        return;
+    }
+    ig->curep = next;
+    ig->orchester = ig->eps[next];
+    ig->switched_ms = now;
+    ig->link_lost = 0;
+    ig->cur_timeout_ms = ig->o.timeout_ms;
+    ig->st.switches++;
+    int k = s_requeue(ig);
+    log_warn("ingest: %s: no acknowledgement for %d ms: sending to %s, "
+             "%d unacknowledged batches again",
+             from, ig->o.timeout_ms, ig->orchester, k);
+}
+
 /* Resend what is overdue, and send what could not be sent before (or was
  * marked for sending again after a reconnect).  Embedded, nothing is ever
  * overdue.  Standalone, the window is overdue when its oldest batch went
@@ -331,6 +372,15 @@ static void s_resend(ingest_t *ig, int64_t now)
     int overdue = !ig->o.embedded && ig->head->sent_ms != 0 &&
                   now - ig->head->sent_ms >= ig->cur_timeout_ms &&
                   now - ig->last_ack_ms >= ig->cur_timeout_ms;
+    /* with two orchesters (a pair), a window that got no acknowledgement
+     * for the timeout, sent or not (a dead member takes nothing), goes to
+     * the other one */
+    if (ig->neps == 2 && now - ig->head->made_ms >= ig->o.timeout_ms &&
+        now - ig->last_ack_ms >= ig->o.timeout_ms &&
+        now - ig->switched_ms >= ig->o.timeout_ms) {
+        s_switch(ig, now);
+        return;
+    }
     int k = 0;
     for (pending_t *p = ig->head; p; p = p->next) {
         if (p->sent_ms != 0 && !overdue)
@@ -920,7 +970,10 @@ ingest_t *ingest_new(void *zctx, const config_listen_t *listens, size_t n,
     ig->cur_timeout_ms = ig->o.timeout_ms;
     ig->nextseq = 1;
     ig->reserve_fd = -1;
-    ig->orchester = s_strdup0(o->orchester);
+    ig->eps[0] = s_strdup0(o->orchester);
+    ig->eps[1] = o->orchester_alt ? s_strdup0(o->orchester_alt) : NULL;
+    ig->neps = o->orchester_alt ? 2 : 1;
+    ig->orchester = ig->eps[0];
     ig->ctl_endpoint = s_strdup0(o->ctl_endpoint);
     ig->stats_endpoint = s_strdup0(o->stats_endpoint);
     ig->o.orchester = ig->orchester;
@@ -1075,7 +1128,8 @@ void ingest_destroy(ingest_t **pig)
     pickle_destroy(&ig->pickle);
     free(ig->scratch);
     free(ig->batch);
-    free(ig->orchester);
+    free(ig->eps[0]);
+    free(ig->eps[1]);
     free(ig->ctl_endpoint);
     free(ig->stats_endpoint);
     if (ig->reserve_fd >= 0)

@@ -51,6 +51,10 @@ typedef struct {
                                    runs, see ingest_conn_limit() */
     uint64_t sat_id;            /* this satellite's id in batch headers */
     const char *orchester;      /* zmq endpoint to connect the DEALER to */
+    const char *orchester_alt;  /* the other member of a pair, or NULL:
+                                   when no acknowledgement came for
+                                   timeout_ms, the satellite sends to the
+                                   other and resends its window there */
     const char *ctl_endpoint;   /* PAIR endpoint the owner bound (commands) */
     const char *stats_endpoint; /* PUSH stats here every second, or NULL */
 } ingest_opts_t;

@@ -33,6 +33,8 @@ typedef struct {
     uint64_t batches;              /* batches sent */
     uint64_t resent;               /* batches sent again (reconnect or
                                       acknowledgement timeout) */
+    uint64_t switches;             /* changes to the other orchester of a
+                                      pair */
     uint64_t window_bytes;         /* unacknowledged bytes now */
     uint64_t connections;          /* client connections open now */
     uint64_t shed;                 /* connections accepted and closed at
