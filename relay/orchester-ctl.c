@@ -39,7 +39,11 @@ static void s_usage(FILE *f)
                "  buffer   the Redis buffer: per destination, what it holds\n"
                "  buffer CLUSTER:ADDR peek N\n"
                "           the next N datapoints of that destination's "
-               "backlog\n");
+               "backlog\n"
+               "  ha       this member of the HA pair: state, peer, "
+               "failovers\n"
+               "  ha failback\n"
+               "           the active backup hands back to the primary\n");
 }
 
 /* Connect to the buffer's Redis, target as `buffer` says it (unix:PATH or
@@ -170,6 +174,7 @@ int main(int argc, char **argv)
     }
     int timeout = (int)v[OPT_CTL_TIMEOUT];
     long long peek = 0;
+    const char *ha_cmd = NULL;
     const char *peek_dest = NULL;
     if (optind + 4 == argc && strcmp(argv[optind], "buffer") == 0 &&
         strcmp(argv[optind + 2], "peek") == 0) {
@@ -179,6 +184,9 @@ int main(int argc, char **argv)
                     argv[optind + 3]);
             return 2;
         }
+    } else if (optind == argc - 2 && strcmp(argv[optind], "ha") == 0 &&
+               strcmp(argv[optind + 1], "failback") == 0) {
+        ha_cmd = "ha failback";
     } else if (optind != argc - 1) {
         s_usage(stderr);
         return 2;
@@ -187,7 +195,7 @@ int main(int argc, char **argv)
         s_usage(stderr);
         return 2;
     }
-    const char *cmd = argv[optind];
+    const char *cmd = ha_cmd ? ha_cmd : argv[optind];
     config_t *cfg = NULL;
     if (conf) {
         cfg = config_load(conf, err, sizeof err);

@@ -219,6 +219,15 @@ int main(int argc, char **argv)
         io.embedded = 1;
         io.partial_budget = (size_t)o.v[OPT_BUDGET];
         io.orchester = EP_BATCHES;
+        if (cfg->ha.role != HA_NONE && cfg->ha.peer_satellites) {
+            /* in a pair the embedded satellite sends to whichever member
+             * is active: this one over inproc, or the peer's satellites
+             * endpoint, turning to the other when acknowledgements stop */
+            io.embedded = 0;
+            io.orchester_alt = cfg->ha.peer_satellites;
+            if (cfg->orchester_timeout_ms > 0)
+                io.timeout_ms = cfg->orchester_timeout_ms;
+        }
         io.ctl_endpoint = EP_CTL_INGEST;
         io.stats_endpoint = EP_STATS;
         if (getrandom(&io.sat_id, sizeof io.sat_id, 0) != sizeof io.sat_id)

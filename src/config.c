@@ -848,7 +848,8 @@ static int s_stmt_buffer(config_lex_stmt_t *st)
 static int s_stmt_ha(config_lex_stmt_t *st)
 {
     static const char *const roles[] = {"primary", "backup", NULL};
-    static const char *const opts[] = {"publish", "peer", "heartbeat", NULL};
+    static const char *const opts[] = {"publish", "peer", "heartbeat",
+                                       "failback", NULL};
     config_ha_t *ha = &s_parser(st)->cfg->ha;
     unsigned seen = 0;
     int k, rc = 0;
@@ -868,8 +869,11 @@ static int s_stmt_ha(config_lex_stmt_t *st)
                                  &ha->peer_publish) ||
                  s_take_endpoint(st, "the peer's satellites endpoint",
                                  &ha->peer_satellites);
-        else
+        else if (k == 2)
             rc = s_take_int(st, "heartbeat", 1, "ms", &ha->heartbeat_ms);
+        else
+            rc = config_lex_expect(st, "after") ||
+                 s_take_int(st, "failback after", 1, "ms", &ha->failback_ms);
     }
     if (rc)
         return -1;

@@ -133,13 +133,15 @@ typedef struct {
 
 typedef enum { HA_NONE = 0, HA_PRIMARY, HA_BACKUP } config_ha_role_t;
 
-/* ha primary|backup publish EP peer PUB_EP SAT_EP [heartbeat N ms] ; */
+/* ha primary|backup publish EP peer PUB_EP SAT_EP [heartbeat N ms]
+ *     [failback after N ms] ; */
 typedef struct {
     config_ha_role_t role;
     char *publish;
     char *peer_publish;
     char *peer_satellites;
     int heartbeat_ms; /* default 1000 */
+    int failback_ms;  /* 0 (default): failback by hand only */
     config_pos_t pos;
 } config_ha_t;
 

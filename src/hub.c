@@ -22,6 +22,7 @@
 
 #include "batch.h"
 #include "clock.h"
+#include "ha.h"
 #include "log.h"
 #include "msg.h"
 #include "net.h"
@@ -126,6 +127,8 @@ struct hub {
                                 ...refused */
     char *reply;             /* control reply buffer */
     size_t replycap;
+    ha_t *ha;    /* this member of an HA pair (owned), or NULL */
+    int ha_told; /* the active flag the sender was last told (-1: none) */
 };
 
 /* ---- building routed messages ------------------------------------------- */
@@ -297,6 +300,25 @@ static void s_critical_done(hub_t *h, const uint64_t *tokens, size_t n)
     }
 }
 
+/* Tell the sender whether this member is active (in a pair only the
+ * active one replays the shared buffer; alone it always is).  Retried
+ * after every batch until the pipe takes it. */
+static void s_tell_ha(hub_t *h)
+{
+    int active = h->ha ? ha_active(h->ha) : 1;
+    if (active != h->ha_told &&
+        msg_send(h->out, MSG_HA_STATE, h->gen, (uint32_t)active, NULL, 0,
+                 ZMQ_DONTWAIT) == 0)
+        h->ha_told = active;
+}
+
+static void s_ha_fn(void *arg, bstar_state_t from, bstar_state_t to)
+{
+    (void)from;
+    (void)to;
+    s_tell_ha(arg);
+}
+
 /* Send the held message; returns 0 when sent (or nothing held). */
 static int s_flush_held(hub_t *h, int flags)
 {
@@ -403,6 +425,13 @@ static void s_router_fn(zwatch_t *w, void *sock, void *arg)
             zmq_msg_close(&parts[i]);
         return;
     }
+    /* in a pair, only the active member takes batches (the client vote
+     * may make this one active); the satellite turns to the other one */
+    if (h->ha && !ha_vote(h->ha)) {
+        for (int i = 0; i < n && i < 3; i++)
+            zmq_msg_close(&parts[i]);
+        return;
+    }
     const codec_t *codec = codec_find(bh.codec);
     long k = -1, refused = 0;
     if (n == 3 && codec != NULL)
@@ -430,6 +459,7 @@ static void s_router_fn(zwatch_t *w, void *sock, void *arg)
         ev_timer_set(&h->retry, every, every);
         ev_timer_start(h->loop, &h->retry);
     }
+    s_tell_ha(h);
     /* too many batches wait for their critical datapoints: take no more
      * until one is safe (the satellites hold theirs) */
     if (s_pending_full(h)) {
@@ -601,6 +631,16 @@ static size_t s_counters(const hub_t *h, selfmetrics_counter_t *c, size_t max,
     C("connections.shed", h->ingest.shed);
     G("connections.partialBytes", h->ingest.partial_bytes, 1);
     C("connections.evicted", h->ingest.evicted);
+    if (h->ha) {
+        ha_status_t hs;
+        ha_status(h->ha, &hs);
+        G("ha.state", (uint64_t)hs.state, 1);
+        G("ha.active", hs.state == BSTAR_ACTIVE, 1);
+        C("ha.failovers", hs.failovers);
+        C("ha.refused", hs.refused);
+        G("ha.peerAge", hs.peer_age_ms >= 0 ? (uint64_t)hs.peer_age_ms : 0, 1);
+        G("ha.peerAlive", (uint64_t)hs.peer_alive, 1);
+    }
     if (h->bsnap.on) {
         int64_t now = clock_wall_ms();
         C("buffered", b.buffered);
@@ -923,6 +963,31 @@ static void s_reply_buffer(hub_t *h, size_t *len, const stats_dest_t *s,
         (unsigned long long)s->buf.dropped, (unsigned long long)s->buf.errors);
 }
 
+/* `ha` and `ha failback`. */
+static size_t s_ha_reply(hub_t *h, int failback)
+{
+    if (h->ha == NULL)
+        return (size_t)snprintf(h->reply, h->replycap,
+                                "error no ha statement in the "
+                                "configuration\n");
+    if (failback) {
+        ha_failback(h->ha, h->reply, h->replycap);
+        s_tell_ha(h);
+        return strlen(h->reply);
+    }
+    ha_status_t st;
+    ha_status(h->ha, &st);
+    return (size_t)snprintf(
+        h->reply, h->replycap,
+        "ha %s state=%s peer=%s peerAge=%lld peerAlive=%d failovers=%llu "
+        "refused=%llu heartbeats=%llu peerSeq=%llu\n",
+        st.backup ? "backup" : "primary", bstar_state_name(st.state),
+        st.peer_state ? bstar_state_name(st.peer_state) : "unknown",
+        (long long)st.peer_age_ms, st.peer_alive,
+        (unsigned long long)st.failovers, (unsigned long long)st.refused,
+        (unsigned long long)st.heartbeats, (unsigned long long)st.peer_seq);
+}
+
 /* `buffer`: the Redis buffer, a line per destination. */
 static size_t s_buffer(hub_t *h)
 {
@@ -1029,6 +1094,8 @@ static void s_control_fn(zwatch_t *w, void *sock, void *arg)
         len = s_status(h);
     } else if (strcmp(cmd, "buffer") == 0) {
         len = s_buffer(h);
+    } else if (strcmp(cmd, "ha") == 0 || strcmp(cmd, "ha failback") == 0) {
+        len = s_ha_reply(h, cmd[2] != '\0');
     } else if (strcmp(cmd, "reload") == 0) {
         s_reload(h, h->reply, h->replycap);
         len = strlen(h->reply);
@@ -1187,6 +1254,10 @@ hub_t *hub_new(void *zctx, const config_t *cfg, const router_t *r,
         if (!h->control_w)
             goto zerr;
     }
+    h->ha_told = -1;
+    if (cfg->ha.role != HA_NONE &&
+        !(h->ha = ha_new(zctx, h->loop, &cfg->ha, s_ha_fn, h, err, errlen)))
+        goto err;
     ev_init(&h->retry, s_retry_fn);
     h->retry.data = h;
     ev_timer_init(&h->statstimer, s_statstimer_fn, s_interval(h),
@@ -1206,6 +1277,9 @@ err:
 
 int hub_run(hub_t *h)
 {
+    if (h->ha)
+        ha_start(h->ha);
+    s_tell_ha(h);
     zwatch_start(h->router_w);
     zwatch_start(h->stats_w);
     zwatch_start(h->ctl_w);
@@ -1220,6 +1294,8 @@ int hub_run(hub_t *h)
         zwatch_stop(h->control_w);
     ev_timer_stop(h->loop, &h->statstimer);
     ev_timer_stop(h->loop, &h->retry);
+    if (h->ha)
+        ha_stop(h->ha);
     return 0;
 }
 
@@ -1235,6 +1311,7 @@ void hub_destroy(hub_t **ph)
     for (size_t i = 0; i < HUB_PENDING; i++)
         if (h->pending[i].token)
             zmq_msg_close(&h->pending[i].to);
+    ha_destroy(&h->ha);
     zwatch_destroy(&h->router_w);
     zwatch_destroy(&h->stats_w);
     zwatch_destroy(&h->ctl_w);

@@ -30,6 +30,10 @@
  *   MSG_CRITICAL_DONE sender -> hub        one frame: count uint64_t tokens
  *                                          (see msg_part_t)
  *   MSG_STATS_BUFFER sender -> hub         one frame: a stats_buffer_t
+ *   MSG_HA_STATE    hub -> sender          none: count is 1 when this member
+ *                                          of an HA pair is active (it
+ *                                          replays the shared buffer), 0
+ *                                          when not
  *
  * Generations: the configuration the process started with is generation 0;
  * each reload that the hub accepts is the next.  Destination ids are only
@@ -63,6 +67,7 @@ enum {
     MSG_STATS_LISTENERS = 10,
     MSG_CRITICAL_DONE = 11,
     MSG_STATS_BUFFER = 12,
+    MSG_HA_STATE = 13,
     MSG_NTYPES
 };
 

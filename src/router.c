@@ -485,10 +485,6 @@ router_t *router_new(const config_t *cfg, char *err, size_t errlen)
     r->cfg = cfg;
     r->has_buffer = cfg->buffer.target != NULL;
     r->all_critical = r->has_buffer && cfg->buffer.all_critical;
-    if (cfg->ha.role != HA_NONE) {
-        s_unsupported(err, errlen, &cfg->ha.pos, "'ha' (the HA pair)");
-        goto err;
-    }
     r->use_index = true;
     r->clusters =
         calloc(cfg->nclusters ? cfg->nclusters : 1, sizeof *r->clusters);

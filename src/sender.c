@@ -620,6 +620,9 @@ static void s_in_fn(zwatch_t *w, void *sock, void *arg)
         }
         zmq_msg_close(&ptr);
         msg_discard_rest(sock);
+    } else if (h.type == MSG_HA_STATE && !more) {
+        if (s->spill)
+            spill_set_active(s->spill, h.count != 0);
     } else if (h.type == MSG_DRAIN && !more) {
         s->draining = 1;
         s->drain_deadline = clock_mono_ms() + s->o.drain_ms;

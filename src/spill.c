@@ -107,6 +107,7 @@ struct spill {
     int64_t refused_ms;
     ev_timer tick;
     int stopping; /* spill_stop: nothing goes live any more */
+    int passive;  /* a passive member of an HA pair: no replay */
     int64_t full_logged_ms;
     uint64_t full_unlogged;
 };
@@ -639,7 +640,7 @@ static void s_read(spill_stream_t *st, int64_t now)
     if (st->tokens > burst)
         st->tokens = burst;
     if (st->reading || !st->ready || st->backlog == 0 || st->tokens <= 0 ||
-        !st->d || !dest_up(st->d) || !redis_up(sp->r) ||
+        sp->passive || !st->d || !dest_up(st->d) || !redis_up(sp->r) ||
         dest_kept(st->d) > sp->o.crit_queue / 2)
         return;
     /* the entries after the last one read, or in flight: not re-read
@@ -1108,6 +1109,17 @@ void spill_dest_event(spill_stream_t *st)
         s_bound_memory(st->sp, st);
         s_send_waiting(st);
     }
+}
+
+void spill_set_active(spill_t *sp, int active)
+{
+    if (sp->passive == !active)
+        return;
+    sp->passive = !active;
+    log_info("spill: %s", active ? "this member is active: it replays the "
+                                   "buffer"
+                                 : "this member is passive: the active "
+                                   "member replays the buffer");
 }
 
 void spill_stop(spill_t *sp)

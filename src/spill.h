@@ -115,6 +115,11 @@ int spill_room(const spill_stream_t *st, uint64_t lines);
 /* spill_dest_event: the destination went up or down, or made room. */
 void spill_dest_event(spill_stream_t *st);
 
+/* spill_set_active: whether this member of an HA pair is active; only
+ * the active member replays (both share one Redis).  Active until told
+ * otherwise. */
+void spill_set_active(spill_t *sp, int active);
+
 /* spill_stop: the stop's drain time is over: from now on every critical
  * chunk goes to Redis, none live. */
 void spill_stop(spill_t *sp);

@@ -39,6 +39,7 @@ static void test_layout(void **state)
     assert_int_equal(MSG_STATS_LISTENERS, 10);
     assert_int_equal(MSG_CRITICAL_DONE, 11);
     assert_int_equal(MSG_STATS_BUFFER, 12);
+    assert_int_equal(MSG_HA_STATE, 13);
 }
 
 static void test_parse(void **state)

@@ -5,8 +5,10 @@ test_satellite_switch.py -- a standalone satellite with two orchesters
 the first stops acknowledging, and resends its window there: every line
 arrives at least once.
 
-Two orchesters, A and B, forward to one sink.  A steady client sends
-seq.N lines to the satellite.  Once the sink receives them, A is killed
+Two orchesters, A and B, forward to one sink; the lines are critical (each
+has a Redis buffer), so a batch is acknowledged only once its lines were
+delivered: a member killed loses none that it acknowledged.  A steady
+client sends seq.N lines to the satellite.  Once the sink receives them, A is killed
 (SIGKILL).  Checks:
 
   - the satellite says it sends to B, and the lines keep arriving (through
@@ -30,6 +32,7 @@ def seqs(sink):
 
 def body(t):
     check_build(t.build)
+    redis = t.redis()
     sink = t.sink()
     pa, pb, inport = free_port(), free_port(), free_port()
 
@@ -37,8 +40,9 @@ def body(t):
         return ("satellites bind tcp://127.0.0.1:%d ;\n"
                 "control ipc://%s ;\n"
                 "cluster sink forward 127.0.0.1:%d ;\n"
-                "match * send to sink ;\n" % (p, t.tmp.join("ctl-" + name),
-                                               sink.port))
+                "buffer redis %s prefix %s ;\n"
+                "match * critical send to sink ;\n"
+                % (p, t.tmp.join("ctl-" + name), sink.port, redis.target, name))
     a = t.start_orchester("a", oconf(pa, "a"),
                           control="ipc://" + t.tmp.join("ctl-a"))
     b = t.start_orchester("b", oconf(pb, "b"),
