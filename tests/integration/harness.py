@@ -747,6 +747,83 @@ class SeqStream(threading.Thread):
         return self.sent
 
 
+class TcpProxy:
+    """A TCP proxy on 127.0.0.1: connections to .port are relayed to
+    127.0.0.1:target.  cut() closes every relayed connection and refuses new
+    ones (the port stays reserved); heal() relays again.  For links between
+    the programs under test that a test cuts and heals."""
+
+    def __init__(self, target):
+        self.target = target
+        self.ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.ls.bind((HOST, 0))
+        self.port = self.ls.getsockname()[1]
+        self.ls.listen(16)
+        self.lock = threading.Lock()
+        self.pairs = []
+        self.open = True
+        self.stopped = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self.stopped:
+            try:
+                c, _ = self.ls.accept()
+            except OSError:
+                return
+            with self.lock:
+                if not self.open:
+                    c.close()
+                    continue
+            try:
+                u = socket.create_connection((HOST, self.target), timeout=5)
+            except OSError:
+                c.close()
+                continue
+            with self.lock:
+                self.pairs.append((c, u))
+            for a, b in ((c, u), (u, c)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(a, b):
+        try:
+            while True:
+                d = a.recv(65536)
+                if not d:
+                    break
+                b.sendall(d)
+        except OSError:
+            pass
+        for x in (a, b):
+            try:
+                x.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def cut(self):
+        with self.lock:
+            self.open = False
+            pairs, self.pairs = self.pairs, []
+        for c, u in pairs:
+            for x in (c, u):
+                try:
+                    x.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                x.close()
+
+    def heal(self):
+        with self.lock:
+            self.open = True
+
+    def stop(self):
+        self.stopped = True
+        self.cut()
+        self.ls.close()
+
+
 class Redis:
     """A private redis-server on a unix socket in dir (no TCP port), as the
     appliance runs it: append-only file with fsync every second,
@@ -1148,6 +1225,12 @@ class Test:
             if c.proc is not None:
                 self.procs.append(c.proc)
         return c
+
+    def proxy(self, target):
+        """A TcpProxy to 127.0.0.1:target, stopped at the end."""
+        p = TcpProxy(target)
+        self.on_cleanup(p.stop)
+        return p
 
     def redis(self, name="redis", maxmemory=None):
         """A started private redis-server (see Redis), stopped at the end."""
