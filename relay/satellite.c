@@ -82,9 +82,10 @@ int main(int argc, char **argv)
         config_destroy(&cfg);
         return 1;
     }
-    if (cfg->nclusters || cfg->nrules || cfg->nsatellites_bind || cfg->control)
-        log_warn("satellite: %s: cluster, match, rewrite, satellites and "
-                 "control statements are the orchester's; a satellite only "
+    if (cfg->nclusters || cfg->nrules || cfg->nsatellites_bind ||
+        cfg->buffer.target || cfg->ha.role != HA_NONE)
+        log_warn("satellite: %s: cluster, match, rewrite, satellites, buffer "
+                 "and ha statements are the orchester's; a satellite "
                  "listens and sends to its orchester",
                  conf);
     char msg[256];
@@ -113,6 +114,22 @@ int main(int argc, char **argv)
     io.orchester = cfg->orchesters[0];
     io.orchester_alt = cfg->norchesters > 1 ? cfg->orchesters[1] : NULL;
     io.ctl_endpoint = EP_CTL;
+    /* orchester-ctl -f THIS_CONFIG status; and self metrics, as the
+     * statistics statement says (every 60 s by default), named
+     * PREFIX.received and so on */
+    io.control_endpoint = cfg->control;
+    char host[256] = "", prefix[512];
+    gethostname(host, sizeof host - 1);
+    for (char *p = host; *p; p++)
+        if (*p == '.')
+            *p = '_';
+    if (cfg->stats.prefix)
+        snprintf(prefix, sizeof prefix, "%s", cfg->stats.prefix);
+    else
+        snprintf(prefix, sizeof prefix, "carbon.satellites.%s",
+                 host[0] ? host : "unknown");
+    io.metrics_prefix = prefix;
+    io.metrics_s = cfg->stats.interval > 0 ? cfg->stats.interval : 60;
     if (getrandom(&io.sat_id, sizeof io.sat_id, 0) != sizeof io.sat_id)
         io.sat_id = (uint64_t)getpid();
     ig = ingest_new(zctx, cfg->listens, cfg->nlistens, &io, err, sizeof err);

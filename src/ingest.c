@@ -90,6 +90,11 @@ struct ingest {
     void *stats;          /* zmq PUSH of snapshots, or NULL */
     zwatch_t *dealer_w;   /* acks */
     zwatch_t *ctl_w;      /* commands */
+    void *control;        /* zmq REP for orchester-ctl, or NULL */
+    zwatch_t *control_w;
+    char *control_ep;     /* owned copy */
+    char *metrics_prefix; /* owned copy, or NULL */
+    int64_t metrics_ms;   /* when self metrics were last sent */
     void *mon;            /* zmq PAIR: the DEALER's monitor events,
                              NULL when embedded */
     zwatch_t *mon_w;      /* connection events */
@@ -896,11 +901,110 @@ static void s_flush_fn(struct ev_loop *loop, ev_prepare *w, int revents)
     s_flush_batch(w->data);
 }
 
+/* Batches in the window (unacknowledged). */
+static size_t s_unacked(const ingest_t *ig)
+{
+    size_t n = 0;
+    for (const pending_t *p = ig->head; p; p = p->next)
+        n++;
+    return n;
+}
+
+/* The counters a standalone satellite reports (status and self metrics). */
+static size_t s_counters(const ingest_t *ig, const char **names, uint64_t *vals,
+                         size_t max)
+{
+    size_t k = 0;
+#define S_C(n, v)                                                              \
+    do {                                                                       \
+        if (k < max) {                                                         \
+            names[k] = n;                                                      \
+            vals[k++] = (uint64_t)(v);                                         \
+        }                                                                      \
+    } while (0)
+    S_C("received", ig->st.received);
+    S_C("parseErrors", stats_parse_errors(&ig->st));
+    S_C("batches", ig->st.batches);
+    S_C("resent", ig->st.resent);
+    S_C("switches", ig->st.switches);
+    S_C("window", ig->window);
+    S_C("connections", ig->st.connections);
+    S_C("orchester", ig->curep);
+#undef S_C
+    return k;
+}
+
+/* `status` on the satellite's control socket. */
+static void s_control_fn(zwatch_t *w, void *sock, void *arg)
+{
+    (void)w;
+    ingest_t *ig = arg;
+    char cmd[64] = "";
+    int n = zmq_recv(sock, cmd, sizeof cmd - 1, ZMQ_DONTWAIT);
+    if (n < 0)
+        return;
+    cmd[n < (int)sizeof cmd ? n : (int)sizeof cmd - 1] = '\0';
+    msg_discard_rest(sock);
+    char out[8192];
+    size_t len = 0;
+    if (strcmp(cmd, "status") != 0) {
+        len = (size_t)snprintf(out, sizeof out,
+                               "error unknown command '%.40s'\n", cmd);
+    } else {
+        len += (size_t)snprintf(
+            out + len, sizeof out - len,
+            "satellite orchester=%s other=%s window=%zu unacknowledged=%zu\n",
+            ig->orchester, ig->neps == 2 ? ig->eps[1 - ig->curep] : "-",
+            ig->window, s_unacked(ig));
+        for (size_t i = 0; i < ig->nls && len < sizeof out - 512; i++)
+            len += (size_t)snprintf(
+                out + len, sizeof out - len,
+                "listener %s received=%llu errors=%llu refused=%llu\n",
+                ig->ls[i].name, (unsigned long long)ig->ls[i].st.received,
+                (unsigned long long)ig->ls[i].st.errors,
+                (unsigned long long)ig->ls[i].st.refused);
+        const char *names[16];
+        uint64_t vals[16];
+        size_t k = s_counters(ig, names, vals, 16);
+        for (size_t i = 0; i < k && len < sizeof out - 128; i++)
+            len += (size_t)snprintf(out + len, sizeof out - len,
+                                    "counter %s %llu\n", names[i],
+                                    (unsigned long long)vals[i]);
+    }
+    zmq_send(sock, out, len < sizeof out ? len : sizeof out - 1, ZMQ_DONTWAIT);
+}
+
+/* A standalone satellite's self metrics: datapoints in its own batches,
+ * routed by the orchester like any other. */
+static void s_self_metrics(ingest_t *ig, int64_t now)
+{
+    if (ig->metrics_prefix == NULL || ig->o.metrics_s <= 0 || ig->stopping ||
+        now - ig->metrics_ms < (int64_t)ig->o.metrics_s * 1000)
+        return;
+    ig->metrics_ms = now;
+    const char *names[16];
+    uint64_t vals[16];
+    size_t k = s_counters(ig, names, vals, 16);
+    long long ts = (long long)clock_wall_s();
+    for (size_t i = 0; i < k; i++) {
+        s_room(ig);
+        int n = snprintf(ig->batch + ig->batchlen, ig->batchcap - ig->batchlen,
+                         "%s.%s %llu %lld\n", ig->metrics_prefix, names[i],
+                         (unsigned long long)vals[i], ts);
+        if (n > 0 && (size_t)n < ig->batchcap - ig->batchlen) {
+            ig->batchlen += (size_t)n;
+            ig->batchcount++;
+        }
+    }
+    s_flush_batch(ig);
+}
+
 static void s_tick_fn(struct ev_loop *loop, ev_timer *t, int revents)
 {
     (void)revents;
     ingest_t *ig = t->data;
     int64_t now = clock_mono_ms();
+    s_self_metrics(ig, now);
     s_resend(ig, now);
     if (now - ig->last_stats_ms >= opt_default(OPT_SNAPSHOT)) {
         ig->last_stats_ms = now;
@@ -1055,6 +1159,25 @@ ingest_t *ingest_new(void *zctx, const config_listen_t *listens, size_t n,
         if (ig->mon_w == NULL)
             goto zerr;
     }
+    if (o->control_endpoint) {
+        ig->control_ep = s_strdup0(o->control_endpoint);
+        ig->control = zmq_socket(zctx, ZMQ_REP);
+        if (ig->control_ep == NULL || ig->control == NULL)
+            goto zerr;
+        zmq_setsockopt(ig->control, ZMQ_LINGER, &linger, sizeof linger);
+        if (zmq_bind(ig->control, ig->control_ep) != 0) {
+            snprintf(err, errlen, "ingest: control %s: %s", ig->control_ep,
+                     zmq_strerror(zmq_errno()));
+            goto err;
+        }
+        ig->control_w = zwatch_new(ig->loop, ig->control, 8, s_control_fn, ig);
+        if (ig->control_w == NULL)
+            goto zerr;
+    }
+    if (o->metrics_prefix && o->metrics_s > 0) {
+        ig->metrics_prefix = s_strdup0(o->metrics_prefix);
+        ig->metrics_ms = clock_mono_ms();
+    }
     ig->dealer_w = zwatch_new(ig->loop, ig->dealer, 256, s_dealer_fn, ig);
     ig->ctl_w = zwatch_new(ig->loop, ig->ctl, 1, s_ctl_fn, ig);
     if (ig->dealer_w == NULL || ig->ctl_w == NULL)
@@ -1083,6 +1206,8 @@ int ingest_run(ingest_t *ig)
     zwatch_start(ig->ctl_w);
     if (ig->mon_w)
         zwatch_start(ig->mon_w);
+    if (ig->control_w)
+        zwatch_start(ig->control_w);
     ev_prepare_start(ig->loop, &ig->flush);
     ev_timer_start(ig->loop, &ig->tick);
     ev_run(ig->loop, 0);
@@ -1090,6 +1215,8 @@ int ingest_run(ingest_t *ig)
     zwatch_stop(ig->ctl_w);
     if (ig->mon_w)
         zwatch_stop(ig->mon_w);
+    if (ig->control_w)
+        zwatch_stop(ig->control_w);
     ev_prepare_stop(ig->loop, &ig->flush);
     ev_timer_stop(ig->loop, &ig->tick);
     return 0;
@@ -1105,6 +1232,11 @@ void ingest_destroy(ingest_t **pig)
     zwatch_destroy(&ig->dealer_w);
     zwatch_destroy(&ig->ctl_w);
     zwatch_destroy(&ig->mon_w);
+    zwatch_destroy(&ig->control_w);
+    if (ig->control)
+        zmq_close(ig->control);
+    free(ig->control_ep);
+    free(ig->metrics_prefix);
     if (ig->dealer)
         zmq_socket_monitor(ig->dealer, NULL, 0);
     if (ig->mon)

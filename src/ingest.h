@@ -57,6 +57,14 @@ typedef struct {
                                    other and resends its window there */
     const char *ctl_endpoint;   /* PAIR endpoint the owner bound (commands) */
     const char *stats_endpoint; /* PUSH stats here every second, or NULL */
+    const char *control_endpoint; /* a standalone satellite's REP for
+                                     orchester-ctl (status), or NULL */
+    int metrics_s;                /* a standalone satellite's self metrics:
+                                     every this many seconds it sends its
+                                     counters as datapoints with its own
+                                     batches (0: none) */
+    const char *metrics_prefix;   /* their names' prefix, e.g.
+                                     carbon.satellites.HOST */
 } ingest_opts_t;
 
 typedef struct ingest ingest_t;

@@ -13,6 +13,9 @@ client sends seq.N lines to the satellite.  Once the sink receives them, A is ki
 
   - the satellite says it sends to B, and the lines keep arriving (through
     B) within a bound;
+  - the satellite's control socket (`control`) says where it sends and
+    counts the switch, and its self metrics (`statistics ... prefix with
+    sat.me`) reach the sink;
   - every line the client sent arrives (duplicates are counted and printed);
   - B is killed too and A started again: the satellite goes back to A.
 """
@@ -23,7 +26,7 @@ import sys
 sys.dont_write_bytecode = True  # leave no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (Test, SeqStream, require, free_port, wait_until,  # noqa: E402
-                     check_build, lines_with_prefix)
+                     check_build, lines_with_prefix, ctl)
 
 
 def seqs(sink):
@@ -47,18 +50,32 @@ def body(t):
                           control="ipc://" + t.tmp.join("ctl-a"))
     b = t.start_orchester("b", oconf(pb, "b"),
                           control="ipc://" + t.tmp.join("ctl-b"))
+    sctl = "ipc://" + t.tmp.join("ctl-sat")
     sconf = t.write("satellite.conf",
                     "listen type linemode 127.0.0.1:%d proto tcp ;\n"
                     "orchester tcp://127.0.0.1:%d tcp://127.0.0.1:%d "
-                    "timeout 1000 ms ;\n" % (inport, pa, pb))
+                    "timeout 1000 ms ;\n"
+                    "control %s ;\n"
+                    "statistics submit every 1 seconds prefix with sat.me ;\n"
+                    % (inport, pa, pb, sctl))
     sat = t.satellite("satellite", sconf).start()
     t.wait_ready(sat, tcp_ports=(inport,))
     stream = SeqStream(inport, 5000, chunk=50)
     stream.start()
     t.on_cleanup(stream.stop.set)
 
+    def sat_status():
+        rc, out, err, _ = ctl(t.build, ["-e", sctl, "status"])
+        require(rc == 0, "satellite status: exit %s: %s" % (rc, err))
+        return out
+
     with t.check("lines flow through A", fatal=True):
         wait_until(lambda: len(seqs(sink)) >= 5000, 30, "5000 lines at the sink")
+
+    with t.check("the satellite's status says it sends to A"):
+        out = sat_status()
+        require("satellite orchester=tcp://127.0.0.1:%d " % pa in out, out)
+        require("counter switches 0" in out, out)
 
     with t.check("A killed: the satellite sends to B, and lines keep "
                  "arriving"):
@@ -68,6 +85,15 @@ def body(t):
                    15, "the satellite to switch to B")
         wait_until(lambda: max(seqs(sink)) >= at + 5000, 30,
                    "lines sent after the kill to arrive")
+        out = sat_status()
+        require("satellite orchester=tcp://127.0.0.1:%d " % pb in out, out)
+        require("counter switches 1" in out, out)
+
+    with t.check("the satellite's self metrics reach the sink through the "
+                 "orchester"):
+        wait_until(lambda: any(l.startswith(b"sat.me.switches 1 ")
+                               for l in sink.snapshot()), 15,
+                   "sat.me.switches 1 at the sink")
 
     with t.check("B killed and A back: the satellite goes back to A"):
         a = t.start_orchester("a-again", oconf(pa, "a"),
