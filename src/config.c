@@ -756,11 +756,32 @@ static int s_stmt_orchester(config_lex_stmt_t *st)
 }
 
 /* control EP ; */
+/* Whether a tcp:// endpoint listens on a loopback address only. */
+static int s_loopback_tcp(const char *ep)
+{
+    const char *h = ep + 6; /* after "tcp://" */
+    return strncmp(h, "127.", 4) == 0 || strncmp(h, "localhost:", 10) == 0 ||
+           strncmp(h, "[::1]:", 6) == 0;
+}
+
+/* control EP [exposed] ; -- the control socket stays on this host unless
+ * `exposed` says otherwise. */
 static int s_stmt_control(config_lex_stmt_t *st)
 {
+    config_t *cfg = s_parser(st)->cfg;
+    const config_lex_tok_t *t;
     if (s_once(st, &s_parser(st)->control_pos) != 0 ||
-        s_take_endpoint(st, "an endpoint", &s_parser(st)->cfg->control) != 0)
+        !(t = config_lex_peek(st)) ||
+        s_take_endpoint(st, "an endpoint", &cfg->control) != 0)
         return -1;
+    int exposed = config_lex_accept(st, "exposed");
+    if (!exposed && strncmp(cfg->control, "tcp://", 6) == 0 &&
+        !s_loopback_tcp(cfg->control))
+        return config_lex_error(st, t,
+                                "control %s can be reached from other hosts: "
+                                "use ipc:// or a loopback address, or say "
+                                "'control %s exposed ;' to mean it",
+                                cfg->control, cfg->control);
     return config_lex_end(st);
 }
 

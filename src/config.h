@@ -161,7 +161,10 @@ typedef struct {
         orchesters; /* satellite config: "orchester EP [EP] [timeout N ms] ;" */
     size_t norchesters;
     int orchester_timeout_ms; /* default 3000 */
-    char *control;            /* "control EP ;" or NULL */
+    char *control;            /* "control EP [exposed] ;" or NULL: ipc://,
+                                 or tcp:// on a loopback address unless
+                                 `exposed` says it is meant to be
+                                 reached from other hosts */
     config_stats_t stats;
     config_buffer_t buffer;
     config_ha_t ha;

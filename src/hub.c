@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -1242,6 +1243,12 @@ hub_t *hub_new(void *zctx, const config_t *cfg, const router_t *r,
         h->control = s_sock(zctx, ZMQ_REP, 0);
         if (!h->control || zmq_bind(h->control, cfg->control) != 0)
             goto zerr;
+        /* an ipc socket file: this user only (orchester-ctl runs as the
+         * service's user, or root) */
+        if (strncmp(cfg->control, "ipc://", 6) == 0 &&
+            chmod(cfg->control + 6, 0600) != 0)
+            log_warn("hub: control %s: chmod: %s", cfg->control,
+                     strerror(errno));
     }
     failed = "";
     h->router_w = zwatch_new(h->loop, h->router, 64, s_router_fn, h);

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -1170,6 +1171,10 @@ ingest_t *ingest_new(void *zctx, const config_listen_t *listens, size_t n,
                      zmq_strerror(zmq_errno()));
             goto err;
         }
+        if (strncmp(ig->control_ep, "ipc://", 6) == 0 &&
+            chmod(ig->control_ep + 6, 0600) != 0)
+            log_warn("ingest: control %s: chmod: %s", ig->control_ep,
+                     strerror(errno));
         ig->control_w = zwatch_new(ig->loop, ig->control, 8, s_control_fn, ig);
         if (ig->control_w == NULL)
             goto zerr;

@@ -332,6 +332,14 @@ static void test_defaults(void **state)
     assert_false(cfg->buffer.all_critical);
     config_destroy(&cfg);
 
+    /* the control socket: loopback or ipc, or exposed on purpose */
+    cfg = s_parse("control tcp://127.0.0.1:5555 ;");
+    assert_string_equal(cfg->control, "tcp://127.0.0.1:5555");
+    config_destroy(&cfg);
+    cfg = s_parse("control tcp://0.0.0.0:5555 exposed ;");
+    assert_string_equal(cfg->control, "tcp://0.0.0.0:5555");
+    config_destroy(&cfg);
+
     /* what a full buffer does, and every datapoint critical */
     cfg = s_parse("buffer redis 127.0.0.1:6379 when full block all critical "
                   "max 10 datapoints ;");
@@ -1139,6 +1147,8 @@ static const bad_t s_bads[] = {
      "t.conf:1: ", "unexpected 'ipc:///b'"},
     {"control_bad", "control /run/control ;",
      "t.conf:1: ", "not a zmq endpoint"},
+    {"control_exposed", "control tcp://0.0.0.0:5555 ;",
+     "t.conf:1: ", "can be reached from other hosts"},
     {"buffer_twice", "buffer redis 10.0.0.1:1 ;\nbuffer redis 10.0.0.1:2 ;",
      "t.conf:2: ", "'buffer' given twice"},
     {"buffer_kind", "buffer memcached h:1 ;",

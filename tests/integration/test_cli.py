@@ -265,6 +265,22 @@ match * send to both archive ;
         require(elapsed < 8.0, "took %.1f s" % elapsed)
         require(err.strip(), "no message on stderr")
 
+    with t.check("a control endpoint beyond this host is refused unless said "
+                 "exposed; an ipc control socket is for its user only"):
+        wide = t.write("wide.conf", "cluster c forward 127.0.0.1:1 ;\n"
+                       "match * send to c ;\ncontrol tcp://0.0.0.0:%d ;\n"
+                       % free_port())
+        rc, out, err, _ = orch(t, "-t", "-t", "-f", wide)
+        require(rc != 0 and "reached from other hosts" in out + err,
+                "exit %s: %s" % (rc, (out + err).strip()[-300:]))
+        sock = t.tmp.join("ctl.sock")
+        p = t.start_orchester("ipcctl", "cluster c forward 127.0.0.1:1 ;\n"
+                              "match * send to c ;\ncontrol ipc://%s ;\n" % sock,
+                              control="ipc://" + sock)
+        mode = os.stat(sock).st_mode & 0o777
+        require(mode == 0o600, "the socket's mode is %o" % mode)
+        p.stop()
+
     with t.check("orchester -v prints a version and exits 0"):
         rc, out, err, _ = orch(t, "-v")
         require(rc == 0, "exit %s" % rc)
