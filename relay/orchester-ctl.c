@@ -22,6 +22,7 @@
 #include <zmq.h>
 
 #include "config.h"
+#include "curve.h"
 #include "options.h"
 
 static void s_usage(FILE *f)
@@ -43,7 +44,11 @@ static void s_usage(FILE *f)
                "  ha       this member of the HA pair: state, peer, "
                "failovers\n"
                "  ha failback\n"
-               "           the active backup hands back to the primary\n");
+               "           the active backup hands back to the primary\n"
+               "orchester-ctl keygen PATH\n"
+               "           write a CURVE key pair to PATH (mode 0600) and "
+               "its public key\n"
+               "           to PATH.pub\n");
 }
 
 /* Connect to the buffer's Redis, target as `buffer` says it (unix:PATH or
@@ -173,6 +178,16 @@ int main(int argc, char **argv)
         }
     }
     int timeout = (int)v[OPT_CTL_TIMEOUT];
+    if (optind + 2 == argc && strcmp(argv[optind], "keygen") == 0) {
+        /* a CURVE key pair: PATH (secret, 0600) and PATH.pub */
+        if (curve_keygen(argv[optind + 1], err, sizeof err) != 0) {
+            fprintf(stderr, "orchester-ctl: %s\n", err);
+            return 1;
+        }
+        printf("wrote %s (the key pair: keep it secret) and %s.pub\n",
+               argv[optind + 1], argv[optind + 1]);
+        return 0;
+    }
     long long peek = 0;
     const char *ha_cmd = NULL;
     const char *peek_dest = NULL;

@@ -147,8 +147,18 @@ int main(int argc, char **argv)
         config_destroy(&cfg);
         return 1;
     }
+    /* CURVE: the key files are read now, so that -t -t checks them too */
+    curve_conf_t *cc = calloc(1, sizeof *cc);
+    if (cc == NULL || curve_load(&cfg->curve, cc, err, sizeof err) != 0) {
+        fprintf(stderr, "orchester: %s\n", cc ? err : "out of memory");
+        free(cc);
+        router_destroy(&r);
+        config_destroy(&cfg);
+        return 1;
+    }
     if (o.test) {
         int rc = 0;
+        free(cc);
         if (o.test == 1)
             rc = testmode_run(r, stdin, stdout, (size_t)o.v[OPT_MAXLINE]);
         else
@@ -204,7 +214,8 @@ int main(int argc, char **argv)
                      .hostname = host,
                      .config_path = o.config,
                      .stats_interval = (int)o.v[OPT_STATS],
-                     .maxline = (size_t)o.v[OPT_MAXLINE]};
+                     .maxline = (size_t)o.v[OPT_MAXLINE],
+                     .curve = cc};
     t.hub = hub_new(zctx, cfg, r, &ho, err, sizeof err);
     if (t.hub == NULL) {
         log_err("orchester: %s", err);
@@ -225,6 +236,10 @@ int main(int argc, char **argv)
              * endpoint, turning to the other when acknowledgements stop */
             io.embedded = 0;
             io.orchester_alt = cfg->ha.peer_satellites;
+            if (cc->on) { /* the peer's endpoint: the pair's shared key */
+                io.curve_kp = &cc->kp;
+                io.curve_server = cc->kp.pub;
+            }
             if (cfg->orchester_timeout_ms > 0)
                 io.timeout_ms = cfg->orchester_timeout_ms;
         }
@@ -288,6 +303,7 @@ out:
     if (ctl_sender)
         zmq_close(ctl_sender);
     zmq_ctx_term(zctx);
+    free(cc);
     router_destroy(&r);
     config_destroy(&cfg);
     if (o.pidfile)

@@ -98,6 +98,7 @@ int main(int argc, char **argv)
     int linger = 0;
     zmq_setsockopt(ctl, ZMQ_LINGER, &linger, sizeof linger);
     ingest_t *ig = NULL;
+    curve_conf_t *cc = NULL; /* owned */
     if (zmq_bind(ctl, EP_CTL) != 0) {
         log_err("satellite: zmq: %s", zmq_strerror(zmq_errno()));
         goto out;
@@ -114,6 +115,22 @@ int main(int argc, char **argv)
     io.orchester = cfg->orchesters[0];
     io.orchester_alt = cfg->norchesters > 1 ? cfg->orchesters[1] : NULL;
     io.ctl_endpoint = EP_CTL;
+    /* CURVE: this satellite's key pair, and the orchester's public key */
+    cc = calloc(1, sizeof *cc);
+    if (cc == NULL || curve_load(&cfg->curve, cc, err, sizeof err) != 0) {
+        log_err("satellite: %s", cc ? err : "out of memory");
+        goto out;
+    }
+    if (cc->on && cfg->curve.server == NULL) {
+        log_err("satellite: %s: curve needs 'server FILE' (the orchester's "
+                "public key)",
+                conf);
+        goto out;
+    }
+    if (cc->on) {
+        io.curve_kp = &cc->kp;
+        io.curve_server = cc->server;
+    }
     /* orchester-ctl -f THIS_CONFIG status; and self metrics, as the
      * statistics statement says (every 60 s by default), named
      * PREFIX.received and so on */
@@ -164,6 +181,7 @@ out:
     ingest_destroy(&ig);
     zmq_close(ctl);
     zmq_ctx_term(zctx);
+    free(cc);
     config_destroy(&cfg);
     if (pidfile)
         unlink(pidfile);

@@ -865,6 +865,40 @@ static int s_stmt_buffer(config_lex_stmt_t *st)
     return rc ? -1 : 0;
 }
 
+/* curve key FILE [allow FILE...] [server FILE] ; */
+static int s_stmt_curve(config_lex_stmt_t *st)
+{
+    static const char *const opts[] = {"key", "allow", "server", NULL};
+    config_curve_t *c = &s_parser(st)->cfg->curve;
+    const config_lex_tok_t *t;
+    unsigned seen = 0;
+    int k, rc = 0;
+    if (s_once(st, &c->pos) != 0)
+        return -1;
+    while (rc == 0 && config_lex_peek(st)) {
+        if ((k = s_clause(st, opts, &seen)) < 0)
+            return -1;
+        if (k == 0) {
+            rc = s_take_set(st, "a key file after 'key'", &c->key);
+        } else if (k == 1) {
+            while ((t = config_lex_peek(st)) && s_index(t, opts) < 0) {
+                st->i++;
+                if (s_strv_add(st, &c->allow, &c->nallow, t->text) != 0)
+                    return -1;
+            }
+            if (c->nallow == 0)
+                return config_lex_error(st, t, "'allow' names no file");
+        } else {
+            rc = s_take_set(st, "a public key file after 'server'", &c->server);
+        }
+    }
+    if (rc)
+        return -1;
+    if (!c->key)
+        return config_lex_error(st, NULL, "missing 'key FILE'");
+    return 0;
+}
+
 /* ha primary|backup publish EP peer PUB_EP SAT_EP [heartbeat N ms] ; */
 static int s_stmt_ha(config_lex_stmt_t *st)
 {
@@ -927,6 +961,7 @@ static const struct {
     {"control", s_stmt_control},
     {"buffer", s_stmt_buffer},
     {"ha", s_stmt_ha},
+    {"curve", s_stmt_curve},
 };
 
 /* s_statement: dispatch on the statement's first word. */
@@ -1199,6 +1234,9 @@ void config_destroy(config_t **cfgp)
     free(cfg->control);
     free(cfg->stats.prefix);
     s_strv_free(cfg->stats.dests, cfg->stats.ndests);
+    free(cfg->curve.key);
+    s_strv_free(cfg->curve.allow, cfg->curve.nallow);
+    free(cfg->curve.server);
     free(cfg->buffer.target);
     free(cfg->buffer.prefix);
     free(cfg->ha.publish);

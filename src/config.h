@@ -145,6 +145,19 @@ typedef struct {
     config_pos_t pos;
 } config_ha_t;
 
+/* curve key FILE [allow FILE...] [server FILE] ; -- CURVE on the zmq links
+ * (satellites <-> orchester, and between the members of a pair).  key: this
+ * program's key pair (orchester-ctl keygen); allow: files of public keys
+ * that may connect (an orchester); server: the orchester's public key (a
+ * satellite; the members of a pair share one key pair). */
+typedef struct {
+    char *key;    /* NULL: no CURVE */
+    char **allow; /* files */
+    size_t nallow;
+    char *server; /* file, or NULL */
+    config_pos_t pos;
+} config_curve_t;
+
 /* The whole configuration.  Owns every string and array in it. */
 typedef struct {
     char **files; /* every file read, main file first */
@@ -167,6 +180,7 @@ typedef struct {
                                  reached from other hosts */
     config_stats_t stats;
     config_buffer_t buffer;
+    config_curve_t curve;
     config_ha_t ha;
 } config_t;
 

@@ -122,7 +122,8 @@ static void s_sub_fn(zwatch_t *w, void *sock, void *arg)
 }
 
 ha_t *ha_new(void *zctx, struct ev_loop *loop, const config_ha_t *cfg,
-             ha_change_fn *fn, void *arg, char *err, size_t errlen)
+             const curve_conf_t *curve, ha_change_fn *fn, void *arg, char *err,
+             size_t errlen)
 {
     ha_t *h = calloc(1, sizeof *h);
     const char *failed = "";
@@ -147,6 +148,10 @@ ha_t *ha_new(void *zctx, struct ev_loop *loop, const config_ha_t *cfg,
     zmq_setsockopt(h->pub, ZMQ_LINGER, &linger, sizeof linger);
     zmq_setsockopt(h->sub, ZMQ_LINGER, &linger, sizeof linger);
     zmq_setsockopt(h->sub, ZMQ_SUBSCRIBE, "", 0);
+    if (curve && curve->on &&
+        (curve_server(h->pub, &curve->kp) != 0 ||
+         curve_client(h->sub, &curve->kp, curve->kp.pub) != 0))
+        goto zerr;
     failed = cfg->publish;
     if (zmq_bind(h->pub, cfg->publish) != 0)
         goto zerr;

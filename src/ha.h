@@ -28,6 +28,7 @@
 
 #include "bstar.h"
 #include "config.h"
+#include "curve.h"
 
 typedef struct ha ha_t;
 
@@ -51,9 +52,12 @@ typedef struct {
 } ha_status_t;
 
 /* ha_new: a member as cfg says (role, endpoints, heartbeat, failback),
- * sockets in zctx, timers on loop.  NULL with a message in err. */
+ * sockets in zctx, timers on loop; with curve (NULL or not on: none) the
+ * PUB is a CURVE server and the SUB its peer's client (the members share a
+ * key pair).  NULL with a message in err. */
 ha_t *ha_new(void *zctx, struct ev_loop *loop, const config_ha_t *cfg,
-             ha_change_fn *fn, void *arg, char *err, size_t errlen);
+             const curve_conf_t *curve, ha_change_fn *fn, void *arg, char *err,
+             size_t errlen);
 
 /* ha_destroy: close, free *h, set it to NULL; safe on NULL. */
 void ha_destroy(ha_t **h);

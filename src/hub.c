@@ -129,6 +129,7 @@ struct hub {
     char *reply;             /* control reply buffer */
     size_t replycap;
     ha_t *ha;    /* this member of an HA pair (owned), or NULL */
+    zap_t *zap;  /* the ZAP handler of CURVE (owned), or NULL */
     int ha_told; /* the active flag the sender was last told (-1: none) */
 };
 
@@ -632,6 +633,12 @@ static size_t s_counters(const hub_t *h, selfmetrics_counter_t *c, size_t max,
     C("connections.shed", h->ingest.shed);
     G("connections.partialBytes", h->ingest.partial_bytes, 1);
     C("connections.evicted", h->ingest.evicted);
+    if (h->zap) {
+        uint64_t ad, re;
+        zap_counts(h->zap, &ad, &re);
+        C("curve.admitted", ad);
+        C("curve.refused", re);
+    }
     if (h->ha) {
         ha_status_t hs;
         ha_status(h->ha, &hs);
@@ -1221,6 +1228,17 @@ hub_t *hub_new(void *zctx, const config_t *cfg, const router_t *r,
     size_t maxline = o->maxline ? o->maxline : (size_t)opt_default(OPT_MAXLINE);
     int64_t maxmsg = 2 * (int64_t)BATCH_PAYLOAD_MAX(maxline);
     zmq_setsockopt(h->router, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
+    /* CURVE: the satellites endpoints admit only the listed keys (the
+     * inproc one of the embedded satellite has no handshake) */
+    if (o->curve && o->curve->on) {
+        h->zap = zap_new(zctx, h->loop,
+                         (const char(*)[CURVE_KEYLEN + 1]) o->curve->keys,
+                         o->curve->nkeys, err, errlen);
+        if (h->zap == NULL)
+            goto err;
+        if (curve_server(h->router, &o->curve->kp) != 0)
+            goto zerr;
+    }
     failed = o->batches_endpoint;
     if (zmq_bind(h->router, o->batches_endpoint) != 0)
         goto zerr;
@@ -1263,7 +1281,8 @@ hub_t *hub_new(void *zctx, const config_t *cfg, const router_t *r,
     }
     h->ha_told = -1;
     if (cfg->ha.role != HA_NONE &&
-        !(h->ha = ha_new(zctx, h->loop, &cfg->ha, s_ha_fn, h, err, errlen)))
+        !(h->ha = ha_new(zctx, h->loop, &cfg->ha, o->curve, s_ha_fn, h, err,
+                         errlen)))
         goto err;
     ev_init(&h->retry, s_retry_fn);
     h->retry.data = h;
@@ -1284,6 +1303,8 @@ err:
 
 int hub_run(hub_t *h)
 {
+    if (h->zap)
+        zap_start(h->zap);
     if (h->ha)
         ha_start(h->ha);
     s_tell_ha(h);
@@ -1319,6 +1340,7 @@ void hub_destroy(hub_t **ph)
         if (h->pending[i].token)
             zmq_msg_close(&h->pending[i].to);
     ha_destroy(&h->ha);
+    zap_destroy(&h->zap);
     zwatch_destroy(&h->router_w);
     zwatch_destroy(&h->stats_w);
     zwatch_destroy(&h->ctl_w);

@@ -38,6 +38,7 @@
 #include <stddef.h>
 
 #include "config.h"
+#include "curve.h"
 #include "router.h"
 
 typedef struct {
@@ -50,6 +51,9 @@ typedef struct {
     int stats_interval;           /* seconds; 0: from the config */
     size_t maxline;               /* -M: satellites' line limit; lines of a
                                      batch are checked against it */
+    const curve_conf_t *curve;    /* CURVE on the satellites endpoints and
+                                     the pair's link (on), or NULL;
+                                     borrowed during hub_new */
 } hub_opts_t;
 
 typedef struct hub hub_t;

@@ -1132,6 +1132,9 @@ ingest_t *ingest_new(void *zctx, const config_listen_t *listens, size_t n,
     zmq_setsockopt(ig->dealer, ZMQ_RCVHWM, &hwm, sizeof hwm);
     zmq_setsockopt(ig->dealer, ZMQ_IMMEDIATE, &one, sizeof one);
     zmq_setsockopt(ig->ctl, ZMQ_LINGER, &linger, sizeof linger);
+    if (o->curve_kp && o->curve_server &&
+        curve_client(ig->dealer, o->curve_kp, o->curve_server) != 0)
+        goto zerr;
     if (zmq_connect(ig->dealer, ig->orchester) != 0 ||
         zmq_connect(ig->ctl, ig->ctl_endpoint) != 0)
         goto zerr;

@@ -28,6 +28,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "curve.h"
 
 typedef struct {
     size_t maxline;             /* longest accepted line, bytes (16384) */
@@ -57,14 +58,18 @@ typedef struct {
                                    other and resends its window there */
     const char *ctl_endpoint;   /* PAIR endpoint the owner bound (commands) */
     const char *stats_endpoint; /* PUSH stats here every second, or NULL */
-    const char *control_endpoint; /* a standalone satellite's REP for
-                                     orchester-ctl (status), or NULL */
-    int metrics_s;                /* a standalone satellite's self metrics:
-                                     every this many seconds it sends its
-                                     counters as datapoints with its own
-                                     batches (0: none) */
-    const char *metrics_prefix;   /* their names' prefix, e.g.
-                                     carbon.satellites.HOST */
+    const char *control_endpoint;    /* a standalone satellite's REP for
+                                        orchester-ctl (status), or NULL */
+    int metrics_s;                   /* a standalone satellite's self metrics:
+                                        every this many seconds it sends its
+                                        counters as datapoints with its own
+                                        batches (0: none) */
+    const char *metrics_prefix;      /* their names' prefix, e.g.
+                                        carbon.satellites.HOST */
+    const curve_keypair_t *curve_kp; /* CURVE client with this key pair, to
+                                        the server key curve_server (both
+                                        copied), or NULL */
+    const char *curve_server;
 } ingest_opts_t;
 
 typedef struct ingest ingest_t;

@@ -332,6 +332,14 @@ static void test_defaults(void **state)
     assert_false(cfg->buffer.all_critical);
     config_destroy(&cfg);
 
+    /* curve: the key pair, the allowed keys, the server's key */
+    cfg = s_parse("curve key /etc/o/k allow a.pub b.pub server s.pub ;");
+    assert_string_equal(cfg->curve.key, "/etc/o/k");
+    assert_int_equal(cfg->curve.nallow, 2);
+    assert_string_equal(cfg->curve.allow[1], "b.pub");
+    assert_string_equal(cfg->curve.server, "s.pub");
+    config_destroy(&cfg);
+
     /* the control socket: loopback or ipc, or exposed on purpose */
     cfg = s_parse("control tcp://127.0.0.1:5555 ;");
     assert_string_equal(cfg->control, "tcp://127.0.0.1:5555");
@@ -1149,6 +1157,9 @@ static const bad_t s_bads[] = {
      "t.conf:1: ", "not a zmq endpoint"},
     {"control_exposed", "control tcp://0.0.0.0:5555 ;",
      "t.conf:1: ", "can be reached from other hosts"},
+    {"curve_nokey", "curve allow a.pub ;", "t.conf:1: ", "missing 'key FILE'"},
+    {"curve_allow_empty", "curve key k allow ;",
+     "t.conf:1: ", "'allow' names no file"},
     {"buffer_twice", "buffer redis 10.0.0.1:1 ;\nbuffer redis 10.0.0.1:2 ;",
      "t.conf:2: ", "'buffer' given twice"},
     {"buffer_kind", "buffer memcached h:1 ;",
