@@ -46,7 +46,7 @@ int batch_hdr_decode(const void *buf, size_t len, batch_hdr_t *h)
     if (len != BATCH_HDR_LEN || memcmp(p, s_magic, 4) != 0 ||
         p[4] != BATCH_VERSION)
         return -1;
-    if (p[5] != BATCH_DATA && p[5] != BATCH_ACK)
+    if (p[5] != BATCH_DATA && p[5] != BATCH_ACK && p[5] != BATCH_NACK)
         return -1;
     h->type = p[5];
     h->codec = p[6];

@@ -4,12 +4,14 @@
  * Pure core.  A batch is a zmq multipart message: a fixed 28-byte header
  * frame, then one payload frame encoded by a codec.  The orchester answers
  * each batch with an acknowledgement: a header frame alone, type BATCH_ACK,
- * carrying the sequence number it acknowledges and a credit.
+ * carrying the sequence number it acknowledges and a credit.  A member of an
+ * HA pair that is not active answers BATCH_NACK instead (same layout): the
+ * batch was not taken; the satellite sends it to the other member.
  *
  * Header layout (all integers big-endian):
  *   0  magic "ORCB"      4 bytes
  *   4  version           1 byte  (BATCH_VERSION)
- *   5  type              1 byte  (BATCH_DATA or BATCH_ACK)
+ *   5  type              1 byte  (BATCH_DATA, BATCH_ACK or BATCH_NACK)
  *   6  codec             1 byte  (CODEC_LINES; 0 in an ack)
  *   7  flags             1 byte  (0; reserved)
  *   8  satellite id      8 bytes
@@ -34,11 +36,11 @@
 #define BATCH_PAYLOAD_MAX(maxline)                                             \
     (BATCH_PAYLOAD_BYTES - 1 + LINE_CANON_MAX(maxline))
 
-enum { BATCH_DATA = 1, BATCH_ACK = 2 };
+enum { BATCH_DATA = 1, BATCH_ACK = 2, BATCH_NACK = 3 };
 enum { CODEC_LINES = 1 };
 
 typedef struct {
-    uint8_t type;    /* BATCH_DATA or BATCH_ACK */
+    uint8_t type;    /* BATCH_DATA, BATCH_ACK or BATCH_NACK */
     uint8_t codec;   /* codec of the payload frame */
     uint8_t flags;   /* reserved, 0 */
     uint64_t sat_id; /* the sending satellite's id */

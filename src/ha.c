@@ -194,7 +194,9 @@ void ha_start(ha_t *h)
              "after %lld ms, failback %s",
              s_role(h), bstar_state_name(h->bs.state),
              (long long)h->o.heartbeat_ms, (long long)h->o.expiry_ms,
-             h->o.failback_ms ? "automatic" : "by hand");
+             !h->o.backup       ? "(the backup's)"
+             : h->o.failback_ms ? "automatic"
+                                : "by hand");
     zwatch_start(h->sub_w);
     ev_timer_start(h->loop, &h->beat);
     s_publish(h);
@@ -226,8 +228,8 @@ int ha_active(const ha_t *h)
 int ha_failback(ha_t *h, char *msg, size_t len)
 {
     if (s_event(h, BSTAR_FAILBACK, "failback by hand") != 0) {
-        snprintf(msg, len, "error failback: %s\n",
-                 h->bs.err ? h->bs.err : "refused");
+        snprintf(msg, len, "error %s\n",
+                 h->bs.err ? h->bs.err : "failback: refused");
         return -1;
     }
     snprintf(msg, len, "ok %s is %s: the primary takes over\n", s_role(h),

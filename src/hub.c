@@ -246,16 +246,22 @@ static void s_build(hub_t *h)
     h->ntouched = 0;
 }
 
-/* Acknowledge batch seq to the satellite whose identity is *to (closed). */
-static void s_ack_to(hub_t *h, zmq_msg_t *to, uint64_t seq)
+/* Answer batch seq (BATCH_ACK, or BATCH_NACK: not taken) to the satellite
+ * whose identity is *to (closed). */
+static void s_answer(hub_t *h, zmq_msg_t *to, uint64_t seq, uint8_t type)
 {
     unsigned char buf[BATCH_HDR_LEN];
-    batch_hdr_t a = {.type = BATCH_ACK, .seq = seq, .count = 64};
+    batch_hdr_t a = {.type = type, .seq = seq, .count = 64};
     batch_hdr_encode(&a, buf);
     /* EHOSTUNREACH: the satellite is gone; it resends elsewhere */
     if (zmq_msg_send(to, h->router, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0)
         zmq_send(h->router, buf, sizeof buf, ZMQ_DONTWAIT);
     zmq_msg_close(to);
+}
+
+static void s_ack_to(hub_t *h, zmq_msg_t *to, uint64_t seq)
+{
+    s_answer(h, to, seq, BATCH_ACK);
 }
 
 /* The sender has the held batch: acknowledge it now, or, when it carries
@@ -430,6 +436,12 @@ static void s_router_fn(zwatch_t *w, void *sock, void *arg)
     /* in a pair, only the active member takes batches (the client vote
      * may make this one active); the satellite turns to the other one */
     if (h->ha && !ha_vote(h->ha)) {
+        /* not taken: say so, so that the satellite turns to the other
+         * member at once instead of waiting for its timeout */
+        zmq_msg_t to;
+        zmq_msg_init(&to);
+        zmq_msg_copy(&to, &parts[0]);
+        s_answer(h, &to, bh.seq, BATCH_NACK);
         for (int i = 0; i < n && i < 3; i++)
             zmq_msg_close(&parts[i]);
         return;
@@ -537,6 +549,7 @@ static void s_stats_fn(zwatch_t *w, void *sock, void *arg)
             for (size_t i = 0; i < h->ndests; i++)
                 h->alive[i] = h->dsnap[i].up != 0;
         }
+        s_tell_ha(h); /* a state the pipe did not take: again now */
         break;
     case MSG_DEST_STATE: {
         msg_dest_state_t ev;
@@ -625,6 +638,8 @@ static size_t s_counters(const hub_t *h, selfmetrics_counter_t *c, size_t max,
     C("satellites.badBatches", h->c.bad);
     C("satellites.badLines", h->c.badlines);
     C("satellites.resent", h->ingest.resent);
+    C("satellites.switches", h->ingest.switches);
+    C("satellites.refused", h->ingest.refused);
     G("satellites.connected", s_connected(h), 1);
     G("satellites.window", h->ingest.window_bytes, 1);
     G("connections", h->ingest.connections, 1);
@@ -648,6 +663,7 @@ static size_t s_counters(const hub_t *h, selfmetrics_counter_t *c, size_t max,
         C("ha.refused", hs.refused);
         G("ha.peerAge", hs.peer_age_ms >= 0 ? (uint64_t)hs.peer_age_ms : 0, 1);
         G("ha.peerAlive", (uint64_t)hs.peer_alive, 1);
+        C("ha.badHeartbeats", hs.bad);
     }
     if (h->bsnap.on) {
         int64_t now = clock_wall_ms();
@@ -870,6 +886,19 @@ static int s_reload(hub_t *h, char *msg, size_t cap)
         config_destroy(&cfg);
         return -1;
     }
+    const config_ha_t *oha = &h->boot->ha, *nha = &cfg->ha;
+    if (oha->role != nha->role || oha->heartbeat_ms != nha->heartbeat_ms ||
+        oha->failback_ms != nha->failback_ms ||
+        strcmp(oha->publish ? oha->publish : "",
+               nha->publish ? nha->publish : "") != 0 ||
+        strcmp(oha->peer_publish ? oha->peer_publish : "",
+               nha->peer_publish ? nha->peer_publish : "") != 0 ||
+        strcmp(oha->peer_satellites ? oha->peer_satellites : "",
+               nha->peer_satellites ? nha->peer_satellites : "") != 0 ||
+        strcmp(h->boot->curve.key ? h->boot->curve.key : "",
+               cfg->curve.key ? cfg->curve.key : "") != 0)
+        log_warn("hub: reload: ha and curve changes take effect at the next "
+                 "restart");
     if (!s_listens_eq(h->boot, cfg) ||
         !s_strv_eq(h->boot->satellites_bind, h->boot->nsatellites_bind,
                    cfg->satellites_bind, cfg->nsatellites_bind) ||

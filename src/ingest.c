@@ -67,6 +67,10 @@ typedef struct conn {
                                    bytes, most recent progress first */
 } conn_t;
 
+/* A batch a member that is not active refused is sent again this much
+ * later (with one orchester), or to the other member at once. */
+#define NACK_RETRY_MS 250
+
 typedef struct pending {
     uint64_t seq;         /* its sequence number */
     uint32_t count;       /* datapoints */
@@ -74,6 +78,8 @@ typedef struct pending {
     size_t len;           /* payload bytes */
     int64_t sent_ms;      /* last send, 0 when not sent yet */
     int64_t made_ms;      /* when it was made */
+    int64_t nack_ms;      /* when a member that is not active refused it
+                             (0: never): sent again NACK_RETRY_MS later */
     struct pending *next; /* next newer batch */
 } pending_t;
 
@@ -266,6 +272,24 @@ static void s_ack(ingest_t *ig, uint64_t seq)
         s_pause(ig, 0);
 }
 
+static void s_switch(ingest_t *ig, int64_t now);
+
+/* A member of a pair that is not active refused batch seq: send it again
+ * (after NACK_RETRY_MS, in order), or at once to the other member. */
+static void s_nacked(ingest_t *ig, uint64_t seq)
+{
+    int64_t now = clock_mono_ms();
+    for (pending_t *p = ig->head; p; p = p->next)
+        if (p->seq == seq) {
+            p->sent_ms = 0;
+            p->nack_ms = now;
+            ig->st.refused++;
+            break;
+        }
+    if (ig->neps == 2 && now - ig->switched_ms >= NACK_RETRY_MS)
+        s_switch(ig, now);
+}
+
 static void s_dealer_fn(zwatch_t *w, void *sock, void *arg)
 {
     (void)w;
@@ -276,8 +300,13 @@ static void s_dealer_fn(zwatch_t *w, void *sock, void *arg)
         return;
     msg_discard_rest(sock); /* no multipart acks in this version */
     batch_hdr_t h;
-    if (n > (int)sizeof buf || batch_hdr_decode(buf, (size_t)n, &h) != 0 ||
-        h.type != BATCH_ACK)
+    if (n > (int)sizeof buf || batch_hdr_decode(buf, (size_t)n, &h) != 0)
+        return;
+    if (h.type == BATCH_NACK) {
+        s_nacked(ig, h.seq);
+        return;
+    }
+    if (h.type != BATCH_ACK)
         return;
     ig->last_ack_ms = clock_mono_ms();
     ig->cur_timeout_ms = ig->o.timeout_ms; /* it is alive: no backoff */
@@ -289,11 +318,13 @@ static void s_dealer_fn(zwatch_t *w, void *sock, void *arg)
 static int s_requeue(ingest_t *ig)
 {
     int k = 0;
-    for (pending_t *p = ig->head; p; p = p->next)
+    for (pending_t *p = ig->head; p; p = p->next) {
+        p->nack_ms = 0;
         if (p->sent_ms != 0) {
             p->sent_ms = 0;
             k++;
         }
+    }
     ig->st.resent += (uint64_t)k;
     return k;
 }
@@ -391,6 +422,9 @@ static void s_resend(ingest_t *ig, int64_t now)
     for (pending_t *p = ig->head; p; p = p->next) {
         if (p->sent_ms != 0 && !overdue)
             continue;
+        if (p->sent_ms == 0 && p->nack_ms != 0 &&
+            now - p->nack_ms < NACK_RETRY_MS)
+            break; /* refused just now: again a little later, in order */
         if (s_send_pending(ig, p) != 0)
             break;
         if (overdue)
@@ -928,6 +962,7 @@ static size_t s_counters(const ingest_t *ig, const char **names, uint64_t *vals,
     S_C("batches", ig->st.batches);
     S_C("resent", ig->st.resent);
     S_C("switches", ig->st.switches);
+    S_C("refused", ig->st.refused);
     S_C("window", ig->window);
     S_C("connections", ig->st.connections);
     S_C("orchester", ig->curep);

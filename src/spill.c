@@ -56,10 +56,10 @@ typedef struct xdel {
 
 struct spill_stream {
     spill_t *sp;
-    dest_t *d; /* borrowed */
-    char *key, *curkey;
-    int dead; /* destroyed: freed when refs is 0 */
-    int refs; /* commands pending that point here */
+    dest_t *d;                   /* borrowed */
+    char *key, *curkey, *totkey; /* the stream, its cursor, its totals */
+    int dead;                    /* destroyed: freed when refs is 0 */
+    int refs;                    /* commands pending that point here */
     struct spill_stream *next;
     /* in memory, waiting for Redis: oldest first */
     spill_item_t *head, *tail;
@@ -70,7 +70,6 @@ struct spill_stream {
     int ready;  /* its totals were read since the connection came up */
     int asking; /* an XINFO is pending */
     int64_t asked_ms;
-    uint64_t cum_n, cum_b; /* running totals of the next entry */
     uint64_t backlog, backlog_bytes;
     uint64_t entries;
     sid_t first, last; /* oldest and newest entry (0-0: none) */
@@ -424,18 +423,30 @@ static void s_send_waiting(spill_stream_t *st)
             s_drop(st, it);
             continue;
         }
-        char n[24], c[24], b[24];
+        /* the running totals are kept in Redis (the totals key), so that
+         * every writer of the stream (both members of a pair) counts
+         * alike; HINCRBY comes first: refused at maxmemory, nothing is
+         * written */
+        static const char script[] =
+            "local c = redis.call('HINCRBY', KEYS[2], 'n', ARGV[1]) "
+            "local b = redis.call('HINCRBY', KEYS[2], 'b', ARGV[2]) "
+            "return redis.call('XADD', KEYS[1], '*', 'n', ARGV[1], 'c', c, "
+            "'b', b, 'd', ARGV[3])";
+        char n[24], b[24];
         snprintf(n, sizeof n, "%u", it->lines);
-        snprintf(c, sizeof c, "%" PRIu64, st->cum_n + it->lines);
-        snprintf(b, sizeof b, "%" PRIu64, st->cum_b + it->len);
-        const char *argv[] = {"XADD", st->key, "*", "n", n,       "c",
-                              c,      "b",     b,   "d", it->data};
-        size_t lens[] = {4, strlen(st->key), 1, 1,      strlen(n), 1, strlen(c),
-                         1, strlen(b),       1, it->len};
-        if (s_cmd(st, s_xadd_fn, it, 11, argv, lens) != 0)
+        snprintf(b, sizeof b, "%zu", it->len);
+        const char *argv[] = {"EVAL",     script, "2", st->key,
+                              st->totkey, n,      b,   it->data};
+        size_t lens[] = {4,
+                         sizeof script - 1,
+                         1,
+                         strlen(st->key),
+                         strlen(st->totkey),
+                         strlen(n),
+                         strlen(b),
+                         it->len};
+        if (s_cmd(st, s_xadd_fn, it, 8, argv, lens) != 0)
             break;
-        st->cum_n += it->lines;
-        st->cum_b += it->len;
         it->state = IT_SENT;
         st->sending++;
         st->sent_lines += it->lines;
@@ -716,11 +727,15 @@ static void s_delete_if_empty(spill_stream_t *st)
 {
     static const char script[] =
         "if redis.call('XLEN', KEYS[1]) == 0 then "
-        "return redis.call('DEL', KEYS[1], KEYS[2]) end return 0";
-    const char *argv[] = {"EVAL", script, "2", st->key, st->curkey};
-    size_t lens[] = {4, sizeof script - 1, 1, strlen(st->key),
-                     strlen(st->curkey)};
-    redis_cmd(st->sp->r, s_noop_fn, NULL, 5, argv, lens);
+        "return redis.call('DEL', KEYS[1], KEYS[2], KEYS[3]) end return 0";
+    const char *argv[] = {"EVAL", script, "3", st->key, st->curkey, st->totkey};
+    size_t lens[] = {4,
+                     sizeof script - 1,
+                     1,
+                     strlen(st->key),
+                     strlen(st->curkey),
+                     strlen(st->totkey)};
+    redis_cmd(st->sp->r, s_noop_fn, NULL, 6, argv, lens);
 }
 
 static void s_xinfo_fn(void *arg, redisReply *rp)
@@ -750,10 +765,6 @@ static void s_xinfo_fn(void *arg, redisReply *rp)
             st->last = lid;
             st->backlog = lc >= fc ? lc - fc + fn : fn;
             st->backlog_bytes = lb >= fb ? lb - fb + fl : fl;
-            if (!st->ready) {
-                st->cum_n = lc;
-                st->cum_b = lb;
-            }
         } else {
             st->backlog = st->backlog_bytes = 0;
             st->first = st->last = (sid_t){0, 0};
@@ -963,15 +974,19 @@ spill_stream_t *spill_stream_new(spill_t *sp, dest_t *d)
         strlen(sp->prefix) + strlen(rd->cluster->name) + strlen(rd->addr) + 16;
     st->key = malloc(l);
     st->curkey = malloc(l);
-    if (!st->key || !st->curkey) {
+    st->totkey = malloc(l);
+    if (!st->key || !st->curkey || !st->totkey) {
         free(st->key);
         free(st->curkey);
+        free(st->totkey);
         free(st);
         return NULL;
     }
     snprintf(st->key, l, "%s:buf:%s:%s", sp->prefix, rd->cluster->name,
              rd->addr);
     snprintf(st->curkey, l, "%s:cur:%s:%s", sp->prefix, rd->cluster->name,
+             rd->addr);
+    snprintf(st->totkey, l, "%s:tot:%s:%s", sp->prefix, rd->cluster->name,
              rd->addr);
     st->sp = sp;
     st->d = d;
@@ -998,6 +1013,7 @@ static void s_stream_free(spill_stream_t *st)
     }
     free(st->key);
     free(st->curkey);
+    free(st->totkey);
     free(st);
 }
 
@@ -1116,6 +1132,10 @@ void spill_set_active(spill_t *sp, int active)
     if (sp->passive == !active)
         return;
     sp->passive = !active;
+    /* read every stream's totals back now: the other member may have
+     * spilled into them */
+    for (spill_stream_t *st = sp->streams; st; st = st->next)
+        st->asked_ms = 0;
     log_info("spill: %s", active ? "this member is active: it replays the "
                                    "buffer"
                                  : "this member is passive: the active "

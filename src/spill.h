@@ -12,10 +12,12 @@
  *     bytes;
  *   - otherwise spilled: XADD to the stream <prefix>:buf:<cluster>:<addr>,
  *     one entry per chunk (fields n: datapoints, c and b: the stream's
- *     running totals of datapoints and bytes through this entry, d: the
- *     lines), pipelined; the chunk stays in memory until Redis replied
- *     with an id.  When the destination goes down, the critical chunks
- *     its queue holds are taken back and spilled the same way.
+ *     running totals of datapoints and bytes through this entry, kept in
+ *     the hash <prefix>:tot:<cluster>:<addr> by the same script, so that
+ *     both members of a pair count alike; d: the lines), pipelined; the
+ *     chunk stays in memory until Redis replied with an id.  When the
+ * destination goes down, the critical chunks its queue holds are taken back and
+ * spilled the same way.
  *
  * While the destination is up, the backlog is read from a cursor
  * (XRANGE, exclusive of the last entry read, which is also kept in

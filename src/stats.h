@@ -33,6 +33,8 @@ typedef struct {
     uint64_t batches;              /* batches sent */
     uint64_t resent;               /* batches sent again (reconnect or
                                       acknowledgement timeout) */
+    uint64_t refused;              /* batches a member of a pair that is
+                                      not active refused (BATCH_NACK) */
     uint64_t switches;             /* changes to the other orchester of a
                                       pair */
     uint64_t window_bytes;         /* unacknowledged bytes now */

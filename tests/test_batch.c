@@ -50,6 +50,10 @@ static void test_header_rejects(void **state)
     buf[4] = BATCH_VERSION;
     buf[5] = 77; /* type */
     assert_int_equal(batch_hdr_decode(buf, BATCH_HDR_LEN, &g), -1);
+    buf[5] = BATCH_NACK; /* the answer of a member that is not active */
+    assert_int_equal(batch_hdr_decode(buf, BATCH_HDR_LEN, &g), 0);
+    assert_int_equal(g.type, BATCH_NACK);
+    assert_true(g.seq == 7);
     buf[5] = BATCH_ACK;
     buf[0] = 'X';
     assert_int_equal(batch_hdr_decode(buf, BATCH_HDR_LEN, &g), -1);

@@ -17,9 +17,14 @@ Redis and forward critical datapoints to one sink.
    active (exactly one active), and S2 turns to P.
 3. Every critical datapoint of S1 and S2 arrives, at least once
    (duplicates are counted and printed).
+4. A lone primary (heartbeat 2000 ms) that starts while a satellite sends:
+   until its peer expires it is not active and refuses the batches
+   (BATCH_NACK); the satellite sends them again every 250 ms, and they all
+   arrive long before its 10 s timeout would have resent them.
 """
 import os
 import sys
+import time
 
 sys.dont_write_bytecode = True  # leave no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -120,6 +125,42 @@ def body(t):
                    for nm in (b"s1.", b"s2."))
         sys.stderr.write("# %d critical datapoints sent, all arrived, %d "
                          "duplicates\n" % (n1 + n2, dups))
+
+
+    # -- a lone primary starting while a satellite sends ---------------------
+    with t.check("a lone primary refuses batches until it is active, the "
+                 "satellite sends them again, and they arrive before its "
+                 "timeout would have"):
+        lp, lh, lsat = free_port(), free_port(), free_port()
+        lc = "ipc://" + t.tmp.join("ctl-lone")
+        t.start_orchester("lone", "satellites bind tcp://127.0.0.1:%d ;\n"
+                          "ha primary publish tcp://127.0.0.1:%d peer "
+                          "tcp://127.0.0.1:%d tcp://127.0.0.1:%d heartbeat "
+                          "2000 ms ;\ncontrol %s ;\n"
+                          "cluster sink forward 127.0.0.1:%d ;\n"
+                          "buffer redis %s prefix lone ;\n"
+                          "match * critical send to sink ;\n"
+                          % (lp, lh, free_port(), free_port(), lc, sink.port,
+                             redis.target), control=lc)
+        port = free_port()
+        sctl = "ipc://" + t.tmp.join("ctl-s3")
+        c = t.write("s3.conf", "listen type linemode 127.0.0.1:%d proto tcp ;\n"
+                    "orchester tcp://127.0.0.1:%d timeout 10000 ms ;\n"
+                    "control %s ;\n" % (port, lp, sctl))
+        s3 = t.satellite("s3", c).start()
+        t.wait_ready(s3, tcp_ports=(port,))
+        t0 = time.monotonic()
+        stream = SeqStream(port, 10 ** 9, chunk=100, limit=4000, name=b"s3")
+        stream.start()
+        wait_until(lambda: set(nums(sink, b"s3.")) >= set(range(4000)), 9,
+                   "all 4000 lines within 9 s (the satellite's timeout is 10 s)")
+        took = time.monotonic() - t0
+        out = ctl(t.build, ["-e", sctl, "status"])[1]
+        refused = int(out.split("counter refused ")[1].split()[0]) if \
+            "counter refused " in out else 0
+        sys.stderr.write("# lone primary: all lines %.1f s after the start; "
+                         "%d batches refused first\n" % (took, refused))
+        require(refused > 0, "no batch was refused: %s" % out)
 
 
 Test().run(body)
