@@ -51,12 +51,50 @@ static void s_usage(FILE *f)
                "           to PATH.pub\n");
 }
 
-/* Connect to the buffer's Redis, target as `buffer` says it (unix:PATH or
- * HOST:PORT), within timeout_ms.  NULL with a message on stderr. */
+static redisContext *s_redis(const char *target, int timeout_ms);
+
+/* "sentinel:HOST:PORT,.../NAME": ask each sentinel for the master, in turn;
+ * connect to the first answer.  NULL with a message on stderr. */
+static redisContext *s_redis_sentinel(const char *target, int timeout_ms)
+{
+    const char *slash = strrchr(target, '/');
+    char list[1024], hp[300];
+    if (slash == NULL || (size_t)(slash - target - 9) >= sizeof list) {
+        fprintf(stderr, "orchester-ctl: bad Redis target '%s'\n", target);
+        return NULL;
+    }
+    snprintf(list, sizeof list, "%.*s", (int)(slash - target - 9), target + 9);
+    for (char *save = NULL, *one = strtok_r(list, ",", &save); one;
+         one = strtok_r(NULL, ",", &save)) {
+        redisContext *sc = s_redis(one, timeout_ms);
+        if (sc == NULL)
+            continue;
+        redisReply *r =
+            redisCommand(sc, "SENTINEL get-master-addr-by-name %s", slash + 1);
+        if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2) {
+            snprintf(hp, sizeof hp, "%s:%s", r->element[0]->str,
+                     r->element[1]->str);
+            freeReplyObject(r);
+            redisFree(sc);
+            return s_redis(hp, timeout_ms);
+        }
+        freeReplyObject(r);
+        redisFree(sc);
+    }
+    fprintf(stderr, "orchester-ctl: no sentinel of '%s' named its master\n",
+            target);
+    return NULL;
+}
+
+/* Connect to the buffer's Redis, target as `buffer` says it (unix:PATH,
+ * HOST:PORT or sentinel:...), within timeout_ms.  NULL with a message on
+ * stderr. */
 static redisContext *s_redis(const char *target, int timeout_ms)
 {
     struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
     redisContext *c;
+    if (strncmp(target, "sentinel:", 9) == 0)
+        return s_redis_sentinel(target, timeout_ms);
     if (strncmp(target, "unix:", 5) == 0) {
         c = redisConnectUnixWithTimeout(target + 5, tv);
     } else {

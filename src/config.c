@@ -807,21 +807,22 @@ static int s_numeric_host(const char *hp)
 
 /* buffer redis TARGET [prefix P] [max N datapoints] [replay N per second]
  *     [when full drop|block] [all critical] ; */
+static int s_buffer_sentinel(config_lex_stmt_t *st, config_buffer_t *b);
+static int s_buffer_clauses(config_lex_stmt_t *st, config_buffer_t *b);
+
 static int s_stmt_buffer(config_lex_stmt_t *st)
 {
     static const char *const kinds[] = {"redis", NULL};
-    static const char *const opts[] = {"prefix", "max", "replay",
-                                       "when",   "all", NULL};
-    static const char *const fulls[] = {"drop", "block", NULL};
     config_buffer_t *b = &s_parser(st)->cfg->buffer;
     const config_lex_tok_t *t;
-    unsigned seen = 0;
-    int k, rc = 0, port = 0;
+    int port = 0;
 
     if (s_once(st, &b->pos) != 0 ||
         config_lex_choose(st, "'redis'", kinds) < 0 ||
         !(t = config_lex_take(st, "a target (unix:PATH or HOST:PORT)")))
         return -1;
+    if (config_lex_tok_is(t, "sentinel"))
+        return s_buffer_sentinel(st, b) || s_buffer_clauses(st, b) ? -1 : 0;
     if (strncmp(t->text, "unix:", 5) == 0
             ? !t->text[5]
             : config_lex_hostport(st, t, false, NULL, &port, NULL) || !port)
@@ -835,6 +836,54 @@ static int s_stmt_buffer(config_lex_stmt_t *st)
                                 t->text);
     if (s_set(st, &b->target, t->text) != 0)
         return -1;
+    return s_buffer_clauses(st, b);
+}
+
+/* buffer redis sentinel HOST:PORT[,HOST:PORT...] master NAME ...: the
+ * target "sentinel:LIST/NAME" (src/redis.c asks the sentinels). */
+static int s_buffer_sentinel(config_lex_stmt_t *st, config_buffer_t *b)
+{
+    const config_lex_tok_t *t, *n;
+    if (!(t = config_lex_take(st, "the sentinels (HOST:PORT[,HOST:PORT...])")))
+        return -1;
+    char one[300];
+    for (const char *p = t->text; *p;) {
+        const char *e = strchr(p, ',');
+        size_t l = e ? (size_t)(e - p) : strlen(p);
+        int port = 0;
+        snprintf(one, sizeof one, "%.*s", (int)l, p);
+        if (l == 0 || l >= sizeof one || !s_numeric_host(one) ||
+            !strchr(one, ':') || (port = atoi(strrchr(one, ':') + 1)) <= 0 ||
+            port > 65535)
+            return config_lex_error(st, t,
+                                    "sentinel '%s' must be IP:PORT (or "
+                                    "localhost:PORT), the sentinels separated "
+                                    "by commas",
+                                    one);
+        p += l + (e ? 1 : 0);
+    }
+    if (config_lex_expect(st, "master") != 0 ||
+        !(n = config_lex_take(st, "the master's name after 'master'")))
+        return -1;
+    size_t len = strlen(t->text) + strlen(n->text) + 16;
+    char *target = malloc(len);
+    if (target == NULL)
+        return config_lex_error(st, t, "out of memory");
+    snprintf(target, len, "sentinel:%s/%s", t->text, n->text);
+    int rc = s_set(st, &b->target, target);
+    free(target);
+    return rc;
+}
+
+/* The clauses of a buffer statement after its target. */
+static int s_buffer_clauses(config_lex_stmt_t *st, config_buffer_t *b)
+{
+    static const char *const opts[] = {"prefix", "max",  "replay", "when",
+                                       "all",    "wait", NULL};
+    static const char *const fulls[] = {"drop", "block", NULL};
+    const config_lex_tok_t *t;
+    unsigned seen = 0;
+    int k, rc = 0;
     while (rc == 0 && config_lex_peek(st)) {
         if ((k = s_clause(st, opts, &seen)) < 0)
             return -1;
@@ -857,9 +906,18 @@ static int s_stmt_buffer(config_lex_stmt_t *st)
                                         fulls)) < 0;
             if (!rc)
                 b->full = f == 0 ? BUFFER_FULL_DROP : BUFFER_FULL_BLOCK;
-        } else {
+        } else if (k == 4) {
             rc = config_lex_expect(st, "critical");
             b->all_critical = true;
+        } else {
+            t = config_lex_peek(st);
+            rc = s_take_int(st, "wait", 1, "ms", &b->wait_ms);
+            if (rc == 0 && b->wait_ms > 1000)
+                rc = config_lex_error(st, t,
+                                      "wait %d ms: at most 1000 ms (a Redis "
+                                      "command unanswered for 2000 ms ends "
+                                      "the connection)",
+                                      b->wait_ms);
         }
     }
     return rc ? -1 : 0;

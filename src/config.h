@@ -128,6 +128,9 @@ typedef struct {
     long long replay;          /* datapoints per second, default 200000 */
     config_buffer_full_t full; /* default BUFFER_FULL_DROP */
     bool all_critical;         /* every datapoint is critical */
+    int wait_ms;               /* wait N ms: a spill counts as persisted
+                                  only once WAIT 1 N says a replica holds
+                                  it (0: on the master's answer) */
     config_pos_t pos;
 } config_buffer_t;
 

@@ -229,6 +229,11 @@ int curve_keygen(const char *path, char *err, size_t errlen)
         return -1;
     }
     snprintf(pubpath, sizeof pubpath, "%s.pub", path);
+    /* neither may exist: nothing is written when one does */
+    if (access(pubpath, F_OK) == 0) {
+        snprintf(err, errlen, "%s: File exists", pubpath);
+        return -1;
+    }
     snprintf(text, sizeof text,
              "# orchester CURVE key pair: keep secret\npublic %s\nsecret %s\n",
              pub, sec);

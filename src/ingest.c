@@ -272,7 +272,7 @@ static void s_ack(ingest_t *ig, uint64_t seq)
         s_pause(ig, 0);
 }
 
-static void s_switch(ingest_t *ig, int64_t now);
+static void s_switch(ingest_t *ig, int64_t now, const char *why);
 
 /* A member of a pair that is not active refused batch seq: send it again
  * (after NACK_RETRY_MS, in order), or at once to the other member. */
@@ -287,7 +287,7 @@ static void s_nacked(ingest_t *ig, uint64_t seq)
             break;
         }
     if (ig->neps == 2 && now - ig->switched_ms >= NACK_RETRY_MS)
-        s_switch(ig, now);
+        s_switch(ig, now, "not active (it refused a batch)");
 }
 
 static void s_dealer_fn(zwatch_t *w, void *sock, void *arg)
@@ -372,7 +372,7 @@ static void s_mon_fn(zwatch_t *w, void *sock, void *arg)
 
 /* Send to the other orchester of the pair: leave the current endpoint,
  * connect to the other, and send the whole window there again. */
-static void s_switch(ingest_t *ig, int64_t now)
+static void s_switch(ingest_t *ig, int64_t now, const char *why)
 {
     const char *from = ig->orchester;
     int next = 1 - ig->curep;
@@ -390,9 +390,9 @@ static void s_switch(ingest_t *ig, int64_t now)
     ig->cur_timeout_ms = ig->o.timeout_ms;
     ig->st.switches++;
     int k = s_requeue(ig);
-    log_warn("ingest: %s: no acknowledgement for %d ms: sending to %s, "
-             "%d unacknowledged batches again",
-             from, ig->o.timeout_ms, ig->orchester, k);
+    log_warn("ingest: %s: %s: sending to %s, %d unacknowledged batches "
+             "again",
+             from, why, ig->orchester, k);
 }
 
 /* Resend what is overdue, and send what could not be sent before (or was
@@ -415,7 +415,10 @@ static void s_resend(ingest_t *ig, int64_t now)
     if (ig->neps == 2 && now - ig->head->made_ms >= ig->o.timeout_ms &&
         now - ig->last_ack_ms >= ig->o.timeout_ms &&
         now - ig->switched_ms >= ig->o.timeout_ms) {
-        s_switch(ig, now);
+        char why[64];
+        snprintf(why, sizeof why, "no acknowledgement for %d ms",
+                 ig->o.timeout_ms);
+        s_switch(ig, now, why);
         return;
     }
     int k = 0;

@@ -57,11 +57,17 @@
 typedef enum { ST_WAIT, ST_CONNECTING, ST_UP } rstate_t;
 
 /* One command sent and not yet answered. */
+/* What a connection's own command is (pend_t.ping). */
+enum { P_CALLER = 0, P_PING = 1, P_ASK = 2, P_ROLE = 3 };
+
+#define MAX_SENTINELS 8
+
 typedef struct {
     redis_reply_fn *fn; /* the caller's callback, or NULL */
     void *arg;          /* its argument */
     int64_t sent_ms;    /* when it was sent (clock_mono_ms) */
-    int ping;           /* the connect's own PING, not a caller's command */
+    int ping;           /* P_*: the connect's own PING, a sentinel's
+                           question, the master's ROLE; or a caller's */
 } pend_t;
 
 struct redis {
@@ -100,6 +106,17 @@ struct redis {
                                     connection */
     char why[192];               /* the last failure */
     redis_stats_t stats;         /* counters */
+    /* Sentinel: the master is asked of each sentinel in turn, at every
+     * (re)connect; then its ROLE must say master */
+    int nsentinels; /* 0: a plain target */
+    struct {
+        char host[INET6_ADDRSTRLEN];
+        int port;
+    } sentinels[MAX_SENTINELS];
+    char master[128]; /* the master's name */
+    int asking;       /* this connection is to sentinels[si] */
+    int si;           /* the sentinel asked now */
+    int tried;        /* sentinels asked in this round */
 };
 
 void redis_opts_default(redis_opts_t *o)
@@ -192,10 +209,24 @@ static void s_flush(redis_t *r)
  * NULL), and hiredis has told its commands, or is about to.  Counts, logs
  * (rate-limited), schedules the next attempt, and tells the caller when
  * it was up.  why is copied (never r->why itself). */
+static void s_connect(redis_t *r);
+
 static void s_ended(redis_t *r, const char *why)
 {
     int was_up = r->state == ST_UP;
     char more[64];
+    if (!was_up && r->nsentinels && r->asking && ++r->tried < r->nsentinels) {
+        /* this sentinel did not answer: ask the next one at once */
+        log_info("redis: %s: sentinel %s:%d: %s: asking the next one",
+                 r->target, r->sentinels[r->si].host, r->sentinels[r->si].port,
+                 why);
+        r->si = (r->si + 1) % r->nsentinels;
+        r->ac = NULL;
+        r->closing = 0;
+        ev_timer_stop(r->loop, &r->timer);
+        s_connect(r);
+        return;
+    }
     r->ac = NULL;
     r->closing = 1;
     ev_timer_stop(r->loop, &r->timer);
@@ -269,6 +300,74 @@ static void s_stable(redis_t *r)
     retry_stable(&r->retry);
 }
 
+static void s_drop(redis_t *r, const char *why);
+static void s_reply_fn(redisAsyncContext *ac, void *rep, void *priv);
+
+/* Leave this connection (from inside one of its reply callbacks: hiredis
+ * frees it when the callback returns) and start the next step of the same
+ * attempt at once. */
+static void s_next_step(redis_t *r)
+{
+    redisAsyncContext *ac = r->ac;
+    r->ac = NULL;
+    if (ac)
+        redisAsyncFree(ac);
+    r->closing = 0;
+    ev_timer_stop(r->loop, &r->timer);
+    s_connect(r);
+}
+
+/* A sentinel's answer to SENTINEL get-master-addr-by-name: [ip, port]. */
+static void s_asked(redis_t *r, const redisReply *rp)
+{
+    char why[192];
+    if (rp->type == REDIS_REPLY_ARRAY && rp->elements == 2 &&
+        rp->element[0]->type == REDIS_REPLY_STRING &&
+        rp->element[1]->type == REDIS_REPLY_STRING &&
+        rp->element[0]->len < sizeof r->host) {
+        unsigned char buf[sizeof(struct in6_addr)];
+        char host[INET6_ADDRSTRLEN];
+        memcpy(host, rp->element[0]->str, rp->element[0]->len);
+        host[rp->element[0]->len] = '\0';
+        int port = atoi(rp->element[1]->str);
+        if ((inet_pton(AF_INET, host, buf) == 1 ||
+             inet_pton(AF_INET6, host, buf) == 1) &&
+            port > 0 && port < 65536) {
+            if (strcmp(host, r->host) != 0 || port != r->port)
+                log_info("redis: %s: sentinel %s:%d says the master is "
+                         "%s:%d",
+                         r->target, r->sentinels[r->si].host,
+                         r->sentinels[r->si].port, host, port);
+            snprintf(r->host, sizeof r->host, "%s", host);
+            r->port = port;
+            r->asking = 0;
+            s_next_step(r);
+            return;
+        }
+    }
+    snprintf(why, sizeof why, "sentinel: no master named '%s'", r->master);
+    s_drop(r, why);
+}
+
+/* The master's answer to ROLE: it must still say master. */
+static void s_role(redis_t *r, const redisReply *rp)
+{
+    char why[192];
+    if (rp->type == REDIS_REPLY_ARRAY && rp->elements >= 1 &&
+        rp->element[0]->type == REDIS_REPLY_STRING &&
+        strcmp(rp->element[0]->str, "master") == 0) {
+        s_up(r);
+        return;
+    }
+    snprintf(why, sizeof why, "ROLE: %s:%d is not the master (%s)", r->host,
+             r->port,
+             rp->type == REDIS_REPLY_ARRAY && rp->elements >= 1 &&
+                     rp->element[0]->type == REDIS_REPLY_STRING
+                 ? rp->element[0]->str
+                 : "no answer");
+    s_drop(r, why);
+}
+
 /* Every reply callback, the PING's and the caller's commands'. */
 static void s_reply_fn(redisAsyncContext *ac, void *rep, void *priv)
 {
@@ -283,11 +382,25 @@ static void s_reply_fn(redisAsyncContext *ac, void *rep, void *priv)
     if (e.ping) {
         if (reply == NULL || ac != r->ac || r->closing)
             return;
+        if (e.ping == P_ASK) {
+            s_asked(r, reply);
+            return;
+        }
+        if (e.ping == P_ROLE) {
+            s_role(r, reply);
+            return;
+        }
         if (reply->type == REDIS_REPLY_ERROR) {
             char why[192];
             snprintf(why, sizeof why, "PING: %.*s", (int)reply->len,
                      reply->str ? reply->str : "");
             s_drop(r, why);
+        } else if (r->nsentinels) {
+            /* through Sentinel: it must be the master still */
+            pend_t q = {NULL, NULL, clock_mono_ms(), P_ROLE};
+            if (s_reserve(r) == 0 &&
+                redisAsyncCommand(r->ac, s_reply_fn, NULL, "ROLE") == REDIS_OK)
+                s_push(r, &q);
         } else {
             s_up(r);
         }
@@ -318,7 +431,16 @@ static void s_connect_fn(const redisAsyncContext *ac, int status)
     r->connected = 1;
     /* not freed from here (see the top of the file): when the PING cannot
      * be queued, the connect watchdog ends the attempt */
-    pend_t e = {NULL, NULL, clock_mono_ms(), 1};
+    if (r->nsentinels && r->asking) {
+        pend_t e = {NULL, NULL, clock_mono_ms(), P_ASK};
+        if (s_reserve(r) == 0 &&
+            redisAsyncCommand(r->ac, s_reply_fn, NULL,
+                              "SENTINEL get-master-addr-by-name %s",
+                              r->master) == REDIS_OK)
+            s_push(r, &e);
+        return;
+    }
+    pend_t e = {NULL, NULL, clock_mono_ms(), P_PING};
     if (s_reserve(r) == 0 &&
         redisAsyncCommand(r->ac, s_reply_fn, NULL, "PING") == REDIS_OK)
         s_push(r, &e);
@@ -348,8 +470,11 @@ static void s_connect(redis_t *r)
     r->state = ST_CONNECTING;
     r->connected = 0;
     r->lost = 0;
-    redisAsyncContext *ac = r->path ? redisAsyncConnectUnix(r->path)
-                                    : redisAsyncConnect(r->host, r->port);
+    redisAsyncContext *ac = r->nsentinels && r->asking
+                                ? redisAsyncConnect(r->sentinels[r->si].host,
+                                                    r->sentinels[r->si].port)
+                            : r->path ? redisAsyncConnectUnix(r->path)
+                                      : redisAsyncConnect(r->host, r->port);
     if (ac == NULL) {
         s_ended(r, "connect: out of memory");
         return;
@@ -380,6 +505,11 @@ static void s_timer_fn(struct ev_loop *loop, ev_timer *t, int revents)
     redis_t *r = t->data;
     char why[192];
     if (r->state == ST_WAIT) {
+        if (r->nsentinels) { /* discover the master again at every
+                                reconnect */
+            r->asking = 1;
+            r->tried = 0;
+        }
         s_connect(r);
     } else if (r->state == ST_CONNECTING) {
         r->stats.connect_timeouts++;
@@ -419,10 +549,58 @@ static void s_watchdog_fn(struct ev_loop *loop, ev_timer *t, int revents)
 /* ---- the target ---------------------------------------------------------- */
 
 /* Parse target into r->path or r->host and r->port; -1 with err. */
+static int s_target(redis_t *r, const char *target, char *err, size_t errlen);
+
+/* "sentinel:HOST:PORT[,HOST:PORT...]/NAME" into r->sentinels and
+ * r->master; -1 with err. */
+static int s_sentinels(redis_t *r, const char *spec, char *err, size_t errlen)
+{
+    const char *slash = strrchr(spec, '/');
+    if (slash == NULL || slash[1] == '\0' ||
+        strlen(slash + 1) >= sizeof r->master) {
+        snprintf(err, errlen, "'%s': expected sentinel:HOST:PORT,.../NAME",
+                 spec);
+        return -1;
+    }
+    snprintf(r->master, sizeof r->master, "%s", slash + 1);
+    const char *p = spec + 9;
+    while (p < slash) {
+        const char *e = memchr(p, ',', (size_t)(slash - p));
+        if (e == NULL)
+            e = slash;
+        char one[INET6_ADDRSTRLEN + 16];
+        if (r->nsentinels == MAX_SENTINELS || (size_t)(e - p) >= sizeof one) {
+            snprintf(err, errlen, "'%s': at most %d sentinels", spec,
+                     MAX_SENTINELS);
+            return -1;
+        }
+        memcpy(one, p, (size_t)(e - p));
+        one[e - p] = '\0';
+        redis_t tmp;
+        memset(&tmp, 0, sizeof tmp);
+        if (s_target(&tmp, one, err, errlen) != 0 || tmp.path) {
+            free(tmp.path);
+            return -1;
+        }
+        snprintf(r->sentinels[r->nsentinels].host, sizeof r->sentinels[0].host,
+                 "%s", tmp.host);
+        r->sentinels[r->nsentinels++].port = tmp.port;
+        p = e + 1;
+    }
+    if (r->nsentinels == 0) {
+        snprintf(err, errlen, "'%s': no sentinel", spec);
+        return -1;
+    }
+    r->asking = 1;
+    return 0;
+}
+
 static int s_target(redis_t *r, const char *target, char *err, size_t errlen)
 {
     const char *hs, *he, *ps;
     char host[INET6_ADDRSTRLEN];
+    if (strncmp(target, "sentinel:", 9) == 0)
+        return s_sentinels(r, target, err, errlen);
     if (strncmp(target, "unix:", 5) == 0) {
         const char *path = target + 5;
         if (path[0] == '\0' ||

@@ -97,6 +97,7 @@ struct spill {
     spill_opts_t o;
     char *prefix;
     long long max, replay;
+    int wait_ms; /* wait N ms: a replica must confirm a spill (0: not) */
     config_buffer_full_t full;
     redis_t *r; /* owned */
     spill_stream_t *streams;
@@ -258,7 +259,7 @@ static void s_log_full(spill_t *sp, uint64_t lines, const char *why)
 static spill_item_t *s_oldest_waiting(spill_stream_t *st)
 {
     spill_item_t *it = st->head;
-    while (it && it->state != IT_WAIT)
+    while (it && (it->state != IT_WAIT || it->pending > 0))
         it = it->next;
     return it;
 }
@@ -331,6 +332,7 @@ static void s_xadd_fn(void *arg, redisReply *rp)
     spill_item_t *it = arg;
     spill_stream_t *st = it->st;
     spill_t *sp = st->sp;
+    it->pending--;
     st->sending--;
     st->sent_lines -= it->lines;
     if (st->dead) {
@@ -373,11 +375,65 @@ static void s_xadd_fn(void *arg, redisReply *rp)
     st->backlog += it->lines;
     st->backlog_bytes += it->len;
     st->entries++;
+    if (sp->wait_ms > 0) {
+        /* persisted once WAIT says a replica holds it (s_wait_fn) */
+        it->stored = 1;
+        s_unref(st);
+        return;
+    }
     s_unlink(st, it);
     s_safe(it);
     it->release(it);
     if (!s_unref(st))
         s_send_waiting(st);
+}
+
+static int s_send_wait(spill_stream_t *st, spill_item_t *it);
+
+/* WAIT 1 N after an item's XADD: how many replicas hold it. */
+static void s_wait_fn(void *arg, redisReply *rp)
+{
+    spill_item_t *it = arg;
+    spill_stream_t *st = it->st;
+    it->pending--;
+    if (!it->stored) { /* its XADD failed: it waits in memory again */
+        s_unref(st);
+        return;
+    }
+    if (st->dead ||
+        (rp && rp->type == REDIS_REPLY_INTEGER && rp->integer >= 1)) {
+        s_unlink(st, it);
+        it->stored = 0;
+        s_safe(it);
+        it->release(it);
+        if (!s_unref(st))
+            s_send_waiting(st);
+        return;
+    }
+    if (rp && rp->type == REDIS_REPLY_INTEGER && s_send_wait(st, it) == 0) {
+        s_unref(st); /* not yet confirmed: asked again */
+        return;
+    }
+    /* the connection ended before a replica confirmed it: it is written
+     * again (to the master a failover made), at most that many
+     * duplicates */
+    s_count_error(st, rp, "WAIT");
+    it->stored = 0;
+    it->state = IT_WAIT;
+    st->c.again += it->lines;
+    s_unref(st);
+}
+
+static int s_send_wait(spill_stream_t *st, spill_item_t *it)
+{
+    char ms[24];
+    snprintf(ms, sizeof ms, "%d", st->sp->wait_ms);
+    const char *argv[] = {"WAIT", "1", ms};
+    size_t lens[] = {4, 1, strlen(ms)};
+    if (s_cmd(st, s_wait_fn, it, 3, argv, lens) != 0)
+        return -1;
+    it->pending++;
+    return 0;
 }
 
 /* Datapoints in Redis in all streams, and on their way there. */
@@ -411,7 +467,7 @@ static void s_send_waiting(spill_stream_t *st)
     for (spill_item_t *it = st->head; it && st->sending < MAX_SENDING;
          it = next) {
         next = it->next;
-        if (it->state != IT_WAIT)
+        if (it->state != IT_WAIT || it->pending > 0)
             continue;
         if (sp->max > 0 && s_backlog_all(sp) + it->lines > (uint64_t)sp->max) {
             /* it would pass max: the choice decides (block: spill_room
@@ -447,6 +503,9 @@ static void s_send_waiting(spill_stream_t *st)
                          it->len};
         if (s_cmd(st, s_xadd_fn, it, 8, argv, lens) != 0)
             break;
+        it->pending++;
+        if (sp->wait_ms > 0)
+            s_send_wait(st, it); /* answered after the XADD */
         it->state = IT_SENT;
         st->sending++;
         st->sent_lines += it->lines;
@@ -840,7 +899,7 @@ static void s_pump(spill_stream_t *st, int64_t now)
 {
     spill_t *sp = st->sp;
     /* waiting items go out live once the destination takes them again */
-    while (st->head && st->head->state == IT_WAIT &&
+    while (st->head && st->head->state == IT_WAIT && st->head->pending == 0 &&
            s_would_live(st, st->head->lines)) {
         spill_item_t *it = st->head;
         s_unlink(st, it);
@@ -942,6 +1001,7 @@ void spill_set(spill_t *sp, const config_buffer_t *cfg)
 {
     sp->max = cfg->max;
     sp->replay = cfg->replay;
+    sp->wait_ms = cfg->wait_ms;
     sp->full = cfg->full;
 }
 

@@ -69,6 +69,8 @@ typedef struct spill_item {
     spill_stream_t *st;
     int state;
     int safe_told;
+    int stored;  /* in Redis, a replica's confirmation awaited (wait N ms) */
+    int pending; /* Redis commands whose answer will name it */
 } spill_item_t;
 
 typedef struct {

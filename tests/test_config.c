@@ -332,6 +332,15 @@ static void test_defaults(void **state)
     assert_false(cfg->buffer.all_critical);
     config_destroy(&cfg);
 
+    /* Sentinel: the target names the sentinels and the master */
+    cfg = s_parse("buffer redis sentinel 10.0.0.1:26379,10.0.0.2:26379 "
+                  "master m wait 500 ms prefix p ;");
+    assert_string_equal(cfg->buffer.target,
+                        "sentinel:10.0.0.1:26379,10.0.0.2:26379/m");
+    assert_int_equal(cfg->buffer.wait_ms, 500);
+    assert_string_equal(cfg->buffer.prefix, "p");
+    config_destroy(&cfg);
+
     /* curve: the key pair, the allowed keys, the server's key */
     cfg = s_parse("curve key /etc/o/k allow a.pub b.pub server s.pub ;");
     assert_string_equal(cfg->curve.key, "/etc/o/k");
@@ -1158,6 +1167,13 @@ static const bad_t s_bads[] = {
     {"control_exposed", "control tcp://0.0.0.0:5555 ;",
      "t.conf:1: ", "can be reached from other hosts"},
     {"curve_nokey", "curve allow a.pub ;", "t.conf:1: ", "missing 'key FILE'"},
+    {"buffer_wait_long", "buffer redis 10.0.0.1:1 wait 5000 ms ;",
+     "t.conf:1: ", "at most 1000 ms"},
+    {"buffer_sentinel_name",
+     "buffer redis sentinel redis.local:26379 master m ;",
+     "t.conf:1: ", "must be IP:PORT"},
+    {"buffer_sentinel_master", "buffer redis sentinel 10.0.0.1:26379 ;",
+     "t.conf:1: ", "expected 'master'"},
     {"curve_allow_empty", "curve key k allow ;",
      "t.conf:1: ", "'allow' names no file"},
     {"buffer_twice", "buffer redis 10.0.0.1:1 ;\nbuffer redis 10.0.0.1:2 ;",
