@@ -64,6 +64,14 @@ def body(t):
                    30, "the replica to follow the master")
         wait_until(lambda: all(cli(s, "SENTINEL", "get-master-addr-by-name", "m")
                                for s in sentinels), 30, "the sentinels")
+        # a sentinel learns of the replica from the master's INFO (every
+        # 10 s) and of the other sentinels from their hellos: a failover
+        # needs both
+        wait_until(lambda: all(str(pr) in (cli(s, "SENTINEL", "replicas", "m")
+                                           or "") and
+                               (cli(s, "SENTINEL", "sentinels", "m") or "")
+                               .count("127.0.0.1") >= 2 for s in sentinels),
+                   60, "the sentinels to know the replica and each other")
 
     sink = t.sink()
     sink.stop()
