@@ -64,7 +64,12 @@ struct spill_stream {
     /* in memory, waiting for Redis: oldest first */
     spill_item_t *head, *tail;
     uint64_t mem_lines;
-    int sending;         /* XADDs in flight */
+    int sending; /* XADDs in flight */
+    /* wait N ms: one WAIT at a time, covering every XADD sent before it
+     * (so that the connection is never blocked longer than N ms) */
+    uint64_t wseq;       /* XADDs sent so far (each item takes the next) */
+    int waiting;         /* a WAIT is out */
+    uint64_t wupto;      /* the items it covers: wseq <= wupto */
     uint64_t sent_lines; /* their datapoints */
     /* the stream in Redis */
     int ready;  /* its totals were read since the connection came up */
@@ -326,6 +331,7 @@ static void s_go_live(spill_stream_t *st, spill_item_t *it)
 /* ---- spilling ------------------------------------------------------------ */
 
 static void s_send_waiting(spill_stream_t *st);
+static int s_send_wait(spill_stream_t *st);
 
 static void s_xadd_fn(void *arg, redisReply *rp)
 {
@@ -378,7 +384,8 @@ static void s_xadd_fn(void *arg, redisReply *rp)
     if (sp->wait_ms > 0) {
         /* persisted once WAIT says a replica holds it (s_wait_fn) */
         it->stored = 1;
-        s_unref(st);
+        if (!s_unref(st))
+            s_send_wait(st);
         return;
     }
     s_unlink(st, it);
@@ -388,51 +395,60 @@ static void s_xadd_fn(void *arg, redisReply *rp)
         s_send_waiting(st);
 }
 
-static int s_send_wait(spill_stream_t *st, spill_item_t *it);
-
-/* WAIT 1 N after an item's XADD: how many replicas hold it. */
+/* WAIT 1 N: how many replicas hold every write before it; it confirms
+ * the stored items it covers (wseq <= wupto). */
 static void s_wait_fn(void *arg, redisReply *rp)
 {
-    spill_item_t *it = arg;
-    spill_stream_t *st = it->st;
-    it->pending--;
-    if (!it->stored) { /* its XADD failed: it waits in memory again */
-        s_unref(st);
-        return;
+    spill_stream_t *st = arg;
+    st->waiting = 0;
+    int ok =
+        st->dead || (rp && rp->type == REDIS_REPLY_INTEGER && rp->integer >= 1);
+    int lost = !ok && (rp == NULL || rp->type != REDIS_REPLY_INTEGER);
+    spill_item_t *next;
+    for (spill_item_t *it = st->head; it; it = next) {
+        next = it->next;
+        if (!it->stored || it->wseq > st->wupto)
+            continue;
+        if (ok) {
+            s_unlink(st, it);
+            it->stored = 0;
+            s_safe(it);
+            it->release(it);
+        } else if (lost) {
+            /* the connection ended before a replica confirmed it: it is
+             * written again (to the master a failover made), at most that
+             * many duplicates */
+            it->stored = 0;
+            it->state = IT_WAIT;
+            st->c.again += it->lines;
+        }
     }
-    if (st->dead ||
-        (rp && rp->type == REDIS_REPLY_INTEGER && rp->integer >= 1)) {
-        s_unlink(st, it);
-        it->stored = 0;
-        s_safe(it);
-        it->release(it);
-        if (!s_unref(st))
-            s_send_waiting(st);
-        return;
+    if (lost)
+        s_count_error(st, rp, "WAIT");
+    if (!s_unref(st)) {
+        s_send_wait(st); /* not confirmed yet, or written since */
+        s_send_waiting(st);
     }
-    if (rp && rp->type == REDIS_REPLY_INTEGER && s_send_wait(st, it) == 0) {
-        s_unref(st); /* not yet confirmed: asked again */
-        return;
-    }
-    /* the connection ended before a replica confirmed it: it is written
-     * again (to the master a failover made), at most that many
-     * duplicates */
-    s_count_error(st, rp, "WAIT");
-    it->stored = 0;
-    it->state = IT_WAIT;
-    st->c.again += it->lines;
-    s_unref(st);
 }
 
-static int s_send_wait(spill_stream_t *st, spill_item_t *it)
+static int s_send_wait(spill_stream_t *st)
 {
+    if (st->waiting)
+        return 0;
+    uint64_t upto = 0;
+    for (spill_item_t *it = st->head; it; it = it->next)
+        if (it->stored && it->wseq > upto)
+            upto = it->wseq;
+    if (upto == 0)
+        return 0; /* nothing stored awaits a confirmation */
     char ms[24];
     snprintf(ms, sizeof ms, "%d", st->sp->wait_ms);
     const char *argv[] = {"WAIT", "1", ms};
     size_t lens[] = {4, 1, strlen(ms)};
-    if (s_cmd(st, s_wait_fn, it, 3, argv, lens) != 0)
+    if (s_cmd(st, s_wait_fn, st, 3, argv, lens) != 0)
         return -1;
-    it->pending++;
+    st->waiting = 1;
+    st->wupto = upto;
     return 0;
 }
 
@@ -504,8 +520,7 @@ static void s_send_waiting(spill_stream_t *st)
         if (s_cmd(st, s_xadd_fn, it, 8, argv, lens) != 0)
             break;
         it->pending++;
-        if (sp->wait_ms > 0)
-            s_send_wait(st, it); /* answered after the XADD */
+        it->wseq = ++st->wseq;
         it->state = IT_SENT;
         st->sending++;
         st->sent_lines += it->lines;

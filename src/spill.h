@@ -69,8 +69,9 @@ typedef struct spill_item {
     spill_stream_t *st;
     int state;
     int safe_told;
-    int stored;  /* in Redis, a replica's confirmation awaited (wait N ms) */
-    int pending; /* Redis commands whose answer will name it */
+    int stored;    /* in Redis, a replica's confirmation awaited (wait N ms) */
+    int pending;   /* Redis commands whose answer will name it */
+    uint64_t wseq; /* its XADD's number in its stream (wait N ms) */
 } spill_item_t;
 
 typedef struct {

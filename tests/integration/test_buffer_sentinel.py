@@ -56,7 +56,9 @@ def body(t):
                        "sentinel monitor m 127.0.0.1 %d 2\n"
                        "sentinel down-after-milliseconds m 1000\n"
                        "sentinel failover-timeout m 5000\n"
-                       % (sp, t.tmp.path, pm))
+                       # told of the replica: no wait for the master's INFO
+                       "sentinel known-replica m 127.0.0.1 %d\n"
+                       % (sp, t.tmp.path, pm, pr))
         t.proc("sentinel%d" % i, ["redis-server", conf, "--sentinel"]).start()
     with t.check("Redis master, replica and three sentinels are up", fatal=True):
         wait_until(lambda: cli(pr, "INFO", "replication") and
