@@ -222,6 +222,7 @@ def body(t):
         o.crash()
         before = len(crit_numbers(sink))
         sink.stop()  # the next run replays behind what is left
+        left = redis.stream_datapoints(key)
         o = start("replay-again", 200000)
         sink.start()
         wait_until(lambda: set(crit_numbers(sink)) >= set(range(N_CRASH)), 60,
@@ -229,6 +230,11 @@ def body(t):
         wait_until(lambda: redis.keys("t:*") == [], 30, "the keys to go")
         got = crit_numbers(sink)
         dups = len(got) - len(set(got))
+        # the counters reach the status once a second: wait for the one
+        # that says the whole of what was left has been replayed
+        wait_until(lambda: counter(t.status(control), "replayed") >= left, 10,
+                   lambda: "replayed %d of the %d left" % (
+                       counter(t.status(control), "replayed"), left))
         again = counter(t.status(control), "replayedAgain")
         print("# crash during replay: %d had arrived before the kill; %d "
               "duplicates after it; replayedAgain says %d" % (before, dups,
