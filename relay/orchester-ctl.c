@@ -45,6 +45,21 @@ static void s_usage(FILE *f)
                "failovers\n"
                "  ha failback\n"
                "           the active backup hands back to the primary\n"
+               "  route [list]\n"
+               "           the rules in force, numbered, and the route "
+               "changes\n"
+               "  route add POS|first|last 'RULE'\n"
+               "           a match or rewrite rule before rule POS\n"
+               "  route remove POS\n"
+               "           rule POS no longer applies\n"
+               "  route drain CLUSTER HOST:PORT, route back CLUSTER "
+               "HOST:PORT\n"
+               "           the member takes no share, or takes it again\n"
+               "  route redirect CLUSTER MEMBER..., route restore CLUSTER\n"
+               "           the cluster sends to these members instead, or "
+               "to its own\n"
+               "  route clear\n"
+               "           every route change undone\n"
                "orchester-ctl keygen PATH\n"
                "           write a CURVE key pair to PATH (mode 0600) and "
                "its public key\n"
@@ -228,6 +243,7 @@ int main(int argc, char **argv)
     }
     long long peek = 0;
     const char *ha_cmd = NULL;
+    char route_cmd[8192];
     const char *peek_dest = NULL;
     if (optind + 4 == argc && strcmp(argv[optind], "buffer") == 0 &&
         strcmp(argv[optind + 2], "peek") == 0) {
@@ -240,6 +256,21 @@ int main(int argc, char **argv)
     } else if (optind == argc - 2 && strcmp(argv[optind], "ha") == 0 &&
                strcmp(argv[optind + 1], "failback") == 0) {
         ha_cmd = "ha failback";
+    } else if (optind < argc && strcmp(argv[optind], "route") == 0) {
+        /* the words after it, joined by spaces: the rule may come quoted
+         * as one argument or unquoted as several */
+        size_t len = 0;
+        route_cmd[0] = '\0';
+        for (int i = optind; i < argc; i++) {
+            int n = snprintf(route_cmd + len, sizeof route_cmd - len, "%s%s",
+                             i > optind ? " " : "", argv[i]);
+            if (n < 0 || (size_t)n >= sizeof route_cmd - len) {
+                fprintf(stderr, "orchester-ctl: route: too long\n");
+                return 2;
+            }
+            len += (size_t)n;
+        }
+        ha_cmd = route_cmd;
     } else if (optind != argc - 1) {
         s_usage(stderr);
         return 2;

@@ -28,6 +28,7 @@
 #include "options.h"
 #include "msg.h"
 #include "router.h"
+#include "routes.h"
 #include "sender.h"
 #include "testmode.h"
 #include "useall.h"
@@ -45,6 +46,7 @@ typedef struct {
     long long v[OPT_N]; /* the numbers (src/options.h) */
     const char *hostname;
     const char *pidfile;
+    const char *routes; /* -O: the routes file (NULL: CONFIG.routes) */
 } opts_t;
 
 static void s_usage(FILE *f)
@@ -59,13 +61,16 @@ static void s_usage(FILE *f)
     opt_usage(f, OPT_P_ORCHESTER);
     fprintf(f, "  -H NAME  host name in self metrics (this host's)\n"
                "  -P FILE  write the pid to FILE\n"
+               "  -O FILE  route changes made at run time (orchester-ctl "
+               "route);\n"
+               "           default: CONFIG.routes\n"
                "  -v       print the version\n");
 }
 
 static int s_parse(int argc, char **argv, opts_t *o)
 {
     char spec[128], err[200];
-    opt_getopt(OPT_P_ORCHESTER, "f:tH:P:vh", spec, sizeof spec);
+    opt_getopt(OPT_P_ORCHESTER, "f:tH:P:O:vh", spec, sizeof spec);
     int c;
     while ((c = getopt(argc, argv, spec)) != -1) {
         switch (c) {
@@ -73,6 +78,7 @@ static int s_parse(int argc, char **argv, opts_t *o)
         case 't': o->test++; break;
         case 'H': o->hostname = optarg; break;
         case 'P': o->pidfile = optarg; break;
+        case 'O': o->routes = optarg; break;
         case 'v': printf("orchester %s\n", PACKAGE_VERSION); exit(0);
         case 'h': s_usage(stdout); exit(0);
         default:
@@ -113,6 +119,13 @@ static void *s_sender_main(void *p)
     return NULL;
 }
 
+/* A route change that no longer fits the file. */
+static void s_skip_fn(void *arg, const route_change_t *c, const char *why)
+{
+    (void)arg;
+    log_warn("orchester: route change at line %d skipped: %s", c->line, why);
+}
+
 static void *s_pair(void *zctx, const char *ep)
 {
     void *s = zmq_socket(zctx, ZMQ_PAIR);
@@ -134,17 +147,26 @@ int main(int argc, char **argv)
     char err[1024];
     if (s_parse(argc, argv, &o) != 0)
         return 2;
-    config_t *cfg = config_load(o.config, err, sizeof err);
-    if (cfg == NULL) {
-        fprintf(stderr, "orchester: %s\n", err);
-        return 1;
-    }
-    router_t *r = useall_expand(cfg, err, sizeof err) == 0
+    /* the file's tree (kept by the hub for route changes), and a copy
+     * with the route changes applied over it: the one in force */
+    config_t *base = config_load(o.config, err, sizeof err), *cfg = NULL;
+    char *rpath = o.routes ? strdup(o.routes) : routes_path(o.config);
+    routes_t *routes =
+        base && rpath ? routes_load(rpath, err, sizeof err) : NULL;
+    if (routes && !(cfg = config_dup(base)))
+        snprintf(err, sizeof err, "out of memory");
+    router_t *r = cfg &&
+                          routes_apply(routes, cfg, rpath, s_skip_fn, NULL, err,
+                                       sizeof err) == 0 &&
+                          useall_expand(cfg, err, sizeof err) == 0
                       ? router_new(cfg, err, sizeof err)
                       : NULL;
     if (r == NULL) {
-        fprintf(stderr, "orchester: %s\n", err);
+        fprintf(stderr, "orchester: %s\n", rpath ? err : "out of memory");
         config_destroy(&cfg);
+        config_destroy(&base);
+        routes_destroy(&routes);
+        free(rpath);
         return 1;
     }
     /* CURVE: the key files are read now, so that -t -t checks them too */
@@ -154,6 +176,9 @@ int main(int argc, char **argv)
         free(cc);
         router_destroy(&r);
         config_destroy(&cfg);
+        config_destroy(&base);
+        routes_destroy(&routes);
+        free(rpath);
         return 1;
     }
     if (o.test) {
@@ -163,8 +188,16 @@ int main(int argc, char **argv)
             rc = testmode_run(r, stdin, stdout, (size_t)o.v[OPT_MAXLINE]);
         else
             printf("%s: configuration ok\n", o.config);
+        if (routes->n > 0)
+            fprintf(o.test == 1 ? stderr : stdout,
+                    "%s: %zu route change%s applied (orchester-ctl route "
+                    "list)\n",
+                    rpath, routes->n, routes->n == 1 ? "" : "s");
         router_destroy(&r);
         config_destroy(&cfg);
+        config_destroy(&base);
+        routes_destroy(&routes);
+        free(rpath);
         return rc == 0 ? 0 : 1;
     }
 
@@ -215,7 +248,12 @@ int main(int argc, char **argv)
                      .config_path = o.config,
                      .stats_interval = (int)o.v[OPT_STATS],
                      .maxline = (size_t)o.v[OPT_MAXLINE],
-                     .curve = cc};
+                     .curve = cc,
+                     .base = base,
+                     .routes = routes,
+                     .routes_path = rpath};
+    base = NULL; /* the hub's now, whatever hub_new says */
+    routes = NULL;
     t.hub = hub_new(zctx, cfg, r, &ho, err, sizeof err);
     if (t.hub == NULL) {
         log_err("orchester: %s", err);
@@ -306,6 +344,9 @@ out:
     free(cc);
     router_destroy(&r);
     config_destroy(&cfg);
+    config_destroy(&base);
+    routes_destroy(&routes);
+    free(rpath);
     if (o.pidfile)
         unlink(o.pidfile);
     log_info("orchester: stopped");

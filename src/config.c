@@ -1028,6 +1028,11 @@ static int s_statement(config_lex_stmt_t *st)
     const config_lex_tok_t *t = &st->tok[0];
     size_t n = sizeof s_statements / sizeof s_statements[0];
 
+    if ((s_parser(st)->flags & CONFIG_RULES_ONLY) &&
+        !config_lex_tok_is(t, "match") && !config_lex_tok_is(t, "rewrite"))
+        return config_lex_fail(st->err, st->file, t->line,
+                               "'%s': only a match or a rewrite rule here",
+                               t->text);
     for (size_t k = 0; k < n; k++) {
         if (config_lex_tok_is(t, s_statements[k].word)) {
             st->name = s_statements[k].word;
@@ -1098,8 +1103,7 @@ done:
     return rc;
 }
 
-/* s_add_file: a copy of path appended to cfg->files, or NULL. */
-static const char *s_add_file(config_t *cfg, const char *path)
+const char *config_add_file(config_t *cfg, const char *path)
 {
     char **grown = NULL;
     char *copy = strdup(path);
@@ -1136,7 +1140,7 @@ static int s_parse_file(parser_t *p, const char *path, int depth,
         return config_lex_fail(&p->err, path, 0, "cannot read: %s",
                                s_strerror(e, ebuf, sizeof ebuf));
     }
-    if (!(file = s_add_file(p->cfg, path)) ||
+    if (!(file = config_add_file(p->cfg, path)) ||
         ((slash = strrchr(file, '/')) &&
          !(dir = strndup(file, slash == file ? 1 : (size_t)(slash - file))))) {
         config_lex_fail(&p->err, path, 0, "out of memory");
@@ -1236,12 +1240,12 @@ config_t *config_parse_string_flags(const char *text, const char *name,
         text = "";
     if (s_begin(&p, name, flags, err, errlen) != 0)
         return NULL;
-    if (!(file = s_add_file(p.cfg, name))) {
+    if (!(file = config_add_file(p.cfg, name))) {
         config_lex_fail(&p.err, name, 0, "out of memory");
         goto err;
     }
     if (s_parse_text(&p, text, strlen(text), file, NULL, 0) != 0 ||
-        s_check(&p) != 0)
+        (!(flags & CONFIG_NO_CHECK) && s_check(&p) != 0))
         goto err;
     return p.cfg;
 

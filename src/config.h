@@ -208,7 +208,12 @@ config_t *config_parse_string(const char *text, const char *name, char *err,
 
 /* Flags for config_parse_string_flags(). */
 enum {
-    CONFIG_NO_INCLUDE = 1 << 0 /* refuse "include": read no file at all */
+    CONFIG_NO_INCLUDE = 1 << 0, /* refuse "include": read no file at all */
+    CONFIG_RULES_ONLY = 1 << 1, /* refuse every statement but match and
+                                   rewrite (a rule of orchester-ctl route) */
+    CONFIG_NO_CHECK = 1 << 2    /* skip the whole-tree checks (clusters a
+                                   rule names exist): the caller checks
+                                   them against another tree */
 };
 
 /* config_parse_string_flags: as config_parse_string, with flags (an OR of
@@ -217,6 +222,16 @@ enum {
  * (the fuzzer, a config sent over the control socket) opens no file. */
 config_t *config_parse_string_flags(const char *text, const char *name,
                                     int flags, char *err, size_t errlen);
+
+/* config_dup: a deep copy of cfg (positions point into the copy's files),
+ * or NULL when out of memory.  The caller owns it.  Defined in
+ * src/config_dup.c. */
+config_t *config_dup(const config_t *cfg);
+
+/* config_add_file: a copy of path appended to cfg->files, for positions of
+ * statements that came from elsewhere (src/routes.c); NULL when out of
+ * memory.  Borrowed from cfg. */
+const char *config_add_file(config_t *cfg, const char *path);
 
 /* config_destroy: free *cfg and set it to NULL.  Safe on NULL and twice. */
 void config_destroy(config_t **cfg);

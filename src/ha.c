@@ -12,7 +12,9 @@
 #include "log.h"
 #include "zwatch.h"
 
-#define HB_MAGIC "orchester-ha 1 "
+#define HB_MAGIC     "orchester-ha 1 "
+#define ROUTES_MAGIC "orchester-routes 1 "
+#define ROUTES_MAX   (4 << 20) /* a larger routes message is refused */
 
 struct ha {
     struct ev_loop *loop; /* borrowed */
@@ -26,6 +28,14 @@ struct ha {
     void *arg;
     uint64_t failovers, refused, heard, bad, peer_seq;
     int64_t rejected_logged_ms; /* a rejected heartbeat: logged then */
+    char *routes;               /* this member's route changes (owned) */
+    uint64_t routes_hash;       /* their hash (routes_hash) */
+    uint64_t peer_routes;       /* the hash the peer's heartbeat carried */
+    int peer_has_routes;        /* it carried one */
+    int64_t routes_sent_ms;     /* routes last published then */
+    uint64_t routes_sent, routes_taken;
+    ha_routes_fn *routes_fn; /* the active peer's routes */
+    void *routes_arg;
 };
 
 static const char *s_role(const ha_t *h)
@@ -38,9 +48,33 @@ static void s_publish(ha_t *h)
 {
     char buf[96];
     int n =
-        snprintf(buf, sizeof buf, HB_MAGIC "%s %s %llu", s_role(h),
-                 bstar_state_name(h->bs.state), (unsigned long long)++h->seq);
+        snprintf(buf, sizeof buf, HB_MAGIC "%s %s %llu %016llx", s_role(h),
+                 bstar_state_name(h->bs.state), (unsigned long long)++h->seq,
+                 (unsigned long long)h->routes_hash);
     zmq_send(h->pub, buf, (size_t)n, ZMQ_DONTWAIT);
+}
+
+/* Publish this member's route changes, when it is active: at once after
+ * a change, and once a heartbeat while the peer says it has others. */
+static void s_publish_routes(ha_t *h)
+{
+    if (!bstar_accepts(&h->bs) || h->routes == NULL)
+        return;
+    char head[96];
+    int n = snprintf(head, sizeof head, ROUTES_MAGIC "%s %016llx\n",
+                     bstar_state_name(h->bs.state),
+                     (unsigned long long)h->routes_hash);
+    size_t tl = strlen(h->routes);
+    zmq_msg_t m;
+    if (zmq_msg_init_size(&m, (size_t)n + tl) != 0)
+        return;
+    memcpy(zmq_msg_data(&m), head, (size_t)n);
+    memcpy((char *)zmq_msg_data(&m) + n, h->routes, tl);
+    if (zmq_msg_send(&m, h->pub, ZMQ_DONTWAIT) < 0)
+        zmq_msg_close(&m);
+    else
+        h->routes_sent++;
+    h->routes_sent_ms = clock_mono_ms();
 }
 
 /* Apply ev; log and tell a change, and publish it at once. */
@@ -79,30 +113,73 @@ static void s_beat_fn(struct ev_loop *loop, ev_timer *t, int revents)
     s_publish(h);
 }
 
-/* A heartbeat of the peer: "orchester-ha 1 ROLE STATE SEQ". */
+/* The peer's routes: "orchester-routes 1 STATE HASH\nTEXT".  Taken only
+ * from an active peer, by a member that is not active. */
+static void s_routes_msg(ha_t *h, const char *data, size_t len)
+{
+    const char *nl = memchr(data, '\n', len);
+    char head[96], state[16];
+    unsigned long long hash;
+    size_t hl = nl ? (size_t)(nl - data) : 0;
+    if (nl == NULL || hl >= sizeof head || len > ROUTES_MAX) {
+        h->bad++;
+        return;
+    }
+    memcpy(head, data, hl);
+    head[hl] = '\0';
+    if (sscanf(head + sizeof ROUTES_MAGIC - 1, "%15s %llx", state, &hash) !=
+        2) {
+        h->bad++;
+        return;
+    }
+    if (strcmp(state, bstar_state_name(BSTAR_ACTIVE)) != 0 ||
+        bstar_accepts(&h->bs) || hash == h->routes_hash || !h->routes_fn)
+        return;
+    h->routes_taken++;
+    h->routes_fn(h->routes_arg, nl + 1, len - hl - 1);
+}
+
+/* A message of the peer: a heartbeat, "orchester-ha 1 ROLE STATE SEQ
+ * [ROUTES]", or its route changes. */
 static void s_sub_fn(zwatch_t *w, void *sock, void *arg)
 {
     (void)w;
     ha_t *h = arg;
-    char buf[128];
-    int n = zmq_recv(sock, buf, sizeof buf - 1, ZMQ_DONTWAIT);
-    if (n < 0)
+    zmq_msg_t m;
+    zmq_msg_init(&m);
+    if (zmq_msg_recv(&m, sock, ZMQ_DONTWAIT) < 0) {
+        zmq_msg_close(&m);
         return;
-    int more = 0;
-    size_t sz = sizeof more;
-    zmq_getsockopt(sock, ZMQ_RCVMORE, &more, &sz);
-    char role[16], state[16];
-    unsigned long long seq;
-    buf[n < (int)sizeof buf ? n : (int)sizeof buf - 1] = '\0';
-    if (more || n >= (int)sizeof buf - 1 ||
-        strncmp(buf, HB_MAGIC, sizeof HB_MAGIC - 1) != 0 ||
-        sscanf(buf + sizeof HB_MAGIC - 1, "%15s %15s %llu", role, state,
-               &seq) != 3) {
+    }
+    int more = zmq_msg_more(&m);
+    size_t n = zmq_msg_size(&m);
+    const char *data = zmq_msg_data(&m);
+    char buf[128], role[16], state[16];
+    unsigned long long seq, routes = 0;
+    int got = 0;
+    if (!more && n > sizeof ROUTES_MAGIC - 1 &&
+        memcmp(data, ROUTES_MAGIC, sizeof ROUTES_MAGIC - 1) == 0) {
+        s_routes_msg(h, data, n);
+        zmq_msg_close(&m);
+        return;
+    }
+    if (n < sizeof buf) {
+        memcpy(buf, data, n);
+        buf[n] = '\0';
+        if (strncmp(buf, HB_MAGIC, sizeof HB_MAGIC - 1) == 0)
+            got = sscanf(buf + sizeof HB_MAGIC - 1, "%15s %15s %llu %llx", role,
+                         state, &seq, &routes);
+    }
+    zmq_msg_close(&m);
+    if (more || got < 3) {
         h->bad++;
         while (more) { /* a multipart message is no heartbeat */
-            if (zmq_recv(sock, buf, sizeof buf, ZMQ_DONTWAIT) < 0)
-                break;
-            zmq_getsockopt(sock, ZMQ_RCVMORE, &more, &sz);
+            zmq_msg_init(&m);
+            if (zmq_msg_recv(&m, sock, ZMQ_DONTWAIT) < 0)
+                more = 0;
+            else
+                more = zmq_msg_more(&m);
+            zmq_msg_close(&m);
         }
         return;
     }
@@ -116,9 +193,15 @@ static void s_sub_fn(zwatch_t *w, void *sock, void *arg)
     }
     h->heard++;
     h->peer_seq = seq;
+    h->peer_has_routes = got == 4;
+    h->peer_routes = routes;
     char why[64];
     snprintf(why, sizeof why, "the %s peer is %s", role, state);
     s_event(h, ev, why);
+    /* the peer routes otherwise: tell it ours, once a heartbeat at most */
+    if (h->peer_has_routes && h->peer_routes != h->routes_hash &&
+        clock_mono_ms() - h->routes_sent_ms >= h->o.heartbeat_ms)
+        s_publish_routes(h);
 }
 
 ha_t *ha_new(void *zctx, struct ev_loop *loop, const config_ha_t *cfg,
@@ -184,6 +267,7 @@ void ha_destroy(ha_t **ph)
         zmq_close(h->pub);
     if (h->sub)
         zmq_close(h->sub);
+    free(h->routes);
     free(h);
     *ph = NULL;
 }
@@ -251,4 +335,28 @@ void ha_status(const ha_t *h, ha_status_t *out)
     out->heartbeats = h->heard;
     out->bad = h->bad;
     out->peer_seq = h->peer_seq;
+    out->routes_hash = h->routes_hash;
+    out->peer_routes = h->peer_has_routes ? h->peer_routes : 0;
+    out->peer_has_routes = h->peer_has_routes;
+    out->routes_sent = h->routes_sent;
+    out->routes_taken = h->routes_taken;
+}
+
+void ha_on_routes(ha_t *h, ha_routes_fn *fn, void *arg)
+{
+    h->routes_fn = fn;
+    h->routes_arg = arg;
+}
+
+int ha_set_routes(ha_t *h, uint64_t hash, const char *text)
+{
+    char *copy = strdup(text ? text : "");
+    if (copy == NULL)
+        return -1;
+    free(h->routes);
+    h->routes = copy;
+    h->routes_hash = hash;
+    s_publish(h);
+    s_publish_routes(h);
+    return 0;
 }

@@ -12,9 +12,16 @@
  * the batch is not acknowledged, and the satellite turns to the other
  * member.
  *
- * A heartbeat is one frame of text: "orchester-ha 1 ROLE STATE SEQ" (ROLE
- * primary or backup, STATE as bstar_state_name, SEQ counting from 1 at each
- * start).  Anything else on the SUB is counted and ignored.
+ * A heartbeat is one frame of text: "orchester-ha 1 ROLE STATE SEQ ROUTES"
+ * (ROLE primary or backup, STATE as bstar_state_name, SEQ counting from 1
+ * at each start, ROUTES the hash of the member's route changes, 16 hex
+ * digits; a heartbeat without it is taken too).  Route changes
+ * (src/routes.h) travel as "orchester-routes 1 STATE HASH\n" and the
+ * routes file's text: the active member publishes them at once after each
+ * change, and again (once a heartbeat at most) while the peer's heartbeats
+ * carry another hash.  A member that is not active hands those of an
+ * active peer to the hub (ha_on_routes), so both route alike after a
+ * failover.  Anything else on the SUB is counted and ignored.
  *
  * Ownership: the ha_t owns its sockets, watchers and timer; it borrows the
  * loop and the configuration strings only while ha_new runs (copied).
@@ -49,7 +56,17 @@ typedef struct {
     uint64_t heartbeats;      /* heartbeats heard */
     uint64_t bad;             /* messages on the SUB that were not one */
     uint64_t peer_seq;        /* the last heartbeat's number */
+    uint64_t routes_hash;     /* this member's route changes */
+    uint64_t peer_routes;     /* the peer's, as its heartbeat said */
+    int peer_has_routes;      /* the peer's heartbeat said */
+    uint64_t routes_sent;     /* route messages published */
+    uint64_t routes_taken;    /* route messages of an active peer taken */
 } ha_status_t;
+
+/* The route changes of an active peer (the routes file's text, len bytes,
+ * not NUL-terminated), when this member is not active and has others.  On
+ * the loop. */
+typedef void(ha_routes_fn)(void *arg, const char *text, size_t len);
 
 /* ha_new: a member as cfg says (role, endpoints, heartbeat, failback),
  * sockets in zctx, timers on loop; with curve (NULL or not on: none) the
@@ -77,6 +94,14 @@ int ha_active(const ha_t *h);
 /* ha_failback: `orchester-ctl ha failback`.  Returns 0 with "ok ..." in
  * msg, or -1 with "error ..." (the machine's reason). */
 int ha_failback(ha_t *h, char *msg, size_t len);
+
+/* ha_on_routes: who is told of an active peer's route changes. */
+void ha_on_routes(ha_t *h, ha_routes_fn *fn, void *arg);
+
+/* ha_set_routes: this member's route changes now (text copied; hash:
+ * routes_hash), published at once when it is active.  0, or -1 when out
+ * of memory (the old ones stay). */
+int ha_set_routes(ha_t *h, uint64_t hash, const char *text);
 
 /* ha_status: a snapshot. */
 void ha_status(const ha_t *h, ha_status_t *out);

@@ -46,6 +46,9 @@ typedef struct {
     uint64_t invalid;    /* datapoints a validate clause dropped */
     uint64_t reloads;    /* configurations reloaded */
     uint64_t reloads_refused; /* reloads refused (the old one stayed) */
+    uint64_t route_changes;   /* route changes made here or taken from
+                                 the active peer */
+    uint64_t routes_refused;  /* the active peer's that did not apply */
 } hub_counters_t;
 
 /* A configuration loaded by a reload.  Kept until the sender says that no
@@ -128,9 +131,16 @@ struct hub {
                                 ...refused */
     char *reply;             /* control reply buffer */
     size_t replycap;
-    ha_t *ha;    /* this member of an HA pair (owned), or NULL */
-    zap_t *zap;  /* the ZAP handler of CURVE (owned), or NULL */
-    int ha_told; /* the active flag the sender was last told (-1: none) */
+    ha_t *ha;          /* this member of an HA pair (owned), or NULL */
+    zap_t *zap;        /* the ZAP handler of CURVE (owned), or NULL */
+    int ha_told;       /* the active flag the sender was last told (-1: none) */
+    config_t *base;    /* the tree the file gave, before the route
+                          changes (owned) */
+    routes_t *routes;  /* the route changes in force (owned) */
+    char *routes_path; /* their file (owned) */
+    char skipped[2048];    /* the changes the last build skipped, a line
+                              each */
+    int64_t routes_err_ms; /* a peer's routes refused: logged then */
 };
 
 /* ---- building routed messages ------------------------------------------- */
@@ -645,6 +655,9 @@ static size_t s_counters(const hub_t *h, selfmetrics_counter_t *c, size_t max,
     G("connections", h->ingest.connections, 1);
     C("reloads", h->c.reloads);
     C("reloadsRefused", h->c.reloads_refused);
+    C("routes.changes", h->c.route_changes);
+    C("routes.refused", h->c.routes_refused);
+    G("routes.inForce", h->routes ? h->routes->n : 0, 1);
     C("connections.shed", h->ingest.shed);
     G("connections.partialBytes", h->ingest.partial_bytes, 1);
     C("connections.evicted", h->ingest.evicted);
@@ -703,7 +716,7 @@ static void s_statstimer_fn(struct ev_loop *loop, ev_timer *t, int revents)
         snprintf(prefix, sizeof prefix, "%s", st->prefix);
     else
         snprintf(prefix, sizeof prefix, "carbon.relays.%s", h->hostname);
-    size_t cmax = 64 + 3 * h->boot->nlistens;
+    size_t cmax = 96 + 3 * h->boot->nlistens;
     selfmetrics_counter_t *c = calloc(cmax, sizeof *c);
     if (c == NULL)
         return;
@@ -841,31 +854,60 @@ static int s_interval(const hub_t *h)
     return i > 0 ? i : 60;
 }
 
-/* Read the configuration again; swap it in when it is good.  The old rules
- * route everything taken so far: the held message goes to the sender before
- * the MSG_SWITCH, and the sender switches at that point of its pipe.  Every
- * step that can fail comes before the first that cannot be undone (the
- * switch: from then on the sender uses the new router).  msg gets "ok ..."
- * or "error ...". */
-static int s_reload(hub_t *h, char *msg, size_t cap)
+/* A change that no longer fits the file: said in the log and in `route
+ * list`. */
+static void s_skip_fn(void *arg, const route_change_t *c, const char *why)
 {
-    char err[1024];
-    config_t *cfg = config_load(h->config_path, err, sizeof err);
-    router_t *r = cfg && useall_expand(cfg, err, sizeof err) == 0
-                      ? router_new(cfg, err, sizeof err)
-                      : NULL;
-    gen_t *g = r ? calloc(1, sizeof *g) : NULL;
+    char *buf = arg;
+    size_t l = strlen(buf);
+    log_warn("hub: route change at line %d skipped: %s", c->line, why);
+    if (l < 2000)
+        snprintf(buf + l, 2048 - l, "skipped line %d: %s\n", c->line, why);
+}
+
+/* The routing of base with routes applied: a new tree (*cfgp) and its
+ * router, or NULL with err.  skipped gets the skipped changes. */
+static router_t *s_make(const hub_t *h, const config_t *base,
+                        const routes_t *routes, config_t **cfgp,
+                        char skipped[2048], char *err, size_t errlen)
+{
+    config_t *cfg = config_dup(base);
+    router_t *r = NULL;
+    skipped[0] = '\0';
+    if (cfg == NULL)
+        snprintf(err, errlen, "out of memory");
+    else if (routes_apply(routes, cfg, h->routes_path, s_skip_fn, skipped, err,
+                          errlen) == 0 &&
+             useall_expand(cfg, err, errlen) == 0)
+        r = router_new(cfg, err, errlen);
+    if (r == NULL)
+        config_destroy(&cfg);
+    *cfgp = cfg;
+    return r;
+}
+
+/* Switch to cfg and r (taken: freed when refused).  Every step that can
+ * fail comes before the first that cannot be undone (the switch: from then
+ * on the sender uses the new router).  The old rules route everything
+ * taken so far: the held message goes to the sender before the
+ * MSG_SWITCH, and the sender switches at that point of its pipe.  0, or -1
+ * with the reason in err. */
+static int s_switch(hub_t *h, config_t *cfg, router_t *r, char *err,
+                    size_t errlen)
+{
+    gen_t *g = calloc(1, sizeof *g);
     tables_t t = {0};
     if (g != NULL && s_tables_new(&t, router_ndests(r)) != 0) {
         free(g);
         g = NULL;
     }
-    const config_buffer_t *ob = &h->cfg->buffer,
-                          *nb = cfg ? &cfg->buffer : NULL;
+    if (g == NULL)
+        snprintf(err, errlen, "out of memory");
+    const config_buffer_t *ob = &h->cfg->buffer, *nb = &cfg->buffer;
     if (g != NULL &&
         (strcmp(ob->target ? ob->target : "", nb->target ? nb->target : "") ||
          strcmp(ob->prefix, nb->prefix))) {
-        snprintf(err, sizeof err,
+        snprintf(err, errlen,
                  "%s:%d: the buffer's Redis and prefix are read at the start: "
                  "restart to change them",
                  nb->target ? nb->pos.file : h->config_path,
@@ -873,15 +915,8 @@ static int s_reload(hub_t *h, char *msg, size_t cap)
         s_tables_free(&t);
         free(g);
         g = NULL;
-        router_destroy(&r);
     }
     if (g == NULL) {
-        if (r)
-            snprintf(err, sizeof err, "out of memory");
-        snprintf(msg, cap, "error %s: the running configuration stays\n", err);
-        log_err("hub: reload refused: %s: the running configuration stays",
-                err);
-        h->c.reloads_refused++;
         router_destroy(&r);
         config_destroy(&cfg);
         return -1;
@@ -911,9 +946,7 @@ static int s_reload(hub_t *h, char *msg, size_t cap)
     const router_t *rp = r;
     if (msg_send(h->out, MSG_SWITCH, h->gen + 1, 0, &rp, sizeof rp, 0) != 0) {
         /* the sender did not get it: keep the old rules */
-        snprintf(msg, cap, "error reload: %s\n", zmq_strerror(zmq_errno()));
-        log_err("hub: reload: %s", zmq_strerror(zmq_errno()));
-        h->c.reloads_refused++;
+        snprintf(err, errlen, "%s", zmq_strerror(zmq_errno()));
         s_tables_free(&t);
         free(g);
         router_destroy(&r);
@@ -923,7 +956,6 @@ static int s_reload(hub_t *h, char *msg, size_t cap)
         return -1;
     }
     s_tables_swap(h, &t);
-    h->c.reloads++;
     g->gen = ++h->gen;
     g->cfg = cfg;
     g->r = r;
@@ -939,11 +971,131 @@ static int s_reload(hub_t *h, char *msg, size_t cap)
     }
     if (!h->stopping)
         zwatch_start(h->router_w);
-    snprintf(msg, cap, "ok reloaded %s: %zu destinations, %zu rules\n",
-             h->config_path, router_ndests(r), cfg->nrules);
-    log_info("hub: reloaded %s: %zu destinations, %zu rules", h->config_path,
-             router_ndests(r), cfg->nrules);
     return 0;
+}
+
+/* Read the configuration again, apply the route changes over it, and
+ * switch to it when it is good.  msg gets "ok ..." or "error ...". */
+static int s_reload(hub_t *h, char *msg, size_t cap)
+{
+    char err[1024], skipped[2048];
+    config_t *base = config_load(h->config_path, err, sizeof err), *cfg = NULL;
+    router_t *r =
+        base ? s_make(h, base, h->routes, &cfg, skipped, err, sizeof err)
+             : NULL;
+    if (r == NULL || s_switch(h, cfg, r, err, sizeof err) != 0) {
+        snprintf(msg, cap, "error %s: the running configuration stays\n", err);
+        log_err("hub: reload refused: %s: the running configuration stays",
+                err);
+        h->c.reloads_refused++;
+        config_destroy(&base);
+        return -1;
+    }
+    config_destroy(&h->base);
+    h->base = base;
+    memcpy(h->skipped, skipped, sizeof skipped);
+    h->c.reloads++;
+    snprintf(msg, cap, "ok reloaded %s: %zu destinations, %zu rules\n",
+             h->config_path, router_ndests(h->r), h->cfg->nrules);
+    log_info("hub: reloaded %s: %zu destinations, %zu rules", h->config_path,
+             router_ndests(h->r), h->cfg->nrules);
+    return 0;
+}
+
+/* Put routes (taken) in force: written to the file, then switched to.
+ * 0, or -1 with "error ..." in msg (routes freed). */
+static int s_routes_commit(hub_t *h, routes_t *routes, char *msg, size_t cap)
+{
+    char err[1024], skipped[2048];
+    config_t *cfg = NULL;
+    router_t *r = s_make(h, h->base, routes, &cfg, skipped, err, sizeof err);
+    if (r == NULL) {
+        snprintf(msg, cap, "error %.1000s\n", err);
+        routes_destroy(&routes);
+        return -1;
+    }
+    if (routes_save(routes, h->routes_path, err, sizeof err) != 0) {
+        snprintf(msg, cap, "error %.900s: nothing changed\n", err);
+        router_destroy(&r);
+        config_destroy(&cfg);
+        routes_destroy(&routes);
+        return -1;
+    }
+    if (s_switch(h, cfg, r, err, sizeof err) != 0) {
+        char e2[512];
+        snprintf(msg, cap, "error %.900s: nothing changed\n", err);
+        if (routes_save(h->routes, h->routes_path, e2, sizeof e2) != 0)
+            log_err("hub: route: %s", e2);
+        routes_destroy(&routes);
+        return -1;
+    }
+    routes_destroy(&h->routes);
+    h->routes = routes;
+    memcpy(h->skipped, skipped, sizeof skipped);
+    h->c.route_changes++;
+    if (h->ha) {
+        char *text = routes_format(routes);
+        if (text == NULL || ha_set_routes(h->ha, routes_hash(routes), text))
+            log_err("hub: route: out of memory: the peer is not told");
+        free(text);
+    }
+    return 0;
+}
+
+/* `route WORDS`. */
+static size_t s_route(hub_t *h, const char *words)
+{
+    h->reply[0] = '\0';
+    while (*words == ' ')
+        words++;
+    if (*words == '\0' || strcmp(words, "list") == 0) {
+        size_t n = routes_list(h->routes, h->cfg, h->routes_path, h->reply,
+                               h->replycap);
+        if (n + strlen(h->skipped) < h->replycap)
+            strcat(h->reply, h->skipped);
+        return strlen(h->reply);
+    }
+    if (h->ha && !ha_active(h->ha))
+        return (size_t)snprintf(h->reply, h->replycap,
+                                "error this member is not active: change "
+                                "routes on the active one (its changes "
+                                "reach this one over the pair's link)\n");
+    routes_t *nr = NULL;
+    char msg[1024];
+    if (routes_command(h->routes, h->base, h->routes_path, words, &nr, msg,
+                       sizeof msg) != 0 ||
+        s_routes_commit(h, nr, msg, sizeof msg) != 0) {
+        log_warn("hub: route %.200s: %.*s", words, (int)strcspn(msg, "\n"),
+                 msg);
+        return (size_t)snprintf(h->reply, h->replycap, "%s", msg);
+    }
+    log_info("hub: route %.200s: %.*s", words, (int)strcspn(msg, "\n"), msg);
+    return (size_t)snprintf(h->reply, h->replycap, "%s", msg);
+}
+
+/* The route changes of the active peer (src/ha.c). */
+static void s_peer_routes_fn(void *arg, const char *text, size_t len)
+{
+    hub_t *h = arg;
+    char err[1024], msg[1024];
+    routes_t *nr =
+        routes_parse(text, len, "the peer's route changes", err, sizeof err);
+    if (nr != NULL && routes_hash(nr) == routes_hash(h->routes)) {
+        routes_destroy(&nr);
+        return;
+    }
+    if (nr != NULL && s_routes_commit(h, nr, msg, sizeof msg) == 0) {
+        log_warn("hub: took the active peer's route changes (%zu)",
+                 h->routes->n);
+        return;
+    }
+    h->c.routes_refused++;
+    int64_t now = clock_mono_ms();
+    if (h->routes_err_ms == 0 || now - h->routes_err_ms >= 60000) {
+        log_err("hub: the active peer's route changes do not apply here: %s",
+                nr ? msg : err);
+        h->routes_err_ms = now;
+    }
 }
 
 /* ---- control ------------------------------------------------------------- */
@@ -1102,8 +1254,11 @@ static size_t s_status(hub_t *h)
                     (unsigned long long)h->bsnap.errors,
                     (unsigned long long)h->bsnap.memory,
                     (unsigned long long)h->bsnap.dropped);
-    selfmetrics_counter_t c[64];
-    size_t n = s_counters(h, c, 64, 0); /* the listeners' are on their lines */
+    selfmetrics_counter_t c[128];
+    size_t n = s_counters(h, c, 128, 0); /* the listeners' are on their lines */
+    if (h->routes && h->routes->n > 0)   /* orchester-ctl route list */
+        s_reply_add(h, &len, "routes %s changes=%zu\n", h->routes_path,
+                    h->routes->n);
     for (size_t i = 0; i < n; i++)
         s_reply_add(h, &len, "counter %s %llu\n", c[i].name,
                     (unsigned long long)c[i].value);
@@ -1119,9 +1274,9 @@ static void s_control_fn(zwatch_t *w, void *sock, void *arg)
     s_recv_rest(sock, parts, 1, &n);
     if (n == 0)
         return;
-    char cmd[64] = "";
+    char cmd[8192] = "";
     size_t l = zmq_msg_size(&parts[0]);
-    if (l < sizeof cmd) {
+    if (l < sizeof cmd && memchr(zmq_msg_data(&parts[0]), 0, l) == NULL) {
         memcpy(cmd, zmq_msg_data(&parts[0]), l);
         cmd[l] = '\0';
     }
@@ -1136,6 +1291,8 @@ static void s_control_fn(zwatch_t *w, void *sock, void *arg)
     } else if (strcmp(cmd, "reload") == 0) {
         s_reload(h, h->reply, h->replycap);
         len = strlen(h->reply);
+    } else if (strcmp(cmd, "route") == 0 || strncmp(cmd, "route ", 6) == 0) {
+        len = s_route(h, cmd + 5);
     } else
         len = (size_t)snprintf(h->reply, h->replycap,
                                "error unknown command '%.40s'\n", cmd);
@@ -1200,8 +1357,16 @@ hub_t *hub_new(void *zctx, const config_t *cfg, const router_t *r,
 {
     const char *failed = "";
     hub_t *h = calloc(1, sizeof *h);
-    if (h == NULL)
+    if (h == NULL) {
+        config_t *b = o->base;
+        routes_t *rt = o->routes;
+        config_destroy(&b);
+        routes_destroy(&rt);
         goto nomem;
+    }
+    h->base = o->base;
+    h->routes = o->routes;
+    h->routes_path = strdup(o->routes_path ? o->routes_path : "routes");
     h->cfg = cfg;
     h->boot = cfg;
     h->r = r;
@@ -1219,9 +1384,14 @@ hub_t *hub_new(void *zctx, const config_t *cfg, const router_t *r,
     h->replycap = 65536;
     h->reply = malloc(h->replycap);
     h->loop = ev_loop_new(EVFLAG_AUTO);
-    if (!h->hostname || !h->config_path || !h->sm || !h->obuf || !h->olen ||
-        !h->ocap || !h->ocount || !h->touched || !h->dsnap || !h->reply ||
-        !h->loop || !h->alive || !h->ctx || !h->lsnap || !h->lnames)
+    if (!h->base && !(h->base = config_dup(cfg)))
+        goto nomem;
+    if (!h->routes && !(h->routes = routes_new()))
+        goto nomem;
+    if (!h->routes_path || !h->hostname || !h->config_path || !h->sm ||
+        !h->obuf || !h->olen || !h->ocap || !h->ocount || !h->touched ||
+        !h->dsnap || !h->reply || !h->loop || !h->alive || !h->ctx ||
+        !h->lsnap || !h->lnames)
         goto nomem;
     for (size_t i = 0; i < cfg->nlistens; i++) {
         const config_listen_t *l = &cfg->listens[i];
@@ -1313,6 +1483,16 @@ hub_t *hub_new(void *zctx, const config_t *cfg, const router_t *r,
         !(h->ha = ha_new(zctx, h->loop, &cfg->ha, o->curve, s_ha_fn, h, err,
                          errlen)))
         goto err;
+    if (h->ha) {
+        char *text = routes_format(h->routes);
+        if (text == NULL ||
+            ha_set_routes(h->ha, routes_hash(h->routes), text) != 0) {
+            free(text);
+            goto nomem;
+        }
+        free(text);
+        ha_on_routes(h->ha, s_peer_routes_fn, h);
+    }
     ev_init(&h->retry, s_retry_fn);
     h->retry.data = h;
     ev_timer_init(&h->statstimer, s_statstimer_fn, s_interval(h),
@@ -1387,6 +1567,9 @@ void hub_destroy(hub_t **ph)
     free(h->reply);
     free(h->hostname);
     free(h->config_path);
+    free(h->routes_path);
+    config_destroy(&h->base);
+    routes_destroy(&h->routes);
     selfmetrics_destroy(&h->sm);
     while (h->gens) {
         gen_t *g = h->gens;

@@ -23,6 +23,14 @@
  * keeps running.  An old generation is freed when the sender says
  * MSG_RETIRED (src/msg.h): reloading in a loop does not grow the process.
  *
+ * Route changes (`orchester-ctl route ...`, src/routes.h): the hub keeps
+ * the tree the file gave and the changes; a change is checked by building
+ * a new router from a copy of that tree with the changes applied, written
+ * to the routes file, and then switched to as a reload is.  A reload reads
+ * the file and applies the same changes.  In a pair only the active member
+ * takes changes; it hands them to src/ha.c, which publishes them, and a
+ * member that is not active takes those of its active peer the same way.
+ *
  * Liveness: the sender tells the hub the moment a destination goes up or
  * down (MSG_DEST_STATE), so any_of, failover and dynamic placement move a
  * dead member's share at once; every message naming destinations carries
@@ -40,6 +48,7 @@
 #include "config.h"
 #include "curve.h"
 #include "router.h"
+#include "routes.h"
 
 typedef struct {
     const char *batches_endpoint; /* inproc endpoint for embedded satellites */
@@ -54,6 +63,12 @@ typedef struct {
     const curve_conf_t *curve;    /* CURVE on the satellites endpoints and
                                      the pair's link (on), or NULL;
                                      borrowed during hub_new */
+    config_t *base;               /* the tree the config file gave, before the
+                                     route changes: hub_new takes it (freed
+                                     on failure too); NULL: none are made */
+    routes_t *routes;             /* the route changes in force (src/routes.h):
+                                     hub_new takes them, likewise */
+    const char *routes_path;      /* their file (copied) */
 } hub_opts_t;
 
 typedef struct hub hub_t;

@@ -608,7 +608,8 @@ def parse_status(text):
     """Parse orchester-ctl status output into
     {"listeners": [{"type","proto","addr"}],
      "destinations": {(cluster, addr): {"state": str, "queued": int, ...}},
-     "counters": {name: int}, "other": [lines]}"""
+     "counters": {name: int}, "routes": {"file", "changes"} (when any),
+     "other": [lines]}"""
     st = {"listeners": [], "destinations": {}, "counters": {}, "other": []}
     for line in text.splitlines():
         f = line.split()
@@ -626,6 +627,8 @@ def parse_status(text):
                 except ValueError:
                     d[k] = v
             st["destinations"][(f[1], f[2])] = d
+        elif f[0] == "routes" and len(f) == 3 and f[2].startswith("changes="):
+            st["routes"] = {"file": f[1], "changes": int(f[2][8:])}
         elif f[0] == "counter" and len(f) == 3:
             try:
                 st["counters"][f[1]] = int(f[2])

@@ -19,6 +19,15 @@ ms`) stream critical datapoints (crita.N, critb.N) through the pair.
 6. Every critical datapoint the clients sent arrives, at least once; the
    duplicates are counted and printed.  The failover counters say what
    happened.
+
+Runtime rerouting (`orchester-ctl route`), across the same life:
+- a rule added on the active P (`match ^moved\. send to moved stop`)
+  reaches the passive B over the pair's link (its `route list` shows it,
+  and its routes file holds it); B refuses changes while it is passive;
+- after P is killed, B routes by it (moved.* lines into B's listener go to
+  the second sink);
+- once both are stopped and started again, each routes by it (lines into
+  each member's listener; `route list` on both).
 """
 import os
 import sys
@@ -44,10 +53,29 @@ def nums(sink, prefix):
     return [int(l.split()[1]) for l in lines_with_prefix(sink.snapshot(), prefix)]
 
 
+RULE = "match ^moved\\. send to moved stop"
+
+
+def routes_of(t, control):
+    rc, out, err, _ = ctl(t.build, ["-e", control, "route", "list"])
+    return out if rc == 0 else ""
+
+
+def moved_through(t, moved, port, tag, n=200):
+    """n lines moved.TAG.I into port all reach the moved sink."""
+    name = b"moved." + tag
+    s = SeqStream(port, 10 ** 9, chunk=50, limit=n, name=name)
+    s.start()
+    wait_until(lambda: set(nums(moved, name + b".")) >= set(range(n)), 30,
+               lambda: "the %s lines at the moved sink (%d there)"
+               % (tag.decode(), len(set(nums(moved, name + b".")))))
+
+
 def body(t):
     check_build(t.build)
     redis = t.redis()
     sink = t.sink()
+    moved = t.sink()
     sp, sb, hp, hb, lp, lb = (free_port() for _ in range(6))
     cp = "ipc://" + t.tmp.join("ctl-p")
     cb = "ipc://" + t.tmp.join("ctl-b")
@@ -60,22 +88,40 @@ def body(t):
                 "    heartbeat %d ms ;\n"
                 "control %s ;\n"
                 "cluster sink forward 127.0.0.1:%d ;\n"
+                "cluster moved forward 127.0.0.1:%d ;\n"
                 "buffer redis %s prefix ha ;\n"
                 "match ^crit critical send to sink stop ;\n"
                 "match * send to sink ;\n"
                 % (listen, sat, role, pub, peer_pub, peer_sat, HEARTBEAT,
-                   control, sink.port, redis.target))
+                   control, sink.port, moved.port, redis.target))
 
     pconf = conf("primary", sp, hp, hb, sb, lp, cp)
     bconf = conf("backup", sb, hb, hp, sp, lb, cb)
-    p = t.start_orchester("primary", pconf, control=cp, tcp_ports=(lp,))
-    b = t.start_orchester("backup", bconf, control=cb, tcp_ports=(lb,))
+    rp, rb = t.tmp.join("routes-p"), t.tmp.join("routes-b")
+    p = t.start_orchester("primary", pconf, opts=("-O", rp), control=cp,
+                          tcp_ports=(lp,))
+    b = t.start_orchester("backup", bconf, opts=("-O", rb), control=cb,
+                          tcp_ports=(lb,))
 
     with t.check("at start the primary is active and the backup passive",
                  fatal=True):
         wait_until(lambda: (ha_state(t, cp) or {}).get("state") == "active" and
                    (ha_state(t, cb) or {}).get("state") == "passive", 15,
                    lambda: "P %s, B %s" % (ha_state(t, cp), ha_state(t, cb)))
+
+    with t.check("a route added on the active member reaches the passive one, "
+                 "which refuses changes of its own"):
+        rc, out, err, _ = ctl(t.build, ["-e", cp, "route", "add", "1", RULE])
+        require(rc == 0 and out.startswith("ok"), "route add: %s %s"
+                % (out, err))
+        moved_through(t, moved, lp, b"p1")
+        wait_until(lambda: RULE in routes_of(t, cb), 10,
+                   lambda: "B's rules: %s" % routes_of(t, cb))
+        require(RULE in open(rb).read(), "B's routes file: %r"
+                % open(rb).read())
+        rc, out, err, _ = ctl(t.build, ["-e", cb, "route", "clear"])
+        require(rc == 1 and "not active" in out, "B took a change: %s" % out)
+        require(RULE in routes_of(t, cb), "B lost the rule")
 
     sats, streams = [], []
     for name in (b"crita", b"critb"):
@@ -115,10 +161,14 @@ def body(t):
         require(took <= 3.0, "it took %.2f s" % took)
         flowing("lines through B")
 
+    with t.check("after the failover the backup routes by the rule added on "
+                 "the primary"):
+        moved_through(t, moved, lb, b"b1")
+
     with t.check("the primary restarted becomes passive; traffic is "
                  "undisturbed"):
-        p = t.start_orchester("primary-again", pconf, control=cp,
-                              tcp_ports=(lp,))
+        p = t.start_orchester("primary-again", pconf, opts=("-O", rp),
+                              control=cp, tcp_ports=(lp,))
         wait_until(lambda: (ha_state(t, cp) or {}).get("state") == "passive",
                    10, lambda: "P to be passive: %s" % ha_state(t, cp))
         flowing("lines after P's restart")
@@ -153,6 +203,33 @@ def body(t):
                          "duplicates; the backup's failovers: %s\n"
                          % (sum(sent), dups, sb_.get("failovers")))
         require(int(sb_.get("failovers", 0)) >= 1, "B counted no failover")
+
+
+    with t.check("both members stopped and started again: each routes by the "
+                 "rule"):
+        for s_ in sats:
+            s_.stop()
+        p.stop()
+        b.stop()
+        p = t.start_orchester("primary-3", pconf, opts=("-O", rp), control=cp,
+                              tcp_ports=(lp,))
+        b = t.start_orchester("backup-3", bconf, opts=("-O", rb), control=cb,
+                              tcp_ports=(lb,))
+        wait_until(lambda: (ha_state(t, cp) or {}).get("state") == "active" and
+                   (ha_state(t, cb) or {}).get("state") == "passive", 15,
+                   lambda: "P %s, B %s" % (ha_state(t, cp), ha_state(t, cb)))
+        for c in (cp, cb):
+            require(RULE in routes_of(t, c), "%s: %s" % (c, routes_of(t, c)))
+        moved_through(t, moved, lp, b"p2")
+        moved_through(t, moved, lb, b"b2")
+        # P, active, routed both; with P stopped, B's embedded satellite
+        # turns to B, whose vote makes it active: B routes them
+        p.stop()
+        moved_through(t, moved, lb, b"b3")
+        require((ha_state(t, cb) or {}).get("state") == "active",
+                "B: %s" % ha_state(t, cb))
+        require(not lines_with_prefix(sink.snapshot(), b"moved."),
+                "moved lines at the first sink")
 
 
 Test().run(body)
