@@ -46,7 +46,7 @@ typedef struct {
     long long v[OPT_N]; /* the numbers (src/options.h) */
     const char *hostname;
     const char *pidfile;
-    const char *routes; /* -O: the routes file (NULL: CONFIG.routes) */
+    const char *routes; /* -r: the routes file (NULL: CONFIG.routes) */
 } opts_t;
 
 static void s_usage(FILE *f)
@@ -61,7 +61,7 @@ static void s_usage(FILE *f)
     opt_usage(f, OPT_P_ORCHESTER);
     fprintf(f, "  -H NAME  host name in self metrics (this host's)\n"
                "  -P FILE  write the pid to FILE\n"
-               "  -O FILE  route changes made at run time (orchester-ctl "
+               "  -r FILE  route changes made at run time (orchester-ctl "
                "route);\n"
                "           default: CONFIG.routes\n"
                "  -v       print the version\n");
@@ -70,7 +70,7 @@ static void s_usage(FILE *f)
 static int s_parse(int argc, char **argv, opts_t *o)
 {
     char spec[128], err[200];
-    opt_getopt(OPT_P_ORCHESTER, "f:tH:P:O:vh", spec, sizeof spec);
+    opt_getopt(OPT_P_ORCHESTER, "f:tH:P:r:vh", spec, sizeof spec);
     int c;
     while ((c = getopt(argc, argv, spec)) != -1) {
         switch (c) {
@@ -78,7 +78,7 @@ static int s_parse(int argc, char **argv, opts_t *o)
         case 't': o->test++; break;
         case 'H': o->hostname = optarg; break;
         case 'P': o->pidfile = optarg; break;
-        case 'O': o->routes = optarg; break;
+        case 'r': o->routes = optarg; break;
         case 'v': printf("orchester %s\n", PACKAGE_VERSION); exit(0);
         case 'h': s_usage(stdout); exit(0);
         default:

@@ -98,9 +98,9 @@ def body(t):
     pconf = conf("primary", sp, hp, hb, sb, lp, cp)
     bconf = conf("backup", sb, hb, hp, sp, lb, cb)
     rp, rb = t.tmp.join("routes-p"), t.tmp.join("routes-b")
-    p = t.start_orchester("primary", pconf, opts=("-O", rp), control=cp,
+    p = t.start_orchester("primary", pconf, opts=("-r", rp), control=cp,
                           tcp_ports=(lp,))
-    b = t.start_orchester("backup", bconf, opts=("-O", rb), control=cb,
+    b = t.start_orchester("backup", bconf, opts=("-r", rb), control=cb,
                           tcp_ports=(lb,))
 
     with t.check("at start the primary is active and the backup passive",
@@ -167,7 +167,7 @@ def body(t):
 
     with t.check("the primary restarted becomes passive; traffic is "
                  "undisturbed"):
-        p = t.start_orchester("primary-again", pconf, opts=("-O", rp),
+        p = t.start_orchester("primary-again", pconf, opts=("-r", rp),
                               control=cp, tcp_ports=(lp,))
         wait_until(lambda: (ha_state(t, cp) or {}).get("state") == "passive",
                    10, lambda: "P to be passive: %s" % ha_state(t, cp))
@@ -211,9 +211,9 @@ def body(t):
             s_.stop()
         p.stop()
         b.stop()
-        p = t.start_orchester("primary-3", pconf, opts=("-O", rp), control=cp,
+        p = t.start_orchester("primary-3", pconf, opts=("-r", rp), control=cp,
                               tcp_ports=(lp,))
-        b = t.start_orchester("backup-3", bconf, opts=("-O", rb), control=cb,
+        b = t.start_orchester("backup-3", bconf, opts=("-r", rb), control=cb,
                               tcp_ports=(lb,))
         wait_until(lambda: (ha_state(t, cp) or {}).get("state") == "active" and
                    (ha_state(t, cb) or {}).get("state") == "passive", 15,

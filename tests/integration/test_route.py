@@ -19,7 +19,7 @@ s3.  The config sends ^fan\\. to fan and everything else to store.
 4. `route remove N` of a rule of the file: its lines are no longer routed.
 5. Refusals (unknown cluster, bad position, last member, bad rule): exit
    1, "error", and nothing changes.  A routes file that cannot be written
-   (-O in a directory that does not exist): the change is refused, and not
+   (-r in a directory that does not exist): the change is refused, and not
    in force.
 6. `route clear`: the file's rules alone again, and the file says so.
 """
@@ -203,7 +203,7 @@ def body(t):
 
     with t.check("a routes file that cannot be written: the change is "
                  "refused and not in force"):
-        o = restart("o-nodir", "-O", t.tmp.join("no-such-dir", "routes"))
+        o = restart("o-nodir", "-r", t.tmp.join("no-such-dir", "routes"))
         rc, out = route("add", "1", MOVED)
         require(rc == 1 and "cannot write" in out, "rc %d: %r" % (rc, out))
         m, nw = send(b"moved", b"new")  # the file's rules alone here
