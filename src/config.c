@@ -641,6 +641,14 @@ static int s_stmt_listen(config_lex_stmt_t *st)
 
 /* statistics [submit every N seconds] [reset counters after interval]
  * [prefix with P] [send to CLUSTER...] [stop] ; */
+/* Destinations of the statistics given twice (in carbon-c-relay's words). */
+static int s_dup_stats_dests(config_lex_stmt_t *st)
+{
+    return config_lex_error(st, &st->tok[st->i - 1],
+                            "duplicate 'statistics send to' not allowed, use "
+                            "multiple destinations instead");
+}
+
 static int s_stmt_statistics(config_lex_stmt_t *st)
 {
     static const char *const opts[] = {"submit", "reset", "prefix",
@@ -665,12 +673,32 @@ static int s_stmt_statistics(config_lex_stmt_t *st)
         else if (k == 2)
             rc = config_lex_expect(st, "with") ||
                  s_take_set(st, "a prefix after 'prefix with'", &s->prefix);
-        else if (k == 3)
+        else if (k == 3 && s->ndests > 0)
+            return s_dup_stats_dests(st);
+        else if (k == 3) {
+            s->dests_pos = s_pos(st);
             rc = s_dests(st, &s->dests, &s->ndests);
+        }
         s->reset = s->reset || k == 1;
         s->stop = s->stop || k == 4;
     }
     return rc ? -1 : 0;
+}
+
+/* send statistics to CLUSTER... [stop] ; -- the older spelling of
+ * "statistics send to ... [stop]" (deprecated, still in real configs). */
+static int s_stmt_send(config_lex_stmt_t *st)
+{
+    config_stats_t *s = &s_parser(st)->cfg->stats;
+    if (config_lex_expect(st, "statistics") != 0)
+        return -1;
+    if (s->ndests > 0)
+        return s_dup_stats_dests(st);
+    s->dests_pos = s_pos(st);
+    if (s_dests(st, &s->dests, &s->ndests) != 0)
+        return -1;
+    s->stop = s->stop || config_lex_accept(st, "stop");
+    return config_lex_end(st);
 }
 
 /* include PATH_OR_GLOB ; */
@@ -1008,17 +1036,12 @@ static const struct {
     const char *word; /* the keyword */
     stmt_parse_fn fn; /* its parser */
 } s_statements[] = {
-    {"cluster", s_stmt_cluster},
-    {"match", s_stmt_match},
-    {"rewrite", s_stmt_rewrite},
-    {"listen", s_stmt_listen},
-    {"statistics", s_stmt_statistics},
-    {"include", s_stmt_include},
-    {"satellites", s_stmt_satellites},
-    {"orchester", s_stmt_orchester},
-    {"control", s_stmt_control},
-    {"buffer", s_stmt_buffer},
-    {"ha", s_stmt_ha},
+    {"cluster", s_stmt_cluster},       {"match", s_stmt_match},
+    {"rewrite", s_stmt_rewrite},       {"listen", s_stmt_listen},
+    {"statistics", s_stmt_statistics}, {"send", s_stmt_send},
+    {"include", s_stmt_include},       {"satellites", s_stmt_satellites},
+    {"orchester", s_stmt_orchester},   {"control", s_stmt_control},
+    {"buffer", s_stmt_buffer},         {"ha", s_stmt_ha},
     {"curve", s_stmt_curve},
 };
 
@@ -1044,11 +1067,6 @@ static int s_statement(config_lex_stmt_t *st)
         return config_lex_fail(st->err, st->file, t->line,
                                "'aggregate' is not supported by orchester "
                                "yet");
-    if (config_lex_tok_is(t, "send") && st->n > 1 &&
-        config_lex_tok_is(&st->tok[1], "statistics"))
-        return config_lex_fail(st->err, st->file, t->line,
-                               "'send statistics to' is not supported by "
-                               "orchester yet (use 'statistics send to')");
     return config_lex_fail(st->err, st->file, t->line, "unknown statement '%s'",
                            t->text);
 }
@@ -1183,7 +1201,7 @@ static int s_check(parser_t *p)
                           cfg->rules[i].pos) != 0)
             return -1;
     return s_check_dests(p, "statistics", cfg->stats.dests, cfg->stats.ndests,
-                         cfg->stats.pos);
+                         cfg->stats.dests_pos);
 }
 
 /* s_begin: set up p with a new tree holding the defaults.  Returns 0, or

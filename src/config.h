@@ -10,8 +10,8 @@
  * The language is a superset of carbon-c-relay's: cluster, match, rewrite,
  * listen, statistics, include, blackhole, plus orchester's extensions
  * (buffer, critical, satellites, orchester, ha, control, "type pickle").
- * Statements carbon-c-relay has and orchester does not (aggregate,
- * "send statistics to") are refused with an error naming them and their line.
+ * Statements carbon-c-relay has and orchester does not (aggregate) are
+ * refused with an error naming them and their line.
  */
 #ifndef ORCHESTER_CONFIG_H
 #define ORCHESTER_CONFIG_H
@@ -111,6 +111,8 @@ typedef struct {
     bool stop;
     bool given; /* the statement was present */
     config_pos_t pos;
+    config_pos_t dests_pos; /* where dests were given: its "send to"
+                               clause, or "send statistics to ..." */
 } config_stats_t;
 
 /* What a full buffer does with a spill that does not fit. */

@@ -147,6 +147,7 @@ config_t *config_dup(const config_t *cfg)
     t->stats.dests = s_strv(&d, cfg->stats.dests, cfg->stats.ndests);
     t->stats.ndests = t->stats.dests ? cfg->stats.ndests : 0;
     t->stats.pos = s_pos(&d, cfg->stats.pos);
+    t->stats.dests_pos = s_pos(&d, cfg->stats.dests_pos);
     t->buffer.target = s_str(&d, cfg->buffer.target);
     t->buffer.prefix = s_str(&d, cfg->buffer.prefix);
     t->buffer.pos = s_pos(&d, cfg->buffer.pos);

@@ -959,9 +959,22 @@ static const bad_t s_bads[] = {
      "# c\naggregate ^a every 10 seconds expire after 20 seconds "
      "compute sum write to x ;",
      "t.conf:2: ", "'aggregate' is not supported by orchester yet"},
-    {"send_statistics", "cluster g forward h ;\nsend statistics to g ;",
-     "t.conf:2: ", "'send statistics to' is not supported"},
-    {"send_alone", "send to x ;", "t.conf:1: ", "unknown statement 'send'"},
+    {"send_statistics_twice",
+     "cluster g forward h ;\nsend statistics to g ;\nsend statistics to g ;",
+     "t.conf:3: ", "duplicate 'statistics send to' not allowed"},
+    {"send_statistics_and_statistics",
+     "cluster g forward h ;\nstatistics send to g ;\n"
+     "send statistics to g stop ;",
+     "t.conf:3: ", "duplicate 'statistics send to'"},
+    {"statistics_after_send_statistics",
+     "cluster g forward h ;\nsend statistics to g ;\n"
+     "statistics submit every 5 seconds send to g ;",
+     "t.conf:3: ", "duplicate 'statistics send to'"},
+    {"send_statistics_unknown", "send statistics to nope ;",
+     "t.conf:1: ", "unknown cluster 'nope'"},
+    {"send_statistics_no_to", "cluster g forward h ;\nsend statistics g ;",
+     "t.conf:2: ", "expected 'to'"},
+    {"send_alone", "send to x ;", "t.conf:1: ", "expected 'statistics'"},
     {"missing_semi_eof", "cluster a forward h ;\nmatch *\n  send to a",
      "t.conf:3: ", "missing ';' at end of file"},
     {"missing_semi_eof_names_stmt", "cluster a forward h ;\n\nmatch *\n",
@@ -1208,6 +1221,35 @@ static const bad_t s_bads[] = {
      "t.conf:2: ", "'ha' given twice"},
 };
 
+/* The older spelling, "send statistics to ... [stop]": the same as the
+ * statistics statement's send clause, and a statistics statement may
+ * still come with the other clauses. */
+static void test_send_statistics(void **state)
+{
+    (void)state;
+    char err[256];
+    config_t *c = config_parse_string("cluster g forward h ;\n"
+                                      "cluster k forward j ;\n"
+                                      "send statistics to g k stop ;\n"
+                                      "statistics submit every 7 seconds ;\n",
+                                      "t.conf", err, sizeof err);
+    if (c == NULL)
+        fail_msg("%s", err);
+    assert_int_equal(c->stats.ndests, 2);
+    assert_string_equal(c->stats.dests[0], "g");
+    assert_string_equal(c->stats.dests[1], "k");
+    assert_true(c->stats.stop);
+    assert_int_equal(c->stats.interval, 7);
+    assert_int_equal(c->stats.dests_pos.line, 3);
+    config_destroy(&c);
+    c = config_parse_string("cluster g forward h ;\nsend statistics to g ;\n",
+                            "t.conf", err, sizeof err);
+    assert_non_null(c);
+    assert_false(c->stats.stop);
+    assert_int_equal(c->stats.interval, 60);
+    config_destroy(&c);
+}
+
 static void test_bad(void **state)
 {
     const bad_t *b = *state;
@@ -1231,6 +1273,7 @@ int main(void)
         cmocka_unit_test(test_regex_extensions),
         cmocka_unit_test(test_regex_unmatched_paren),
         cmocka_unit_test(test_api_edges),
+        cmocka_unit_test(test_send_statistics),
         cmocka_unit_test_setup_teardown(test_include_glob, s_tmp_setup,
                                         s_tmp_teardown),
         cmocka_unit_test_setup_teardown(test_include_nested_relative,
