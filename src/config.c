@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define CONFIG_MAX_DEPTH 16 /* include nesting limit */
 
@@ -721,7 +722,19 @@ static int s_stmt_include(config_lex_stmt_t *st)
                                 "'%s': includes nested deeper than %d files "
                                 "(an include loop?)",
                                 t->text, CONFIG_MAX_DEPTH);
-    if ((e = config_lex_paths(p->dir, t->text, &paths, &n)) != 0)
+    /* a relative path: against the working directory first, as
+     * carbon-c-relay reads it, then against the including file's
+     * directory when that finds nothing (no file, or a pattern that
+     * matches none) */
+    e = config_lex_paths(NULL, t->text, &paths, &n);
+    if (e == 0 && t->text[0] != '/' && p->dir &&
+        (n == 0 || (!strpbrk(t->text, "*?[") && access(paths[0], F_OK) != 0))) {
+        s_strv_free(paths, n);
+        paths = NULL;
+        n = 0;
+        e = config_lex_paths(p->dir, t->text, &paths, &n);
+    }
+    if (e != 0)
         return e == ENOMEM
                    ? config_lex_oom(st)
                    : config_lex_error(st, t, "'%s': cannot read a directory",

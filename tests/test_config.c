@@ -829,6 +829,51 @@ static void test_include_glob(void **state)
     config_destroy(&cfg);
 }
 
+/* A relative include is read from the working directory first, as
+ * carbon-c-relay reads it, then from the including file's directory. */
+static void test_include_cwd_first(void **state)
+{
+    const char *dir = *state;
+    char path[TPATH], main[TPATH], err[ERRLEN], cwd[TPATH];
+    config_t *cfg;
+
+    assert_non_null(getcwd(cwd, sizeof cwd));
+    S_WRITE(dir, "wd/inc.conf", "cluster from_cwd forward h ;", path);
+    S_WRITE(dir, "wd/only-cwd.conf", "cluster only_cwd forward h ;", path);
+    S_WRITE(dir, "etc/inc.conf", "cluster from_dir forward h ;", path);
+    S_WRITE(dir, "etc/only-dir.conf", "cluster only_dir forward h ;", path);
+    snprintf(path, sizeof path, "%s/etc/d", dir);
+    assert_int_equal(mkdir(path, 0700), 0);
+    S_WRITE(dir, "etc/d/x.conf", "cluster glob_dir forward h ;", path);
+    S_WRITE(dir, "etc/main.conf",
+            "include inc.conf ;\n"
+            "include only-cwd.conf ;\n"
+            "include only-dir.conf ;\n"
+            "include d/*.conf ;\n"
+            "match * send to from_cwd ;\n",
+            main);
+    snprintf(path, sizeof path, "%s/wd", dir);
+    assert_int_equal(chdir(path), 0);
+    cfg = config_load(main, err, sizeof err);
+    assert_int_equal(chdir(cwd), 0);
+    if (!cfg)
+        fail_msg("%s", err);
+    assert_non_null(config_find_cluster(cfg, "from_cwd"));
+    assert_null(config_find_cluster(cfg, "from_dir"));
+    assert_non_null(config_find_cluster(cfg, "only_cwd"));
+    assert_non_null(config_find_cluster(cfg, "only_dir"));
+    assert_non_null(config_find_cluster(cfg, "glob_dir"));
+    assert_string_equal(cfg->files[1], "inc.conf");
+    config_destroy(&cfg);
+    /* found in neither: the message names the path it tried last */
+    S_WRITE(dir, "etc/main.conf", "include none.conf ;\n", main);
+    assert_int_equal(chdir(path), 0);
+    cfg = config_load(main, err, sizeof err);
+    assert_int_equal(chdir(cwd), 0);
+    assert_null(cfg);
+    assert_non_null(strstr(err, "etc/none.conf"));
+}
+
 static void test_include_nested_relative(void **state)
 {
     const char *dir = *state;
@@ -1275,6 +1320,8 @@ int main(void)
         cmocka_unit_test(test_api_edges),
         cmocka_unit_test(test_send_statistics),
         cmocka_unit_test_setup_teardown(test_include_glob, s_tmp_setup,
+                                        s_tmp_teardown),
+        cmocka_unit_test_setup_teardown(test_include_cwd_first, s_tmp_setup,
                                         s_tmp_teardown),
         cmocka_unit_test_setup_teardown(test_include_nested_relative,
                                         s_tmp_setup, s_tmp_teardown),
