@@ -72,6 +72,22 @@ static void s_trace_fn(void *arg, router_trace_t ev, const config_rule_t *rule,
     }
 }
 
+/* One field only (white space around it taken off): *len is its end. */
+static int s_bare(const char *buf, size_t *len)
+{
+    size_t b = 0, e = *len;
+    while (b < e && (buf[b] == ' ' || buf[b] == '\t'))
+        b++;
+    while (e > b &&
+           (buf[e - 1] == ' ' || buf[e - 1] == '\t' || buf[e - 1] == '\r'))
+        e--;
+    for (size_t i = b; i < e; i++)
+        if (buf[i] == ' ' || buf[i] == '\t')
+            return 0;
+    *len = e;
+    return e > b;
+}
+
 int testmode_run(const router_t *r, FILE *in, FILE *out, size_t maxline)
 {
     char *buf = NULL;
@@ -98,12 +114,22 @@ int testmode_run(const router_t *r, FILE *in, FILE *out, size_t maxline)
             line_parse(buf, len, (long long)time(NULL), canon, outcap, &res);
         if (st == LINE_EMPTY)
             continue;
+        /* a bare metric name, as carbon-c-relay's test mode takes it:
+         * routed as NAME 0 NOW, printed as the name */
+        int bare = 0;
+        if (st == LINE_FIELDS && s_bare(buf, &len) && len + 32 < cap) {
+            snprintf(buf + len, cap - len, " 0 %lld", (long long)time(NULL));
+            st = line_parse(buf, strlen(buf), (long long)time(NULL), canon,
+                            outcap, &res);
+            bare = st == LINE_OK;
+        }
         if (st != LINE_OK) {
             fprintf(out, "%.*s\n    invalid: %s\n\n", (int)len, buf,
                     line_status_str(st));
             continue;
         }
-        fprintf(out, "%.*s\n", (int)res.fulllen, canon);
+        fprintf(out, "%.*s\n", (int)(bare ? strcspn(canon, " ") : res.fulllen),
+                canon);
         trace_t tr = {out, r};
         int how = router_route(r, ctx, canon, res.len, res.namelen, NULL, NULL,
                                NULL, s_trace_fn, &tr);

@@ -194,6 +194,22 @@ match * send to beta ;
         require(rc == 0, "exit %s, stderr %r" % (rc, err.strip()[-300:]))
         require(re.search(r"^\s+no rule matched\s*$", out, re.M), "output %r" % out[-500:])
 
+    with t.check("orchester -t: a bare metric name (no value, no timestamp) "
+                 "is routed, as carbon-c-relay's -t routes it"):
+        rc, out, err, _ = orch(t, "-t", "-f", only,
+                               stdin=b"alpha.bare\nzzz.bare\nalpha two\n")
+        require(rc == 0, "exit %s, stderr %r" % (rc, err.strip()[-300:]))
+        bb = blocks(out)
+        require(len(bb) == 3, "blocks: %r" % bb)
+        require(bb[0][0] == "alpha.bare" and
+                any("alpha" in l and "forward" in l for l in bb[0][1:]),
+                "alpha.bare: %r" % bb[0])
+        require(bb[1][0] == "zzz.bare" and
+                any("no rule matched" in l for l in bb[1]),
+                "zzz.bare: %r" % bb[1])
+        require(any("invalid: fields" in l for l in bb[2]),
+                "two words: %r" % bb[2])
+
     # --- orchester-ctl status ------------------------------------------------------------
     port = free_port_pair()
     s1, s2 = t.sink(), t.sink()
