@@ -526,6 +526,141 @@ static int s_stmt_match(config_lex_stmt_t *st)
     return config_lex_end(st);
 }
 
+static const char *const s_compute_words[] = {
+    "sum",    "count",      "max",      "min",    "average",
+    "median", "percentile", "variance", "stddev", NULL};
+
+void config_compute_name(const config_compute_t *c, char *buf, size_t len)
+{
+    if (c->kind == COMPUTE_PERCENTILE)
+        snprintf(buf, len, "percentile%d", c->percentile);
+    else
+        snprintf(buf, len, "%s", s_compute_words[c->kind]);
+}
+
+void config_aggr_free(config_aggr_t *a)
+{
+    if (a == NULL)
+        return;
+    for (size_t i = 0; i < a->ncomputes; i++)
+        free(a->computes[i].write_to);
+    free(a->computes);
+    free(a);
+}
+
+/* s_compute: after "compute": a kind, "write to", a template. */
+static int s_compute(config_lex_stmt_t *st, config_aggr_t *a)
+{
+    const config_lex_tok_t *t = config_lex_take(st, "what to compute");
+    if (t == NULL)
+        return -1;
+    config_compute_t c = {0};
+    const char *w = t->text;
+    int k = -1;
+    for (int i = 0; s_compute_words[i]; i++)
+        if (i != COMPUTE_PERCENTILE && strcmp(w, s_compute_words[i]) == 0)
+            k = i;
+    if (strcmp(w, "avg") == 0) /* carbon-c-relay's other spellings */
+        k = COMPUTE_AVERAGE;
+    else if (strcmp(w, "cnt") == 0)
+        k = COMPUTE_COUNT;
+    const char *d = w + 10;
+    if (k < 0 && strncmp(w, "percentile", 10) == 0 &&
+        strspn(d, "0123456789") == strlen(d)) {
+        long pv = strlen(d) <= 3 ? strtol(d, NULL, 10) : 0;
+        if (pv < 1 || pv > 99)
+            return config_lex_error(st, t,
+                                    "percentile<x>: value x must be between "
+                                    "1 and 99");
+        k = COMPUTE_PERCENTILE;
+        c.percentile = (int)pv;
+    }
+    if (k < 0)
+        return config_lex_error(st, t,
+                                "'%s': expected sum, count, max, min, "
+                                "average, median, percentile<1..99>, "
+                                "variance or stddev",
+                                w);
+    c.kind = (config_compute_kind_t)k;
+    if (config_lex_expect(st, "write") != 0 || config_lex_expect(st, "to") != 0)
+        return -1;
+    config_compute_t *v =
+        s_grow(st, a->computes, a->ncomputes, sizeof *a->computes);
+    if (v == NULL)
+        return -1;
+    a->computes = v;
+    v[a->ncomputes] = c;
+    if (s_take_set(st, "a metric after 'write to'",
+                   &v[a->ncomputes].write_to) != 0)
+        return -1;
+    a->ncomputes++;
+    return 0;
+}
+
+/* aggregate EXPR... every N seconds expire after N seconds [timestamp at
+ * start|middle|end of bucket] compute K write to T [compute ...] [send to
+ * CLUSTER...] [stop] ; -- in this order, as carbon-c-relay reads it. */
+static int s_stmt_aggregate(config_lex_stmt_t *st)
+{
+    static const char *const positions[] = {"start", "middle", "end", NULL};
+    config_rule_t *r = s_new_rule(st, RULE_AGGREGATE);
+    const config_lex_tok_t *t;
+    long long v;
+
+    if (!r)
+        return -1;
+    if (!(r->aggr = calloc(1, sizeof *r->aggr)))
+        return config_lex_oom(st);
+    config_aggr_t *a = r->aggr;
+    while ((t = config_lex_peek(st)) && !config_lex_tok_is(t, "every")) {
+        st->i++;
+        if (config_lex_regex(st, t, NULL) != 0 ||
+            s_strv_add(st, &r->exprs, &r->nexprs, t->text) != 0)
+            return -1;
+    }
+    if (r->nexprs == 0)
+        return config_lex_error(st, t, "expected an expression");
+    if (config_lex_expect(st, "every") != 0 ||
+        config_lex_take_num(st, "interval", 0, INT_MAX, &v) != 0)
+        return -1;
+    const config_lex_tok_t *every = &st->tok[st->i - 1];
+    a->interval = (int)v;
+    if (config_lex_expect(st, "seconds") != 0 ||
+        config_lex_expect(st, "expire") != 0 ||
+        config_lex_expect(st, "after") != 0 ||
+        config_lex_take_num(st, "expiration", 0, INT_MAX, &v) != 0)
+        return -1;
+    const config_lex_tok_t *expire = &st->tok[st->i - 1];
+    a->expire = (int)v;
+    if (config_lex_expect(st, "seconds") != 0)
+        return -1;
+    if (a->interval <= 0)
+        return config_lex_error(st, every, "interval must be > 0");
+    if (a->expire <= a->interval)
+        return config_lex_error(st, expire,
+                                "expire must be greater than interval");
+    if (config_lex_accept(st, "timestamp")) {
+        int k;
+        if (config_lex_expect(st, "at") != 0 ||
+            (k = config_lex_choose(st, "start, middle or end", positions)) <
+                0 ||
+            config_lex_expect(st, "of") != 0 ||
+            config_lex_expect(st, "bucket") != 0)
+            return -1;
+        a->ts_at = k == 0 ? TS_AT_START : k == 1 ? TS_AT_MIDDLE : TS_AT_END;
+    }
+    if (config_lex_expect(st, "compute") != 0 || s_compute(st, a) != 0)
+        return -1;
+    while (config_lex_accept(st, "compute"))
+        if (s_compute(st, a) != 0)
+            return -1;
+    if (config_lex_accept(st, "send") &&
+        s_dests(st, &r->dests, &r->ndests) != 0)
+        return -1;
+    r->stop = config_lex_accept(st, "stop");
+    return config_lex_end(st);
+}
+
 /* rewrite EXPR into REPLACEMENT ; */
 static int s_stmt_rewrite(config_lex_stmt_t *st)
 {
@@ -1049,12 +1184,19 @@ static const struct {
     const char *word; /* the keyword */
     stmt_parse_fn fn; /* its parser */
 } s_statements[] = {
-    {"cluster", s_stmt_cluster},       {"match", s_stmt_match},
-    {"rewrite", s_stmt_rewrite},       {"listen", s_stmt_listen},
-    {"statistics", s_stmt_statistics}, {"send", s_stmt_send},
-    {"include", s_stmt_include},       {"satellites", s_stmt_satellites},
-    {"orchester", s_stmt_orchester},   {"control", s_stmt_control},
-    {"buffer", s_stmt_buffer},         {"ha", s_stmt_ha},
+    {"cluster", s_stmt_cluster},
+    {"match", s_stmt_match},
+    {"rewrite", s_stmt_rewrite},
+    {"listen", s_stmt_listen},
+    {"statistics", s_stmt_statistics},
+    {"aggregate", s_stmt_aggregate},
+    {"send", s_stmt_send},
+    {"include", s_stmt_include},
+    {"satellites", s_stmt_satellites},
+    {"orchester", s_stmt_orchester},
+    {"control", s_stmt_control},
+    {"buffer", s_stmt_buffer},
+    {"ha", s_stmt_ha},
     {"curve", s_stmt_curve},
 };
 
@@ -1065,9 +1207,11 @@ static int s_statement(config_lex_stmt_t *st)
     size_t n = sizeof s_statements / sizeof s_statements[0];
 
     if ((s_parser(st)->flags & CONFIG_RULES_ONLY) &&
-        !config_lex_tok_is(t, "match") && !config_lex_tok_is(t, "rewrite"))
+        !config_lex_tok_is(t, "match") && !config_lex_tok_is(t, "rewrite") &&
+        !config_lex_tok_is(t, "aggregate"))
         return config_lex_fail(st->err, st->file, t->line,
-                               "'%s': only a match or a rewrite rule here",
+                               "'%s': only a match, rewrite or aggregate rule "
+                               "here",
                                t->text);
     for (size_t k = 0; k < n; k++) {
         if (config_lex_tok_is(t, s_statements[k].word)) {
@@ -1076,10 +1220,6 @@ static int s_statement(config_lex_stmt_t *st)
             return s_statements[k].fn(st);
         }
     }
-    if (config_lex_tok_is(t, "aggregate"))
-        return config_lex_fail(st->err, st->file, t->line,
-                               "'aggregate' is not supported by orchester "
-                               "yet");
     return config_lex_fail(st->err, st->file, t->line, "unknown statement '%s'",
                            t->text);
 }
@@ -1320,6 +1460,7 @@ void config_destroy(config_t **cfgp)
         free(r->validate);
         free(r->route_using);
         free(r->replacement);
+        config_aggr_free(r->aggr);
     }
     free(cfg->rules);
     s_strv_free(cfg->satellites_bind, cfg->nsatellites_bind);

@@ -10,8 +10,9 @@
  * The language is a superset of carbon-c-relay's: cluster, match, rewrite,
  * listen, statistics, include, blackhole, plus orchester's extensions
  * (buffer, critical, satellites, orchester, ha, control, "type pickle").
- * Statements carbon-c-relay has and orchester does not (aggregate) are
- * refused with an error naming them and their line.
+ * Every statement of carbon-c-relay 3.7.3 is read; what orchester cannot
+ * do yet (the `file ip` cluster, transports) is refused with an error
+ * naming it and its line.
  */
 #ifndef ORCHESTER_CONFIG_H
 #define ORCHESTER_CONFIG_H
@@ -74,14 +75,56 @@ typedef struct {
     config_pos_t pos;
 } config_cluster_t;
 
-typedef enum { RULE_MATCH = 0, RULE_REWRITE } config_rule_kind_t;
+typedef enum {
+    RULE_MATCH = 0,
+    RULE_REWRITE,
+    RULE_AGGREGATE
+} config_rule_kind_t;
+
+/* What an aggregate's compute clause computes. */
+typedef enum {
+    COMPUTE_SUM = 0,
+    COMPUTE_COUNT,
+    COMPUTE_MAX,
+    COMPUTE_MIN,
+    COMPUTE_AVERAGE,
+    COMPUTE_MEDIAN,
+    COMPUTE_PERCENTILE,
+    COMPUTE_VARIANCE,
+    COMPUTE_STDDEV
+} config_compute_kind_t;
+
+/* compute KIND write to TEMPLATE */
+typedef struct {
+    config_compute_kind_t kind;
+    int percentile; /* COMPUTE_PERCENTILE: 1..99 */
+    char *write_to; /* the output name: back references as in rewrite */
+} config_compute_t;
+
+/* Where an aggregate's output timestamp sits in its bucket. */
+typedef enum {
+    TS_AT_END = 0, /* the default */
+    TS_AT_START,
+    TS_AT_MIDDLE
+} config_ts_at_t;
+
+/* aggregate EXPR... every N seconds expire after N seconds
+ *     [timestamp at start|middle|end of bucket] compute ... [compute ...]
+ *     [send to CLUSTER...] [stop] ;  (the rule's exprs, dests, stop) */
+typedef struct {
+    int interval; /* seconds, > 0 */
+    int expire;   /* seconds, > interval */
+    config_ts_at_t ts_at;
+    config_compute_t *computes;
+    size_t ncomputes;
+} config_aggr_t;
 typedef enum {
     VALIDATE_NONE = 0,
     VALIDATE_LOG,
     VALIDATE_DROP
 } config_validate_t;
 
-/* A match or rewrite rule, in file order. */
+/* A match, rewrite or aggregate rule, in file order. */
 typedef struct {
     config_rule_kind_t kind;
     bool match_all; /* match: the expression was "*" */
@@ -95,8 +138,10 @@ typedef struct {
     char **dests;      /* match: cluster names, in order; "blackhole" for the
                           blackhole */
     size_t ndests;
-    bool stop;         /* match: "stop" given */
-    char *replacement; /* rewrite: the "into" text */
+    bool stop;           /* match: "stop" given */
+    char *replacement;   /* rewrite: the "into" text */
+    config_aggr_t *aggr; /* aggregate: its clauses (dests: where the
+                            outputs go; none: routed from the top) */
     config_pos_t pos;
 } config_rule_t;
 
@@ -234,6 +279,13 @@ config_t *config_dup(const config_t *cfg);
  * statements that came from elsewhere (src/routes.c); NULL when out of
  * memory.  Borrowed from cfg. */
 const char *config_add_file(config_t *cfg, const char *path);
+
+/* config_aggr_free: free an aggregate's clauses (a, and what it holds);
+ * safe on NULL. */
+void config_aggr_free(config_aggr_t *a);
+
+/* config_compute_name: "sum", ..., "percentile95" into buf. */
+void config_compute_name(const config_compute_t *c, char *buf, size_t len);
 
 /* config_destroy: free *cfg and set it to NULL.  Safe on NULL and twice. */
 void config_destroy(config_t **cfg);

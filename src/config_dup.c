@@ -113,6 +113,20 @@ static void s_rules(dup_t *d)
         b->validate = s_str(d, a->validate);
         b->route_using = s_str(d, a->route_using);
         b->replacement = s_str(d, a->replacement);
+        b->aggr = NULL;
+        if (a->aggr && (b->aggr = malloc(sizeof *b->aggr)) == NULL)
+            d->failed = 1;
+        if (b->aggr) {
+            *b->aggr = *a->aggr;
+            b->aggr->computes =
+                s_array(d, a->aggr->computes, a->aggr->ncomputes,
+                        sizeof *a->aggr->computes);
+            if (b->aggr->computes == NULL)
+                b->aggr->ncomputes = 0;
+            for (size_t j = 0; j < b->aggr->ncomputes; j++)
+                b->aggr->computes[j].write_to =
+                    s_str(d, a->aggr->computes[j].write_to);
+        }
         b->pos = s_pos(d, a->pos);
     }
 }

@@ -55,10 +55,12 @@ typedef struct {
     int has_validate;
     size_t *targets; /* cluster indexes, SIZE_MAX for the blackhole */
     size_t ntargets;
-    int stop;     /* stop, explicit or by the blackhole */
-    tmpl_t into;  /* rewrite: replacement */
-    tmpl_t using; /* match: route using */
-    int always;   /* the index cannot skip it */
+    int stop;         /* stop, explicit or by the blackhole */
+    tmpl_t into;      /* rewrite: replacement */
+    tmpl_t using;     /* match: route using */
+    tmpl_t *writes;   /* aggregate: each compute's `write to` */
+    uint32_t aggr_id; /* aggregate: its number, from 0 in config order */
+    int always;       /* the index cannot skip it */
 } rrule_t;
 
 typedef struct {
@@ -79,9 +81,12 @@ struct router {
     size_t *lens; /* distinct prefix lengths, ascending */
     size_t nlens;
     bool use_index;
-    bool all_critical;   /* the buffer statement says `all critical` */
-    bool has_buffer;     /* there is a buffer statement */
-    const config_t *cfg; /* borrowed */
+    bool all_critical;           /* the buffer statement says `all critical` */
+    bool has_buffer;             /* there is a buffer statement */
+    const config_t *cfg;         /* borrowed */
+    const config_rule_t **aggrs; /* the aggregate rules, by number */
+    size_t naggrs;
+    bool aggr_ok; /* the aggregator stage is there (not yet: refused) */
 };
 
 struct router_ctx {
@@ -93,6 +98,9 @@ struct router_ctx {
     uint64_t *cand;           /* candidate rules (bits) */
     size_t ncand;             /* words in cand */
     size_t out[RING_MAX_MEMBERS];
+    router_aggr_fn *aggr; /* what aggregate rules feed, or NULL */
+    void *aggr_arg;
+    char *outname; /* an aggregate's output name (NAME_MAX_LEN + 1) */
 };
 
 /* ---- templates ------------------------------------------------------------
@@ -426,7 +434,8 @@ static int s_rule(router_t *r, rrule_t *rr, const config_rule_t *rule,
                  rule->pos.file, rule->pos.line);
         return -1;
     }
-    rr->captures = rule->kind == RULE_REWRITE || rule->route_using != NULL;
+    rr->captures = rule->kind == RULE_REWRITE || rule->route_using != NULL ||
+                   rule->kind == RULE_AGGREGATE;
     if (!rule->match_all && rule->nexprs > 0) {
         rr->re = calloc(rule->nexprs, sizeof *rr->re);
         if (rr->re == NULL)
@@ -442,6 +451,26 @@ static int s_rule(router_t *r, rrule_t *rr, const config_rule_t *rule,
     if (rule->kind == RULE_REWRITE)
         return s_tmpl_compile(&rr->into, rule->replacement, err, errlen,
                               &rule->pos);
+    if (rule->kind == RULE_AGGREGATE && !r->aggr_ok) {
+        snprintf(err, errlen,
+                 "%s:%d: 'aggregate' is not supported by "
+                 "orchester yet",
+                 rule->pos.file, rule->pos.line);
+        return -1;
+    }
+    if (rule->kind == RULE_AGGREGATE) {
+        const config_aggr_t *a = rule->aggr;
+        rr->writes =
+            calloc(a->ncomputes ? a->ncomputes : 1, sizeof *rr->writes);
+        if (rr->writes == NULL)
+            goto nomem;
+        for (size_t i = 0; i < a->ncomputes; i++)
+            if (s_tmpl_compile(&rr->writes[i], a->computes[i].write_to, err,
+                               errlen, &rule->pos) != 0)
+                return -1;
+        rr->aggr_id = (uint32_t)r->naggrs;
+        r->aggrs[r->naggrs++] = rule;
+    }
     if (rule->validate) {
         if (s_regcomp(&rr->validate, rule->validate, REG_NOSUB, &rule->pos, err,
                       errlen) != 0)
@@ -489,7 +518,8 @@ router_t *router_new(const config_t *cfg, char *err, size_t errlen)
     r->clusters =
         calloc(cfg->nclusters ? cfg->nclusters : 1, sizeof *r->clusters);
     r->rules = calloc(cfg->nrules ? cfg->nrules : 1, sizeof *r->rules);
-    if (r->clusters == NULL || r->rules == NULL)
+    r->aggrs = calloc(cfg->nrules ? cfg->nrules : 1, sizeof *r->aggrs);
+    if (r->clusters == NULL || r->rules == NULL || r->aggrs == NULL)
         goto nomem;
     size_t nd = 0;
     for (size_t i = 0; i < cfg->nclusters; i++) {
@@ -563,7 +593,11 @@ void router_destroy(router_t **pr)
         free(rr->targets);
         free(rr->into.p);
         free(rr->using.p);
+        for (size_t j = 0; rr->writes && j < rr->rule->aggr->ncomputes; j++)
+            free(rr->writes[j].p);
+        free(rr->writes);
     }
+    free(r->aggrs);
     for (size_t i = 0; i < r->nclusters; i++) {
         rcluster_t *rc = &r->clusters[i];
         ring_destroy(&rc->ring);
@@ -607,7 +641,8 @@ static int s_ctx_reserve(router_ctx_t *c, size_t n)
 router_ctx_t *router_ctx_new(void)
 {
     router_ctx_t *c = calloc(1, sizeof *c);
-    if (c == NULL || s_ctx_reserve(c, 4096) != 0) {
+    if (c == NULL || s_ctx_reserve(c, 4096) != 0 ||
+        !(c->outname = malloc(NAME_MAX_LEN + 1))) {
         router_ctx_destroy(&c);
         return NULL;
     }
@@ -623,6 +658,7 @@ void router_ctx_destroy(router_ctx_t **pc)
     free((*pc)->key);
     free((*pc)->data);
     free((*pc)->cand);
+    free((*pc)->outname);
     free(*pc);
     *pc = NULL;
 }
@@ -792,6 +828,34 @@ int router_route(const router_t *r, router_ctx_t *ctx, const char *line,
                 s_candidates(r, ctx, i + 1, name, nlen);
             continue;
         }
+        if (rr->rule->kind == RULE_AGGREGATE) {
+            /* each compute takes the datapoint under the name its
+             * template makes; the outputs go where the rule says later */
+            matched = 1;
+            h |= ROUTE_AGGREGATED;
+            if (trace)
+                trace(targ, TRACE_AGGREGATE, rr->rule, NULL, NULL, name, nlen);
+            const config_aggr_t *a = rr->rule->aggr;
+            for (size_t c = 0; c < a->ncomputes; c++) {
+                long k = s_tmpl_expand(&rr->writes[c], name, m, ctx->outname,
+                                       NAME_MAX_LEN);
+                if (k <= 0)
+                    continue; /* empty or too long: nothing to write to */
+                ctx->outname[k] = '\0';
+                if (trace)
+                    trace(targ, TRACE_COMPUTE, rr->rule, NULL, NULL,
+                          ctx->outname, (size_t)k);
+                if (ctx->aggr)
+                    ctx->aggr(ctx->aggr_arg, rr->aggr_id, (uint32_t)c,
+                              ctx->outname, (size_t)k);
+            }
+            if (rr->stop) {
+                if (trace)
+                    trace(targ, TRACE_STOP, rr->rule, NULL, NULL, NULL, 0);
+                break;
+            }
+            continue;
+        }
         if (trace)
             trace(targ, TRACE_RULE, rr->rule, NULL, NULL, name, nlen);
         if (rr->has_validate) {
@@ -897,6 +961,22 @@ bool router_has_critical(const router_t *r)
         if (r->rules[i].rule->critical)
             return true;
     return false;
+}
+
+void router_ctx_set_aggr(router_ctx_t *ctx, router_aggr_fn *fn, void *arg)
+{
+    ctx->aggr = fn;
+    ctx->aggr_arg = arg;
+}
+
+size_t router_naggrs(const router_t *r)
+{
+    return r->naggrs;
+}
+
+const config_rule_t *router_aggr(const router_t *r, size_t id)
+{
+    return id < r->naggrs ? r->aggrs[id] : NULL;
 }
 
 const router_invalid_t *router_ctx_invalid(const router_ctx_t *ctx)

@@ -48,12 +48,13 @@ typedef struct router_ctx router_ctx_t;
 
 /* What router_route found, besides destinations. */
 enum {
-    ROUTE_SENT = 1,        /* at least one destination */
-    ROUTE_BLACKHOLE = 2,   /* a rule sent it to the blackhole */
-    ROUTE_NOMATCH = 4,     /* no rule matched */
-    ROUTE_INVALID = 8,     /* a validate clause dropped it */
-    ROUTE_INVALID_LOG = 16 /* ... one that says `else log`: the caller logs
-                              it (router_ctx_invalid says what) */
+    ROUTE_SENT = 1,         /* at least one destination */
+    ROUTE_BLACKHOLE = 2,    /* a rule sent it to the blackhole */
+    ROUTE_NOMATCH = 4,      /* no rule matched */
+    ROUTE_INVALID = 8,      /* a validate clause dropped it */
+    ROUTE_INVALID_LOG = 16, /* ... one that says `else log`: the caller logs
+                               it (router_ctx_invalid says what) */
+    ROUTE_AGGREGATED = 32   /* an aggregate rule took it */
 };
 
 /* The last datapoint a `validate ... else log` clause dropped, for the
@@ -74,7 +75,10 @@ typedef enum {
     TRACE_CLUSTER,   /* sending to cluster; text: the placement key */
     TRACE_DEST,      /* to this destination */
     TRACE_BLACKHOLE, /* to the blackhole */
-    TRACE_STOP       /* evaluation ends here */
+    TRACE_STOP,      /* evaluation ends here */
+    TRACE_AGGREGATE, /* aggregate rule matched; text: the name it saw */
+    TRACE_COMPUTE    /* ... its next compute (in order); text: the name
+                        it writes to */
 } router_trace_t;
 
 typedef void(router_trace_fn)(void *arg, router_trace_t ev,
@@ -88,6 +92,12 @@ typedef void(router_trace_fn)(void *arg, router_trace_t ev,
  * `critical`, or the buffer statement `all critical`. */
 typedef void(router_emit_fn)(void *arg, uint32_t dest, const char *name,
                              size_t namelen, int critical);
+
+/* An aggregate rule took the datapoint: its compute number compute of
+ * aggregate number aggr (router_aggr) gets it under name/namelen (valid
+ * during the call only). */
+typedef void(router_aggr_fn)(void *arg, uint32_t aggr, uint32_t compute,
+                             const char *name, size_t namelen);
 
 /* router_new: compile the rules of cfg.  Returns NULL with "FILE:LINE:
  * message" in err for what this version cannot route. */
@@ -104,6 +114,17 @@ void router_ctx_destroy(router_ctx_t **ctx);
  * was dropped (borrowed; valid until the next router_route with ctx).
  * NULL when nothing was ever dropped so. */
 const router_invalid_t *router_ctx_invalid(const router_ctx_t *ctx);
+
+/* router_ctx_set_aggr: what aggregate rules feed when routing with ctx
+ * (NULL: nothing; the rules still match, stop, and say so). */
+void router_ctx_set_aggr(router_ctx_t *ctx, router_aggr_fn *fn, void *arg);
+
+/* router_naggrs / router_aggr: the aggregate rules, numbered from 0 in
+ * config order (borrowed).  Their outputs go to the rule's dests (through
+ * router_to_clusters), or, when it names none, through router_route from
+ * the top, as carbon-c-relay routes them. */
+size_t router_naggrs(const router_t *r);
+const config_rule_t *router_aggr(const router_t *r, size_t id);
 
 /* router_ndests / router_dest: the destination table (borrowed). */
 size_t router_ndests(const router_t *r);

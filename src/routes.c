@@ -75,6 +75,29 @@ size_t routes_rule_text(const config_rule_t *r, char *buf, size_t len)
         s_add(&o, " ;");
         return o.len;
     }
+    if (r->kind == RULE_AGGREGATE) {
+        static const char *const at[] = {"end", "start", "middle"};
+        const config_aggr_t *a = r->aggr;
+        s_add(&o, "aggregate");
+        for (size_t i = 0; i < r->nexprs; i++)
+            s_word(&o, r->exprs[i]);
+        s_add(&o, " every %d seconds expire after %d seconds", a->interval,
+              a->expire);
+        s_add(&o, " timestamp at %s of bucket", at[a->ts_at]);
+        for (size_t i = 0; i < a->ncomputes; i++) {
+            char k[32];
+            config_compute_name(&a->computes[i], k, sizeof k);
+            s_add(&o, " compute %s write to", k);
+            s_word(&o, a->computes[i].write_to);
+        }
+        if (r->ndests) {
+            s_add(&o, " send to");
+            for (size_t i = 0; i < r->ndests; i++)
+                s_word(&o, r->dests[i]);
+        }
+        s_add(&o, "%s ;", r->stop ? " stop" : "");
+        return o.len;
+    }
     s_add(&o, "match");
     if (r->match_all)
         s_add(&o, " *");
@@ -464,6 +487,7 @@ static config_t *s_parse_rule(const char *text, char *err, size_t errlen)
 
 static void s_rule_free(config_rule_t *r)
 {
+    config_aggr_free(r->aggr);
     for (size_t i = 0; i < r->nexprs; i++)
         free(r->exprs[i]);
     free(r->exprs);

@@ -28,6 +28,7 @@ static const char *s_type(const config_cluster_t *c)
 typedef struct {
     FILE *out;
     const router_t *r;
+    size_t compute; /* the next TRACE_COMPUTE's compute */
 } trace_t;
 
 static void s_trace_fn(void *arg, router_trace_t ev, const config_rule_t *rule,
@@ -35,9 +36,34 @@ static void s_trace_fn(void *arg, router_trace_t ev, const config_rule_t *rule,
                        const router_dest_t *dest, const char *text,
                        size_t textlen)
 {
-    const trace_t *tr = arg;
+    trace_t *tr = arg;
     FILE *out = tr->out;
+    char kind[32];
     switch (ev) {
+    case TRACE_AGGREGATE:
+        fprintf(out, "    aggregate");
+        for (size_t i = 0; i < rule->nexprs; i++)
+            fprintf(out, " %s", rule->exprs[i]);
+        fprintf(out, " (%s:%d) -> %.*s\n", rule->pos.file, rule->pos.line,
+                (int)textlen, text);
+        tr->compute = 0;
+        break;
+    case TRACE_COMPUTE:
+        config_compute_name(&rule->aggr->computes[tr->compute++], kind,
+                            sizeof kind);
+        fprintf(out, "        %s -> %.*s\n", kind, (int)textlen, text);
+        if (tr->compute == rule->aggr->ncomputes) {
+            fprintf(out, "        every %d s, expires after %d s; outputs ",
+                    rule->aggr->interval, rule->aggr->expire);
+            if (rule->ndests == 0)
+                fprintf(out, "routed from the top");
+            else
+                fprintf(out, "to");
+            for (size_t i = 0; i < rule->ndests; i++)
+                fprintf(out, " %s", rule->dests[i]);
+            fprintf(out, "\n");
+        }
+        break;
     case TRACE_RULE:
         fprintf(out, "    match");
         if (rule->match_all)
@@ -130,7 +156,7 @@ int testmode_run(const router_t *r, FILE *in, FILE *out, size_t maxline)
         }
         fprintf(out, "%.*s\n", (int)(bare ? strcspn(canon, " ") : res.fulllen),
                 canon);
-        trace_t tr = {out, r};
+        trace_t tr = {out, r, 0};
         int how = router_route(r, ctx, canon, res.len, res.namelen, NULL, NULL,
                                NULL, s_trace_fn, &tr);
         if (how & ROUTE_NOMATCH)

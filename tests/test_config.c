@@ -1000,10 +1000,53 @@ static const bad_t s_bads[] = {
      "t.conf:3: ", "unknown statement 'foo'"},
     {"quoted_keyword_statement", "'cluster' a forward h ;",
      "t.conf:1: ", "unknown statement"},
-    {"aggregate",
-     "# c\naggregate ^a every 10 seconds expire after 20 seconds "
+    {"aggregate_interval_0",
+     "aggregate ^a every 0 seconds expire after 20 seconds "
      "compute sum write to x ;",
-     "t.conf:2: ", "'aggregate' is not supported by orchester yet"},
+     "t.conf:1: ", "interval must be > 0"},
+    {"aggregate_expire_short",
+     "aggregate ^a every 10 seconds expire after 10 seconds "
+     "compute sum write to x ;",
+     "t.conf:1: ", "expire must be greater than interval"},
+    {"aggregate_order",
+     "aggregate ^a expire after 20 seconds every 10 seconds "
+     "compute sum write to x ;",
+     "t.conf:1: ", "expected 'expire', found 'compute'"},
+    {"aggregate_no_compute",
+     "aggregate ^a every 10 seconds expire after 20 seconds ;",
+     "t.conf:1: ", "expected 'compute'"},
+    {"aggregate_no_expr",
+     "aggregate every 10 seconds expire after 20 seconds "
+     "compute sum write to x ;",
+     "t.conf:1: ", "expected an expression"},
+    {"aggregate_percentile_0",
+     "aggregate ^a every 10 seconds expire after 20 seconds "
+     "compute percentile0 write to x ;",
+     "t.conf:1: ", "value x must be between 1 and 99"},
+    {"aggregate_percentile_100",
+     "aggregate ^a every 10 seconds expire after 20 seconds "
+     "compute percentile100 write to x ;",
+     "t.conf:1: ", "value x must be between 1 and 99"},
+    {"aggregate_percentile_bare",
+     "aggregate ^a every 10 seconds expire after 20 seconds "
+     "compute percentile write to x ;",
+     "t.conf:1: ", "value x must be between 1 and 99"},
+    {"aggregate_unknown_compute",
+     "aggregate ^a every 10 seconds expire after 20 seconds "
+     "compute mean write to x ;",
+     "t.conf:1: ", "'mean': expected sum, count"},
+    {"aggregate_timestamp",
+     "aggregate ^a every 10 seconds expire after 20 seconds timestamp at "
+     "noon of bucket compute sum write to x ;",
+     "t.conf:1: ", "start, middle or end"},
+    {"aggregate_no_write",
+     "aggregate ^a every 10 seconds expire after 20 seconds "
+     "compute sum to x ;",
+     "t.conf:1: ", "expected 'write'"},
+    {"aggregate_unknown_cluster",
+     "aggregate ^a every 10 seconds expire after 20 seconds "
+     "compute sum write to x send to nope ;",
+     "t.conf:1: ", "unknown cluster 'nope'"},
     {"send_statistics_twice",
      "cluster g forward h ;\nsend statistics to g ;\nsend statistics to g ;",
      "t.conf:3: ", "duplicate 'statistics send to' not allowed"},
@@ -1266,6 +1309,60 @@ static const bad_t s_bads[] = {
      "t.conf:2: ", "'ha' given twice"},
 };
 
+/* aggregate, as carbon-c-relay 3.7.3 reads it: every clause, in order. */
+static void test_aggregate(void **state)
+{
+    (void)state;
+    char err[256];
+    config_t *c = config_parse_string(
+        "cluster g forward h ;\n"
+        "match ^x send to g ;\n"
+        "aggregate ^a\\.(.*) ^b\\.(.*)\n"
+        "    every 10 seconds expire after 35 seconds\n"
+        "    timestamp at middle of bucket\n"
+        "    compute sum write to s.\\1\n"
+        "    compute avg write to a.\\1 compute cnt write to c.\\1\n"
+        "    compute percentile95 write to p.\\1\n"
+        "    compute stddev write to d.\\1\n"
+        "    send to g stop ;\n"
+        "aggregate ^c every 60 seconds expire after 61 seconds\n"
+        "    compute median write to m ;\n",
+        "t.conf", err, sizeof err);
+    if (c == NULL)
+        fail_msg("%s", err);
+    assert_int_equal(c->nrules, 3);
+    const config_rule_t *r = &c->rules[1];
+    assert_int_equal(r->kind, RULE_AGGREGATE);
+    assert_int_equal(r->nexprs, 2);
+    assert_string_equal(r->exprs[1], "^b\\.(.*)");
+    assert_int_equal(r->aggr->interval, 10);
+    assert_int_equal(r->aggr->expire, 35);
+    assert_int_equal(r->aggr->ts_at, TS_AT_MIDDLE);
+    assert_int_equal(r->aggr->ncomputes, 5);
+    assert_int_equal(r->aggr->computes[0].kind, COMPUTE_SUM);
+    assert_string_equal(r->aggr->computes[0].write_to, "s.\\1");
+    assert_int_equal(r->aggr->computes[1].kind, COMPUTE_AVERAGE);
+    assert_int_equal(r->aggr->computes[2].kind, COMPUTE_COUNT);
+    assert_int_equal(r->aggr->computes[3].kind, COMPUTE_PERCENTILE);
+    assert_int_equal(r->aggr->computes[3].percentile, 95);
+    assert_int_equal(r->aggr->computes[4].kind, COMPUTE_STDDEV);
+    assert_int_equal(r->ndests, 1);
+    assert_true(r->stop);
+    assert_int_equal(r->pos.line, 3);
+    r = &c->rules[2];
+    assert_int_equal(r->aggr->ts_at, TS_AT_END); /* the default */
+    assert_int_equal(r->ndests, 0);
+    assert_false(r->stop);
+    char name[32];
+    config_compute_name(&c->rules[1].aggr->computes[3], name, sizeof name);
+    assert_string_equal(name, "percentile95");
+    /* a copy is as deep */
+    config_t *d = config_dup(c);
+    config_destroy(&c);
+    assert_string_equal(d->rules[1].aggr->computes[4].write_to, "d.\\1");
+    config_destroy(&d);
+}
+
 /* The older spelling, "send statistics to ... [stop]": the same as the
  * statistics statement's send clause, and a statistics statement may
  * still come with the other clauses. */
@@ -1319,6 +1416,7 @@ int main(void)
         cmocka_unit_test(test_regex_unmatched_paren),
         cmocka_unit_test(test_api_edges),
         cmocka_unit_test(test_send_statistics),
+        cmocka_unit_test(test_aggregate),
         cmocka_unit_test_setup_teardown(test_include_glob, s_tmp_setup,
                                         s_tmp_teardown),
         cmocka_unit_test_setup_teardown(test_include_cwd_first, s_tmp_setup,
