@@ -372,6 +372,36 @@ static void test_sort_compat(void **state)
     }
 }
 
+/* An input where the merge sort's split shows (carbon-c-relay 3.7.3
+ * printed median 2, p25 2.5, p75 1.5, p90 3 for it; splitting the other
+ * way round would give 2.5, 1.5, 2, 3). */
+static void test_sort_compat_split(void **state)
+{
+    (void)state;
+    const aggr_compute_t c[] = {{AGGR_MEDIAN, 0},
+                                {AGGR_PERCENTILE, 25},
+                                {AGGR_PERCENTILE, 75},
+                                {AGGR_PERCENTILE, 90}};
+    const double in[] = {1, 2.5, 2, 1.5, 3};
+    const double want[2][4] = {{2, 1.5, 2.5, 3}, {2, 2.5, 1.5, 3}};
+    for (int compat = 0; compat < 2; compat++) {
+        aggr_opts_t o = s_opts();
+        o.compat_sort = compat;
+        aggr_t *a = s_new1(2, 3, AGGR_TS_END, c, 4, &o);
+        for (size_t j = 0; j < 4; j++)
+            for (size_t i = 0; i < 5; i++)
+                assert_int_equal(s_add(a, j, "q", in[i], T0, T0), AGGR_OK);
+        sink_t k = {0};
+        assert_int_equal(aggr_expire(a, T0 + 4, s_emit, &k), 4);
+        for (size_t i = 0; i < 4; i++)
+            if (k.r[i].value != want[compat][k.r[i].compute])
+                fail_msg("compat %d compute %zu: %g, want %g", compat,
+                         k.r[i].compute, k.r[i].value,
+                         want[compat][k.r[i].compute]);
+        aggr_destroy(&a);
+    }
+}
+
 /* ---- timestamps, windows, expiry ---------------------------------------- */
 
 static void test_timestamps(void **state)
@@ -1052,6 +1082,7 @@ int main(void)
         cmocka_unit_test(test_computes),
         cmocka_unit_test(test_percentile_ranks),
         cmocka_unit_test(test_sort_compat),
+        cmocka_unit_test(test_sort_compat_split),
         cmocka_unit_test(test_timestamps),
         cmocka_unit_test(test_window),
         cmocka_unit_test(test_expiry),
