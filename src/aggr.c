@@ -600,7 +600,7 @@ aggr_status_t aggr_add(aggr_t *a, size_t rule, size_t compute, const char *name,
         int64_t start = s_floordiv(now - (int64_t)r->def.expire, iv) * iv;
         if (ts < start)
             return s_drop(r, AGGR_TOO_OLD);
-        if (ts - start >= span)
+        if ((uint64_t)ts - (uint64_t)start >= (uint64_t)span)
             return s_drop(r, AGGR_TOO_NEW);
         if (a->nseries >= a->o.max_series ||
             r->nbuckets > a->o.max_buckets - a->nbuckets)
@@ -616,7 +616,8 @@ aggr_status_t aggr_add(aggr_t *a, size_t rule, size_t compute, const char *name,
     } else {
         if (ts < s->start)
             return s_drop(r, AGGR_TOO_OLD);
-        if (ts - s->start >= span)
+        /* ts >= start: the difference is exact unsigned, whatever ts */
+        if ((uint64_t)ts - (uint64_t)s->start >= (uint64_t)span)
             return s_drop(r, AGGR_TOO_NEW);
     }
     uint32_t slot = (uint32_t)((ts - s->start) / iv);

@@ -1069,6 +1069,11 @@ static void test_bad_index(void **state)
     assert_int_equal(aggr_add(a, 0, 0, "x.y", 1, 2, T0, T0), AGGR_OK);
     aggr_stats(a, 0, &st);
     assert_int_equal(st.series, 2);
+    /* absurd timestamps: dropped, for a new series and an existing one */
+    assert_int_equal(s_add(a, 0, "z", 1, INT64_MAX, T0), AGGR_TOO_NEW);
+    assert_int_equal(s_add(a, 0, "z", 1, INT64_MIN, T0), AGGR_TOO_OLD);
+    assert_int_equal(s_add(a, 0, "x", 1, INT64_MAX, T0), AGGR_TOO_NEW);
+    assert_int_equal(s_add(a, 0, "x", 1, INT64_MIN, T0), AGGR_TOO_OLD);
     /* a NULL callback: values counted sent, not delivered */
     assert_int_equal(aggr_expire(a, T0 + 100, NULL, NULL), 2);
     aggr_destroy(&a);
