@@ -575,7 +575,7 @@ static config_t *s_parse_members(const config_cluster_t *cl,
             return NULL;
         }
         o.len = 0;
-        s_add(&o, "cluster c %s", s_type_word(cl));
+        s_add(&o, "cluster %s %s", cl->name, s_type_word(cl));
         if (cl->replication > 1)
             s_add(&o, " replication %d", cl->replication);
         if (cl->dynamic)
@@ -835,6 +835,11 @@ static int s_edit(routes_t *nr, const config_t *eff, const char *name,
         return 0;
     }
     char cluster[256];
+    if (strcmp(op, "restore") != 0 && strcmp(op, "drain") != 0 &&
+        strcmp(op, "back") != 0 && strcmp(op, "redirect") != 0)
+        return s_fail(msg, msglen, "route: unknown '%s' (list, add, remove, "
+                                   "drain, back, redirect, restore, clear)",
+                      op);
     if (!s_next(&rest, cluster, sizeof cluster))
         return s_fail(msg, msglen, "route %s: expected a cluster", op);
     const config_cluster_t *cl = config_find_cluster(eff, cluster);
