@@ -20,6 +20,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "aggregator.h"
 #include "config.h"
 #include "daemon.h"
 #include "hub.h"
@@ -39,6 +40,8 @@
 #define EP_CTL_INGEST "inproc://orchester-ctl-ingest"
 #define EP_CTL_HUB    "inproc://orchester-ctl-hub"
 #define EP_CTL_SENDER "inproc://orchester-ctl-sender"
+#define EP_AGGR       "inproc://orchester-aggr"
+#define EP_AGGR_OUT   "inproc://orchester-aggr-out"
 
 typedef struct {
     const char *config;
@@ -101,6 +104,7 @@ typedef struct {
     ingest_t *ig;
     hub_t *hub;
     sender_t *snd;
+    aggregator_t *agg;
 } threads_t;
 
 static void *s_ingest_main(void *p)
@@ -116,6 +120,11 @@ static void *s_hub_main(void *p)
 static void *s_sender_main(void *p)
 {
     sender_run(p);
+    return NULL;
+}
+static void *s_aggr_main(void *p)
+{
+    aggregator_run(p);
     return NULL;
 }
 
@@ -216,8 +225,8 @@ int main(int argc, char **argv)
     void *ctl_hub = s_pair(zctx, EP_CTL_HUB);
     void *ctl_sender = s_pair(zctx, EP_CTL_SENDER);
     threads_t t = {0};
-    pthread_t th_ig, th_hub, th_snd;
-    int started_ig = 0, started_hub = 0, started_snd = 0;
+    pthread_t th_ig, th_hub, th_snd, th_agg;
+    int started_ig = 0, started_hub = 0, started_snd = 0, started_agg = 0;
     if (!ctl_ingest || !ctl_hub || !ctl_sender) {
         log_err("orchester: zmq: %s", zmq_strerror(zmq_errno()));
         goto out;
@@ -251,11 +260,27 @@ int main(int argc, char **argv)
                      .curve = cc,
                      .base = base,
                      .routes = routes,
-                     .routes_path = rpath};
+                     .routes_path = rpath,
+                     .agg_endpoint = EP_AGGR,
+                     .agg_out_endpoint = EP_AGGR_OUT};
     base = NULL; /* the hub's now, whatever hub_new says */
     routes = NULL;
     t.hub = hub_new(zctx, cfg, r, &ho, err, sizeof err);
     if (t.hub == NULL) {
+        log_err("orchester: %s", err);
+        goto out;
+    }
+    /* the aggregate rules' stage: its own thread, fed by the hub */
+    aggregator_opts_t ao;
+    aggregator_opts_default(&ao);
+    ao.in_endpoint = EP_AGGR;
+    ao.out_endpoint = EP_AGGR_OUT;
+    ao.stats_endpoint = EP_STATS;
+    ao.max_series = (size_t)o.v[OPT_AGGR_SERIES];
+    ao.max_buckets = 8 * ao.max_series;
+    ao.max_values = 16 * ao.max_series;
+    t.agg = aggregator_new(zctx, r, &ao, err, sizeof err);
+    if (t.agg == NULL) {
         log_err("orchester: %s", err);
         goto out;
     }
@@ -296,10 +321,11 @@ int main(int argc, char **argv)
         log_warn("orchester: pid file %s: %s", o.pidfile, strerror(errno));
 
     started_snd = pthread_create(&th_snd, NULL, s_sender_main, t.snd) == 0;
+    started_agg = pthread_create(&th_agg, NULL, s_aggr_main, t.agg) == 0;
     started_hub = pthread_create(&th_hub, NULL, s_hub_main, t.hub) == 0;
     if (t.ig)
         started_ig = pthread_create(&th_ig, NULL, s_ingest_main, t.ig) == 0;
-    if (!started_snd || !started_hub || (t.ig && !started_ig)) {
+    if (!started_snd || !started_hub || !started_agg || (t.ig && !started_ig)) {
         log_err("orchester: cannot start threads");
         goto stop;
     }
@@ -323,16 +349,30 @@ stop:
         pthread_join(th_ig, NULL);
     }
     if (started_hub) {
+        /* the hub stops the aggregator, and routes its last outputs */
         msg_send_ctl(ctl_hub, MSG_STOP, 0, 0);
         pthread_join(th_hub, NULL);
     } else if (started_snd) {
         msg_send_ctl(ctl_sender, MSG_STOP, 0, 0);
     }
+    if (started_agg && !started_hub) {
+        void *stop = zmq_socket(zctx, ZMQ_PUSH);
+        int linger = 0;
+        if (stop) {
+            zmq_setsockopt(stop, ZMQ_LINGER, &linger, sizeof linger);
+            zmq_connect(stop, EP_AGGR);
+            msg_send_ctl(stop, MSG_STOP, 0, 0);
+            zmq_close(stop);
+        }
+    }
+    if (started_agg)
+        pthread_join(th_agg, NULL);
     if (started_snd)
         pthread_join(th_snd, NULL);
 out:
     ingest_destroy(&t.ig);
     hub_destroy(&t.hub);
+    aggregator_destroy(&t.agg);
     sender_destroy(&t.snd);
     if (ctl_ingest)
         zmq_close(ctl_ingest);

@@ -21,6 +21,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "aggregator.h"
 #include "batch.h"
 #include "clock.h"
 #include "ha.h"
@@ -49,6 +50,8 @@ typedef struct {
     uint64_t route_changes;   /* route changes made here or taken from
                                  the active peer */
     uint64_t routes_refused;  /* the active peer's that did not apply */
+    uint64_t aggr_behind;     /* datapoints for the aggregates dropped:
+                                 the aggregator's pipe was full */
 } hub_counters_t;
 
 /* A configuration loaded by a reload.  Kept until the sender says that no
@@ -141,6 +144,22 @@ struct hub {
     char skipped[2048];    /* the changes the last build skipped, a line
                               each */
     int64_t routes_err_ms; /* a peer's routes refused: logged then */
+    /* the aggregator (src/aggregator.h) */
+    void *agg_out;   /* PUSH: records, rules, HA state, STOP */
+    void *agg_in;    /* PULL: outputs, DONE */
+    zwatch_t *agg_w; /* on agg_in */
+    char *abuf;      /* records being filled */
+    size_t alen, acap;
+    uint64_t arecs;      /* records in abuf */
+    uint32_t agg_cur;    /* the rule of the open record (UINT32_MAX: none) */
+    size_t agg_hdr;      /* its header's offset in abuf */
+    int agg_told;        /* the active flag it was last told (-1: none) */
+    const router_t *r0;  /* generation 0's router (borrowed) */
+    stats_aggr_t *asnap; /* the aggregator's last snapshot */
+    size_t nasnap;
+    uint64_t asnap_gen;
+    int agg_stopping;  /* STOP sent: waiting for its DONE */
+    ev_timer agg_stop; /* bounds that wait */
 };
 
 /* ---- building routed messages ------------------------------------------- */
@@ -199,13 +218,78 @@ static void s_log_invalid(hub_t *h)
     h->invalid_unlogged = 0;
 }
 
+/* Room for n more bytes of records. */
+static int s_agg_room(hub_t *h, size_t n)
+{
+    if (h->alen + n <= h->acap)
+        return 0;
+    size_t cap = h->acap ? h->acap * 2 : 65536;
+    while (cap < h->alen + n)
+        cap *= 2;
+    char *p = realloc(h->abuf, cap);
+    if (p == NULL)
+        return -1;
+    h->abuf = p;
+    h->acap = cap;
+    return 0;
+}
+
+/* An aggregate rule took the datapoint being routed (router_aggr_fn): its
+ * record gets the name of this compute. */
+static void s_aggr_fn(void *arg, uint32_t rule, uint32_t compute,
+                      const char *name, size_t namelen)
+{
+    hub_t *h = arg;
+    aggregator_name_t nm = {(uint16_t)compute, (uint16_t)namelen};
+    if (h->agg_out == NULL || namelen > UINT16_MAX || compute > UINT16_MAX ||
+        s_agg_room(h, sizeof(aggregator_rec_t) + sizeof nm + namelen) != 0)
+        return;
+    aggregator_rec_t rec;
+    if (rule != h->agg_cur) {
+        /* the value and the timestamp: after the name (and its tags) */
+        const char *v = memchr(h->cur_rest, ' ', h->cur_restlen);
+        char *end = NULL;
+        memset(&rec, 0, sizeof rec);
+        rec.rule = rule;
+        rec.value = v ? strtod(v + 1, &end) : 0;
+        rec.ts = end ? strtoll(end, NULL, 10) : 0;
+        h->agg_hdr = h->alen;
+        memcpy(h->abuf + h->alen, &rec, sizeof rec);
+        h->alen += sizeof rec;
+        h->agg_cur = rule;
+        h->arecs++;
+    }
+    memcpy(&rec, h->abuf + h->agg_hdr, sizeof rec);
+    rec.nnames++;
+    memcpy(h->abuf + h->agg_hdr, &rec, sizeof rec);
+    memcpy(h->abuf + h->alen, &nm, sizeof nm);
+    memcpy(h->abuf + h->alen + sizeof nm, name, namelen);
+    h->alen += sizeof nm + namelen;
+}
+
+/* Hand the records to the aggregator, never waiting: when its pipe is full
+ * they are dropped, counted. */
+static void s_agg_flush(hub_t *h)
+{
+    if (h->alen == 0)
+        return;
+    if (msg_send(h->agg_out, MSG_AGGR_DATA, h->gen, 0, h->abuf, h->alen,
+                 ZMQ_DONTWAIT) != 0)
+        h->c.aggr_behind += h->arecs;
+    h->alen = 0;
+    h->arecs = 0;
+}
+
 static int s_route_line(void *arg, const char *line, size_t len, size_t namelen)
 {
     hub_t *h = arg;
     h->cur_rest = line + namelen;
     h->cur_restlen = len - namelen;
+    h->agg_cur = UINT32_MAX;
     int how = router_route(h->r, h->ctx, line, len, namelen, h->alive,
                            s_emit_fn, h, NULL, NULL);
+    if (how & ROUTE_AGGREGATED)
+        how |= ROUTE_SENT; /* taken, not lost */
     if (how & ROUTE_INVALID_LOG)
         s_log_invalid(h);
     if (!(how & ROUTE_SENT)) {
@@ -226,9 +310,11 @@ static void s_free_fn(void *data, void *hint)
 }
 
 /* Turn the filled chunks into the held message; its critical chunks carry
- * a new token (h->ack_token), 0 when there are none. */
+ * a new token (h->ack_token), 0 when there are none.  The aggregator gets
+ * its records at the same time. */
 static void s_build(hub_t *h)
 {
+    s_agg_flush(h);
     size_t n = h->ntouched;
     zmq_msg_init_size(&h->held[0], sizeof(msg_hdr_t) + n * sizeof(msg_part_t));
     msg_hdr_t mh = {.type = MSG_ROUTED, .count = (uint32_t)n, .gen = h->gen};
@@ -324,6 +410,10 @@ static void s_critical_done(hub_t *h, const uint64_t *tokens, size_t n)
 static void s_tell_ha(hub_t *h)
 {
     int active = h->ha ? ha_active(h->ha) : 1;
+    if (h->agg_out && active != h->agg_told &&
+        msg_send(h->agg_out, MSG_HA_STATE, h->gen, (uint32_t)active, NULL, 0,
+                 ZMQ_DONTWAIT) == 0)
+        h->agg_told = active;
     if (active != h->ha_told &&
         msg_send(h->out, MSG_HA_STATE, h->gen, (uint32_t)active, NULL, 0,
                  ZMQ_DONTWAIT) == 0)
@@ -371,6 +461,8 @@ static void s_retry_fn(struct ev_loop *loop, ev_timer *t, int revents)
         ev_timer_stop(loop, t);
         if (!h->stopping && !h->pending_full)
             zwatch_start(h->router_w);
+        if (h->agg_w)
+            zwatch_start(h->agg_w);
     }
 }
 
@@ -580,6 +672,17 @@ static void s_stats_fn(zwatch_t *w, void *sock, void *arg)
         if (bl == sizeof h->bsnap)
             memcpy(&h->bsnap, body, bl);
         break;
+    case MSG_STATS_AGGR:
+        if (bl == (size_t)mh.count * sizeof *h->asnap) {
+            stats_aggr_t *a = realloc(h->asnap, bl ? bl : 1);
+            if (a != NULL) {
+                memcpy(a, body, bl);
+                h->asnap = a;
+                h->nasnap = mh.count;
+                h->asnap_gen = mh.gen;
+            }
+        }
+        break;
     case MSG_CRITICAL_DONE:
         if (bl == (size_t)mh.count * sizeof(uint64_t) && bl > 0) {
             uint64_t tokens[256];
@@ -655,6 +758,19 @@ static size_t s_counters(const hub_t *h, selfmetrics_counter_t *c, size_t max,
     G("connections", h->ingest.connections, 1);
     C("reloads", h->c.reloads);
     C("reloadsRefused", h->c.reloads_refused);
+    if (router_naggrs(h->r) > 0 || h->nasnap > 0) {
+        stats_aggr_t at = {0};
+        for (size_t i = 0; i < h->nasnap; i++) {
+            at.received += h->asnap[i].received;
+            at.sent += h->asnap[i].sent;
+            at.dropped += h->asnap[i].dropped;
+            at.series += h->asnap[i].series;
+        }
+        C("aggregators.metricsReceived", at.received);
+        C("aggregators.metricsSent", at.sent);
+        C("aggregators.metricsDropped", at.dropped + h->c.aggr_behind);
+        G("aggregators.series", at.series, 1);
+    }
     C("routes.changes", h->c.route_changes);
     C("routes.refused", h->c.routes_refused);
     G("routes.inForce", h->routes ? h->routes->n : 0, 1);
@@ -759,6 +875,88 @@ static void s_statstimer_fn(struct ev_loop *loop, ev_timer *t, int revents)
             zmq_msg_close(&h->held[i]);
         h->nheld = 0;
     }
+}
+
+/* ---- the aggregator's outputs ------------------------------------------ */
+
+/* The aggregate rule number id of generation gen, or NULL. */
+static const config_rule_t *s_agg_rule(const hub_t *h, uint64_t gen,
+                                       uint32_t id)
+{
+    if (gen == h->gen)
+        return router_aggr(h->r, id);
+    if (gen == 0)
+        return router_aggr(h->r0, id);
+    for (const gen_t *g = h->gens; g; g = g->next)
+        if (g->gen == gen)
+            return router_aggr(g->r, id);
+    return NULL;
+}
+
+static void s_stop_now(hub_t *h);
+
+/* Outputs of an aggregate rule: to its clusters, or routed from the top
+ * when it names none (as carbon-c-relay routes them: match and aggregate
+ * rules apply to them). */
+static void s_agg_in_fn(zwatch_t *w, void *sock, void *arg)
+{
+    hub_t *h = arg;
+    if (h->nheld > 0) { /* the sender's pipe is full: later */
+        zwatch_stop(w);
+        return;
+    }
+    zmq_msg_t parts[2];
+    int n = 0;
+    s_recv_rest(sock, parts, 2, &n);
+    msg_hdr_t mh;
+    size_t extra = 0;
+    if (n >= 1 && msg_hdr_parse(zmq_msg_data(&parts[0]),
+                                zmq_msg_size(&parts[0]), &mh, &extra) == 0) {
+        if (mh.type == MSG_AGGR_OUT && n == 2) {
+            const config_rule_t *rule = s_agg_rule(h, mh.gen, mh.count);
+            const char *p = zmq_msg_data(&parts[1]);
+            const char *end = p + zmq_msg_size(&parts[1]);
+            while (p < end) {
+                const char *nl = memchr(p, '\n', (size_t)(end - p));
+                if (nl == NULL)
+                    break;
+                size_t l = (size_t)(nl - p) + 1;
+                size_t nlen = batch_name_len(p, l - 1);
+                if (rule && rule->ndests > 0) {
+                    h->cur_rest = p + nlen;
+                    h->cur_restlen = l - nlen;
+                    router_to_clusters(h->r, h->ctx, rule->dests, rule->ndests,
+                                       p, nlen, h->alive, s_emit_fn, h);
+                } else {
+                    s_route_line(h, p, l, nlen);
+                }
+                p = nl + 1;
+            }
+            s_build(h);
+            if (s_flush_held(h, h->agg_stopping ? 0 : ZMQ_DONTWAIT) != 0) {
+                zwatch_stop(w);
+                zwatch_stop(h->router_w);
+                double every = (double)opt_default(OPT_HELD_RETRY) / 1000.0;
+                ev_timer_set(&h->retry, every, every);
+                ev_timer_start(h->loop, &h->retry);
+            }
+        } else if (mh.type == MSG_AGGR_DONE && h->agg_stopping) {
+            s_stop_now(h);
+        }
+    }
+    for (int i = 0; i < n; i++)
+        zmq_msg_close(&parts[i]);
+}
+
+static void s_agg_stop_fn(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)loop;
+    (void)revents;
+    hub_t *h = t->data;
+    log_warn("hub: the aggregator did not finish within %d ms: stopping "
+             "without its last outputs",
+             (int)opt_default(OPT_STOP_WAIT));
+    s_stop_now(h);
 }
 
 /* ---- reload -------------------------------------------------------------- */
@@ -942,9 +1140,22 @@ static int s_switch(hub_t *h, config_t *cfg, router_t *r, char *err,
         log_warn("hub: reload: listen, satellites and control changes take "
                  "effect at the next restart");
     s_flush_held(h, 0);
+    s_agg_flush(h); /* the records of the old rules, under their numbers */
     ev_timer_stop(h->loop, &h->retry);
     const router_t *rp = r;
+    aggregator_defs_t *defs = h->agg_out ? aggregator_defs_new(r) : NULL;
+    if (h->agg_out && defs == NULL) {
+        snprintf(err, errlen, "out of memory");
+        s_tables_free(&t);
+        free(g);
+        router_destroy(&r);
+        config_destroy(&cfg);
+        if (!h->stopping)
+            zwatch_start(h->router_w);
+        return -1;
+    }
     if (msg_send(h->out, MSG_SWITCH, h->gen + 1, 0, &rp, sizeof rp, 0) != 0) {
+        aggregator_defs_free(&defs);
         /* the sender did not get it: keep the old rules */
         snprintf(err, errlen, "%s", zmq_strerror(zmq_errno()));
         s_tables_free(&t);
@@ -957,6 +1168,11 @@ static int s_switch(hub_t *h, config_t *cfg, router_t *r, char *err,
     }
     s_tables_swap(h, &t);
     g->gen = ++h->gen;
+    /* the aggregator takes the new rules before any record of them */
+    if (defs && aggregator_send_defs(h->agg_out, h->gen, defs) != 0)
+        log_err("hub: aggregator: %s: the aggregates stop until the next "
+                "reload",
+                zmq_strerror(zmq_errno()));
     g->cfg = cfg;
     g->r = r;
     g->next = h->gens;
@@ -1254,6 +1470,19 @@ static size_t s_status(hub_t *h)
                     (unsigned long long)h->bsnap.errors,
                     (unsigned long long)h->bsnap.memory,
                     (unsigned long long)h->bsnap.dropped);
+    for (size_t i = 0; i < h->nasnap && h->asnap_gen == h->gen; i++) {
+        const config_rule_t *ar = router_aggr(h->r, i);
+        const stats_aggr_t *a = &h->asnap[i];
+        if (ar == NULL)
+            break;
+        s_reply_add(
+            h, &len,
+            "aggregator %zu %s:%d series=%llu buckets=%llu "
+            "received=%llu sent=%llu dropped=%llu\n",
+            i + 1, ar->pos.file, ar->pos.line, (unsigned long long)a->series,
+            (unsigned long long)a->buckets, (unsigned long long)a->received,
+            (unsigned long long)a->sent, (unsigned long long)a->dropped);
+    }
     selfmetrics_counter_t c[128];
     size_t n = s_counters(h, c, 128, 0); /* the listeners' are on their lines */
     if (h->routes && h->routes->n > 0)   /* orchester-ctl route list */
@@ -1325,12 +1554,32 @@ static void s_ctl_fn(zwatch_t *w, void *sock, void *arg)
         char msg[1200];
         s_reload(h, msg, sizeof msg);
     }
-    if (!stop)
+    if (!stop || h->stopping)
         return;
     h->stopping = 1;
     zwatch_stop(h->router_w);
     ev_timer_stop(h->loop, &h->retry);
     /* what was taken is acknowledged only once the sender has it */
+    s_flush_held(h, 0);
+    /* the aggregator emits its complete buckets first (bounded) */
+    s_agg_flush(h);
+    if (h->agg_out &&
+        msg_send_ctl(h->agg_out, MSG_STOP, h->gen, ZMQ_DONTWAIT) == 0) {
+        h->agg_stopping = 1;
+        if (h->agg_w)
+            zwatch_start(h->agg_w);
+        ev_timer_set(&h->agg_stop, opt_default(OPT_STOP_WAIT) / 1000.0, 0);
+        ev_timer_start(h->loop, &h->agg_stop);
+        return;
+    }
+    s_stop_now(h);
+}
+
+/* The last step of a stop: the sender drains, the loop ends. */
+static void s_stop_now(hub_t *h)
+{
+    ev_timer_stop(h->loop, &h->agg_stop);
+    h->agg_stopping = 0;
     s_flush_held(h, 0);
     msg_send_ctl(h->out, MSG_DRAIN, h->gen, 0);
     ev_break(h->loop, EVBREAK_ALL);
@@ -1370,6 +1619,9 @@ hub_t *hub_new(void *zctx, const config_t *cfg, const router_t *r,
     h->cfg = cfg;
     h->boot = cfg;
     h->r = r;
+    h->r0 = r;
+    h->agg_cur = UINT32_MAX;
+    h->agg_told = -1;
     h->o = *o;
     h->hostname = strdup(o->hostname);
     h->config_path = strdup(o->config_path ? o->config_path : "");
@@ -1455,6 +1707,19 @@ hub_t *hub_new(void *zctx, const config_t *cfg, const router_t *r,
     failed = o->ctl_endpoint;
     if (zmq_connect(h->ctl, o->ctl_endpoint) != 0)
         goto zerr;
+    if (o->agg_endpoint) {
+        h->agg_out = s_sock(zctx, ZMQ_PUSH, 1000);
+        h->agg_in = s_sock(zctx, ZMQ_PULL, 1000);
+        if (!h->agg_out || !h->agg_in)
+            goto zerr;
+        failed = o->agg_out_endpoint;
+        if (zmq_bind(h->agg_in, o->agg_out_endpoint) != 0)
+            goto zerr;
+        failed = o->agg_endpoint;
+        if (zmq_connect(h->agg_out, o->agg_endpoint) != 0)
+            goto zerr;
+        router_ctx_set_aggr(h->ctx, s_aggr_fn, h);
+    }
     if (cfg->control) {
         failed = cfg->control;
         h->control = s_sock(zctx, ZMQ_REP, 0);
@@ -1478,6 +1743,11 @@ hub_t *hub_new(void *zctx, const config_t *cfg, const router_t *r,
         if (!h->control_w)
             goto zerr;
     }
+    if (h->agg_in &&
+        !(h->agg_w = zwatch_new(h->loop, h->agg_in, 16, s_agg_in_fn, h)))
+        goto zerr;
+    ev_init(&h->agg_stop, s_agg_stop_fn);
+    h->agg_stop.data = h;
     h->ha_told = -1;
     if (cfg->ha.role != HA_NONE &&
         !(h->ha = ha_new(zctx, h->loop, &cfg->ha, o->curve, s_ha_fn, h, err,
@@ -1522,6 +1792,8 @@ int hub_run(hub_t *h)
     zwatch_start(h->ctl_w);
     if (h->control_w)
         zwatch_start(h->control_w);
+    if (h->agg_w)
+        zwatch_start(h->agg_w);
     ev_timer_start(h->loop, &h->statstimer);
     ev_run(h->loop, 0);
     zwatch_stop(h->router_w);
@@ -1529,6 +1801,9 @@ int hub_run(hub_t *h)
     zwatch_stop(h->ctl_w);
     if (h->control_w)
         zwatch_stop(h->control_w);
+    if (h->agg_w)
+        zwatch_stop(h->agg_w);
+    ev_timer_stop(h->loop, &h->agg_stop);
     ev_timer_stop(h->loop, &h->statstimer);
     ev_timer_stop(h->loop, &h->retry);
     if (h->ha)
@@ -1554,7 +1829,9 @@ void hub_destroy(hub_t **ph)
     zwatch_destroy(&h->stats_w);
     zwatch_destroy(&h->ctl_w);
     zwatch_destroy(&h->control_w);
-    void *socks[] = {h->router, h->out, h->stats, h->ctl, h->control};
+    zwatch_destroy(&h->agg_w);
+    void *socks[] = {h->router,  h->out,     h->stats, h->ctl,
+                     h->control, h->agg_out, h->agg_in};
     for (size_t i = 0; i < sizeof socks / sizeof socks[0]; i++)
         if (socks[i])
             zmq_close(socks[i]);
@@ -1568,6 +1845,8 @@ void hub_destroy(hub_t **ph)
     free(h->hostname);
     free(h->config_path);
     free(h->routes_path);
+    free(h->abuf);
+    free(h->asnap);
     config_destroy(&h->base);
     routes_destroy(&h->routes);
     selfmetrics_destroy(&h->sm);

@@ -69,6 +69,9 @@ typedef struct {
     routes_t *routes;             /* the route changes in force (src/routes.h):
                                      hub_new takes them, likewise */
     const char *routes_path;      /* their file (copied) */
+    const char *agg_endpoint;     /* the aggregator's input (PUSH connects
+                                     here); NULL: no aggregator */
+    const char *agg_out_endpoint; /* its outputs (PULL bound here) */
 } hub_opts_t;
 
 typedef struct hub hub_t;

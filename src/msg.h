@@ -33,7 +33,19 @@
  *   MSG_HA_STATE    hub -> sender          none: count is 1 when this member
  *                                          of an HA pair is active (it
  *                                          replays the shared buffer), 0
- *                                          when not
+ *                                          when not; also hub ->
+ *                                          aggregator (src/aggregator.h)
+ *   MSG_AGGR_DEFS   hub -> aggregator      one frame: an aggregator_defs_t
+ *                                          * of generation gen, passed
+ *                                          (the aggregator frees it)
+ *   MSG_AGGR_DATA   hub -> aggregator      one frame of records
+ *                                          (aggregator_rec_t, names)
+ *   MSG_AGGR_OUT    aggregator -> hub      count: the aggregate rule of
+ *                                          generation gen; one frame of
+ *                                          lines "NAME VALUE TS\n"
+ *   MSG_AGGR_DONE   aggregator -> hub      none: it emitted what it had at
+ *                                          MSG_STOP, and ends
+ *   MSG_STATS_AGGR  aggregator -> hub      one frame: count stats_aggr_t
  *
  * Generations: the configuration the process started with is generation 0;
  * each reload that the hub accepts is the next.  Destination ids are only
@@ -68,6 +80,11 @@ enum {
     MSG_CRITICAL_DONE = 11,
     MSG_STATS_BUFFER = 12,
     MSG_HA_STATE = 13,
+    MSG_AGGR_DEFS = 14,
+    MSG_AGGR_DATA = 15,
+    MSG_AGGR_OUT = 16,
+    MSG_AGGR_DONE = 17,
+    MSG_STATS_AGGR = 18,
     MSG_NTYPES
 };
 

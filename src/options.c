@@ -154,6 +154,12 @@ static const opt_def_t s_table[OPT_N] = {
                       "fixed (``src/ingest.c``, ``src/sender.c``)"},
     [OPT_SIGNAL_POLL] = {OPT_SIGNAL_POLL, 0, 0, 1000, 1, 1, "ms", NULL,
                          "main thread: signal poll", "fixed (``relay/``)"},
+    [OPT_AGGR_SERIES] = {OPT_AGGR_SERIES, 'A', OPT_P_ORCHESTER, 1000000, 1,
+                         1LL << 32, "series",
+                         "aggregate series held at once, all rules (bucket "
+                         "slots: 8 times it, stored values: 16 times); what "
+                         "does not fit is dropped, counted",
+                         NULL, NULL, NULL},
 };
 
 const opt_def_t *opt_def(opt_id_t id)

@@ -52,6 +52,7 @@ typedef enum {
     OPT_BUFFER_REFRESH,  /* a stream's totals read back, ms */
     OPT_SNAPSHOT,        /* counter snapshots to the hub, ms */
     OPT_SIGNAL_POLL,     /* main thread's signal poll, ms */
+    OPT_AGGR_SERIES,     /* aggregate series held at once */
     OPT_N
 } opt_id_t;
 

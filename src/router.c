@@ -86,7 +86,6 @@ struct router {
     const config_t *cfg;         /* borrowed */
     const config_rule_t **aggrs; /* the aggregate rules, by number */
     size_t naggrs;
-    bool aggr_ok; /* the aggregator stage is there (not yet: refused) */
 };
 
 struct router_ctx {
@@ -451,13 +450,6 @@ static int s_rule(router_t *r, rrule_t *rr, const config_rule_t *rule,
     if (rule->kind == RULE_REWRITE)
         return s_tmpl_compile(&rr->into, rule->replacement, err, errlen,
                               &rule->pos);
-    if (rule->kind == RULE_AGGREGATE && !r->aggr_ok) {
-        snprintf(err, errlen,
-                 "%s:%d: 'aggregate' is not supported by "
-                 "orchester yet",
-                 rule->pos.file, rule->pos.line);
-        return -1;
-    }
     if (rule->kind == RULE_AGGREGATE) {
         const config_aggr_t *a = rule->aggr;
         rr->writes =

@@ -103,6 +103,18 @@ typedef struct {
     uint64_t dropped; /* critical datapoints dropped, in all */
 } stats_buffer_t;
 
+/* Counters of one aggregate rule (MSG_STATS_AGGR), cumulative since
+ * start; series and buckets are what is held now. */
+typedef struct {
+    uint64_t received; /* datapoints the rule took */
+    uint64_t sent;     /* values it emitted */
+    uint64_t dropped;  /* (datapoint, compute) dropped: too old, too new,
+                          past a bound, out of memory, or open buckets
+                          dropped when the member stopped being active */
+    uint64_t series;   /* series alive */
+    uint64_t buckets;  /* bucket slots held */
+} stats_aggr_t;
+
 /* stats_parse_errors: sum of the refusal counters, LINE_EMPTY excluded. */
 uint64_t stats_parse_errors(const stats_ingest_t *s);
 

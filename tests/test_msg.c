@@ -40,6 +40,11 @@ static void test_layout(void **state)
     assert_int_equal(MSG_CRITICAL_DONE, 11);
     assert_int_equal(MSG_STATS_BUFFER, 12);
     assert_int_equal(MSG_HA_STATE, 13);
+    assert_int_equal(MSG_AGGR_DEFS, 14);
+    assert_int_equal(MSG_AGGR_DATA, 15);
+    assert_int_equal(MSG_AGGR_OUT, 16);
+    assert_int_equal(MSG_AGGR_DONE, 17);
+    assert_int_equal(MSG_STATS_AGGR, 18);
 }
 
 static void test_parse(void **state)

@@ -62,7 +62,7 @@ static void test_parse(void **state)
     (void)state;
     char spec[64], err[200];
     opt_getopt(OPT_P_ORCHESTER, "f:t", spec, sizeof spec);
-    assert_string_equal(spec, "f:tq:M:F:c:B:D:L:K:S:R:G:I:");
+    assert_string_equal(spec, "f:tq:M:F:c:B:D:L:K:S:R:G:I:A:");
     opt_getopt(OPT_P_SATELLITE, "f:", spec, sizeof spec);
     assert_string_equal(spec, "f:M:F:W:c:B:");
     long long v[OPT_N];

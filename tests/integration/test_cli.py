@@ -4,7 +4,7 @@ test_cli.py -- the command lines of orchester and orchester-ctl.
 
   - `orchester -t -t -f good.conf` exits 0;
   - bad configs exit 1 and stderr names FILE:LINE (missing ';', unknown
-    statement, unknown cluster in a match, carbon-c-relay's `aggregate`);
+    statement, unknown cluster in a match, an aggregate that expires before its interval ends);
   - `orchester -t -f conf` with lines on stdin prints, for each, the rule,
     the cluster and its members (blackhole shows blackhole, a line no rule
     matches says so, an invalid line says why);
@@ -90,11 +90,11 @@ match * send to graphite archive extra ;
         ("unknown cluster in match",
          "cluster a forward 127.0.0.1:2003 ;\n\nmatch * send to nosuchcluster ;\n", (3,),
          "nosuchcluster"),
-        ("aggregate",
+        ("aggregate expiring before its interval",
          "cluster a forward 127.0.0.1:2003 ;\nmatch * send to a ;\n"
          "aggregate\n        ^sys\\.dc[0-9]\\.(somehost-[0-9]+)\\.([^.]+)\\.mysql\\.replication_delay\n"
-         "    every 10 seconds\n    expire after 35 seconds\n    compute sum write to\n"
-         "        mysql.host.\\1.replication_delay\n    ;\n", (3,), "aggregate"),
+         "    every 10 seconds\n    expire after 5 seconds\n    compute sum write to\n"
+         "        mysql.host.\\1.replication_delay\n    ;\n", (3, 4, 5, 6), "expire"),
     ]
     for i, (what, text, lines, word) in enumerate(bad):
         path = t.write("bad%d.conf" % i, text)
