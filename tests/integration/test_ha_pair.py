@@ -28,15 +28,22 @@ Runtime rerouting (`orchester-ctl route`), across the same life:
   the second sink);
 - once both are stopped and started again, each routes by it (lines into
   each member's listener; `route list` on both).
+
+Aggregation in a pair: agg.* datapoints (current timestamps) stream
+through satellite A across the kill, the restart and the failback into
+`aggregate ^agg\. every 1 seconds ... compute count write to aggc`: only
+the active member aggregates, so no bucket is emitted twice (each (aggc,
+timestamp) once at the sink), and the counts never exceed what was sent.
 """
 import os
 import sys
+import threading
 import time
 
 sys.dont_write_bytecode = True  # leave no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (Test, SeqStream, require, free_port, wait_until,  # noqa: E402
-                     check_build, counter, lines_with_prefix, ctl)
+                     check_build, counter, lines_with_prefix, ctl, send_tcp)
 
 HEARTBEAT = 250
 
@@ -90,6 +97,8 @@ def body(t):
                 "cluster sink forward 127.0.0.1:%d ;\n"
                 "cluster moved forward 127.0.0.1:%d ;\n"
                 "buffer redis %s prefix ha ;\n"
+                "aggregate ^agg\\. every 1 seconds expire after 2 seconds\n"
+                "    compute count write to aggc send to sink stop ;\n"
                 "match ^crit critical send to sink stop ;\n"
                 "match * send to sink ;\n"
                 % (listen, sat, role, pub, peer_pub, peer_sat, HEARTBEAT,
@@ -123,7 +132,7 @@ def body(t):
         require(rc == 1 and "not active" in out, "B took a change: %s" % out)
         require(RULE in routes_of(t, cb), "B lost the rule")
 
-    sats, streams = [], []
+    sats, streams, sat_ports = [], [], []
     for name in (b"crita", b"critb"):
         port = free_port()
         sconf = t.write(name.decode() + ".conf",
@@ -133,10 +142,24 @@ def body(t):
         s = t.satellite(name.decode(), sconf).start()
         t.wait_ready(s, tcp_ports=(port,))
         sats.append(s)
+        sat_ports.append(port)
         streams.append(SeqStream(port, 2000, chunk=20, name=name))
     for s in streams:
         s.start()
         t.on_cleanup(s.stop.set)
+    agg_stop = threading.Event()
+    agg_sent = {}  # second -> agg lines sent with that timestamp
+
+    def agg_stream():
+        while not agg_stop.is_set():
+            ts = int(time.time())
+            if send_tcp(sat_ports[0], [b"agg.x 1 %d\n" % ts] * 1):
+                return
+            agg_sent[ts] = agg_sent.get(ts, 0) + 1
+            time.sleep(0.02)  # pacing the client, not timing a check
+    agg_th = threading.Thread(target=agg_stream, daemon=True)
+    agg_th.start()
+    t.on_cleanup(agg_stop.set)
 
     def flowing(what, n=2000):
         """Both streams' lines sent from now on arrive."""
@@ -189,6 +212,29 @@ def body(t):
                    (ha_state(t, cb) or {}).get("state") == "passive", 10,
                    lambda: "P %s, B %s" % (ha_state(t, cp), ha_state(t, cb)))
         flowing("lines after the failback")
+
+    with t.check("aggregation in a pair: no bucket emitted twice, no count "
+                 "above what was sent"):
+        agg_stop.set()
+        agg_th.join()
+        last = max(agg_sent)
+        wait_until(lambda: any(int(l.split()[2]) >= last + 1 for l in
+                               lines_with_prefix(sink.snapshot(), b"aggc ")),
+                   15, "the last bucket of aggc")
+        out = [(int(l.split()[2]), int(float(l.split()[1])))
+               for l in lines_with_prefix(sink.snapshot(), b"aggc ")]
+        stamps = [ts for ts, _ in out]
+        dup = sorted(set(ts for ts in stamps if stamps.count(ts) > 1))
+        require(not dup, "buckets emitted twice: %r" % dup[:10])
+        over = [(ts, n, agg_sent.get(ts - 1, 0)) for ts, n in out
+                if n > agg_sent.get(ts - 1, 0)]
+        require(not over, "counts above what was sent: %r" % over[:10])
+        sys.stderr.write("# aggregation: %d agg datapoints sent over %d s; "
+                         "%d buckets emitted, counting %d (the rest went "
+                         "with the killed member or the handed-back "
+                         "buckets)\n"
+                         % (sum(agg_sent.values()), len(agg_sent), len(out),
+                            sum(n for _, n in out)))
 
     with t.check("every critical datapoint the clients sent arrives, at least "
                  "once"):
