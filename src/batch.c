@@ -69,21 +69,33 @@ size_t batch_name_len(const char *line, size_t len)
 /* The lines codec: canonical "name value timestamp\n" lines back to back.
  * Every line is checked with line_check(); a line that is not canonical (a
  * last line without '\n' among them) is refused and the others go on. */
-static long s_lines_decode(const void *payload, size_t len, size_t maxline,
-                           codec_point_fn fn, void *arg, long *refused)
+static long s_decode(const void *payload, size_t len, size_t maxline,
+                     codec_point_fn fn, void *arg, long *refused, int src)
 {
     const char *p = payload;
     const char *end = p + len;
     size_t maxlen = LINE_CANON_MAX(maxline);
     long n = 0;
     *refused = 0;
-    if (len > BATCH_PAYLOAD_MAX(maxline))
+    /* with sources, the last line may come after its source line */
+    if (len > BATCH_PAYLOAD_MAX(maxline) + (src ? CODEC_SOURCE_MAX + 2 : 0))
         return -1;
     while (p < end) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         size_t l = (size_t)((nl != NULL ? nl + 1 : end) - p);
         size_t namelen;
-        if (line_check(p, l, maxlen, &namelen) != 0) {
+        if (src && l > 0 && p[0] == '\0') {
+            /* the address of the client of the next lines: printable, no
+             * white space, 0 (none) to CODEC_SOURCE_MAX bytes, then '\n' */
+            size_t al = l - 1 - (nl != NULL);
+            int ok = nl != NULL && al <= CODEC_SOURCE_MAX;
+            for (size_t i = 1; ok && i <= al; i++)
+                ok = p[i] > ' ' && p[i] < 127;
+            if (!ok)
+                (*refused)++;
+            else if (fn(arg, p + 1, al, CODEC_SOURCE) != 0)
+                return n;
+        } else if (line_check(p, l, maxlen, &namelen) != 0) {
             (*refused)++;
         } else {
             n++;
@@ -95,8 +107,21 @@ static long s_lines_decode(const void *payload, size_t len, size_t maxline,
     return n;
 }
 
+static long s_lines_decode(const void *payload, size_t len, size_t maxline,
+                           codec_point_fn fn, void *arg, long *refused)
+{
+    return s_decode(payload, len, maxline, fn, arg, refused, 0);
+}
+
+static long s_lines_src_decode(const void *payload, size_t len, size_t maxline,
+                               codec_point_fn fn, void *arg, long *refused)
+{
+    return s_decode(payload, len, maxline, fn, arg, refused, 1);
+}
+
 static const codec_t s_codecs[] = {
     {CODEC_LINES, "lines", s_lines_decode},
+    {CODEC_LINES_SRC, "lines with sources", s_lines_src_decode},
 };
 
 const codec_t *codec_find(uint8_t id)

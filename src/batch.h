@@ -37,7 +37,18 @@
     (BATCH_PAYLOAD_BYTES - 1 + LINE_CANON_MAX(maxline))
 
 enum { BATCH_DATA = 1, BATCH_ACK = 2, BATCH_NACK = 3 };
-enum { CODEC_LINES = 1 };
+enum {
+    CODEC_LINES = 1,    /* canonical lines */
+    CODEC_LINES_SRC = 2 /* canonical lines, and before the lines of each
+                           client a line "\0ADDRESS\n": the address of the
+                           client they came from (for `file ip` clusters) */
+};
+
+/* CODEC_LINES_SRC: the namelen fn is called with for a source line: line
+ * and len are then the address (0 to CODEC_SOURCE_MAX bytes, no '\n'; 0:
+ * none, a unix socket).  A batch starts with none. */
+#define CODEC_SOURCE     ((size_t)-1)
+#define CODEC_SOURCE_MAX 63
 
 typedef struct {
     uint8_t type;    /* BATCH_DATA, BATCH_ACK or BATCH_NACK */
@@ -56,7 +67,9 @@ void batch_hdr_encode(const batch_hdr_t *h, unsigned char *out);
 int batch_hdr_decode(const void *buf, size_t len, batch_hdr_t *h);
 
 /* One datapoint of a decoded payload: the canonical line (with its '\n')
- * and the length of its routing name (up to the first ' ' or ';'). */
+ * and the length of its routing name (up to the first ' ' or ';'); or,
+ * with namelen CODEC_SOURCE, the address of the client the next
+ * datapoints came from. */
 typedef int (*codec_point_fn)(void *arg, const char *line, size_t len,
                               size_t namelen);
 

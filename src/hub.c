@@ -118,6 +118,11 @@ struct hub {
     bool *alive;               /* per destination: up, as the sender's last
                                   event or snapshot said */
     const char *cur_rest;      /* the line being routed, after its name */
+    char cur_src[CODEC_SOURCE_MAX + 1]; /* the address of its client, for
+                                           `file ip` clusters */
+    size_t cur_srclen;
+    bool *fileip;   /* per destination: of a `file ip` cluster */
+    int has_fileip; /* any is */
     size_t cur_restlen;
     hub_counters_t c;
     struct {
@@ -189,13 +194,42 @@ static int s_append(hub_t *h, uint32_t id, const char *name, size_t namelen,
     return 0;
 }
 
+/* The client's address, to a `file ip` destination, before the line: the
+ * name goes with the rest of the line. */
+static int s_append_src(hub_t *h, uint32_t slot, const char *name,
+                        size_t namelen)
+{
+    char buf[CODEC_SOURCE_MAX + 2 + 4096];
+    if (h->cur_srclen + 1 + namelen > sizeof buf)
+        return -1;
+    memcpy(buf, h->cur_src, h->cur_srclen);
+    buf[h->cur_srclen] = ' ';
+    memcpy(buf + h->cur_srclen + 1, name, namelen);
+    return s_append(h, slot, buf, h->cur_srclen + 1 + namelen, h->cur_rest,
+                    h->cur_restlen);
+}
+
 static void s_emit_fn(void *arg, uint32_t id, const char *name, size_t namelen,
                       int critical)
 {
     hub_t *h = arg;
-    if (s_append(h, 2 * id + (critical != 0), name, namelen, h->cur_rest,
-                 h->cur_restlen) != 0)
+    uint32_t slot = 2 * id + (critical != 0);
+    int rc =
+        h->has_fileip && h->fileip[id]
+            ? s_append_src(h, slot, name, namelen)
+            : s_append(h, slot, name, namelen, h->cur_rest, h->cur_restlen);
+    if (rc != 0)
         log_err("hub: out of memory: datapoint dropped");
+}
+
+/* The source all datapoints routed next came from (CODEC_LINES_SRC). */
+static void s_set_src(hub_t *h, const char *src, size_t len)
+{
+    if (len > CODEC_SOURCE_MAX)
+        len = 0;
+    memcpy(h->cur_src, src, len);
+    h->cur_src[len] = '\0';
+    h->cur_srclen = len;
 }
 
 /* A `validate ... else log` clause dropped a datapoint: log it, one line
@@ -283,6 +317,10 @@ static void s_agg_flush(hub_t *h)
 static int s_route_line(void *arg, const char *line, size_t len, size_t namelen)
 {
     hub_t *h = arg;
+    if (namelen == CODEC_SOURCE) { /* the client of the next datapoints */
+        s_set_src(h, line, len);
+        return 0;
+    }
     h->cur_rest = line + namelen;
     h->cur_restlen = len - namelen;
     h->agg_cur = UINT32_MAX;
@@ -550,6 +588,12 @@ static void s_router_fn(zwatch_t *w, void *sock, void *arg)
     }
     const codec_t *codec = codec_find(bh.codec);
     long k = -1, refused = 0;
+    /* `file ip`: a batch names its clients' addresses (CODEC_LINES_SRC);
+     * of one that does not, the address is the satellite's */
+    const char *peer = n == 3 && bh.codec != CODEC_LINES_SRC
+                           ? zmq_msg_gets(&parts[2], "Peer-Address")
+                           : NULL;
+    s_set_src(h, peer ? peer : "", peer ? strlen(peer) : 0);
     if (n == 3 && codec != NULL)
         k = codec->decode(zmq_msg_data(&parts[2]), zmq_msg_size(&parts[2]),
                           h->o.maxline, s_route_line, h, &refused);
@@ -853,6 +897,7 @@ static void s_statstimer_fn(struct ev_loop *loop, ev_timer *t, int revents)
     if (buf == NULL)
         return;
     const char *p = buf, *end = buf + len;
+    s_set_src(h, "127.0.0.1", 9); /* its own, as carbon-c-relay writes them */
     while (p < end) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         size_t l = (size_t)(nl - p) + 1;
@@ -913,6 +958,7 @@ static void s_agg_in_fn(zwatch_t *w, void *sock, void *arg)
     if (n >= 1 && msg_hdr_parse(zmq_msg_data(&parts[0]),
                                 zmq_msg_size(&parts[0]), &mh, &extra) == 0) {
         if (mh.type == MSG_AGGR_OUT && n == 2) {
+            s_set_src(h, "", 0); /* carbon-c-relay writes no address */
             const config_rule_t *rule = s_agg_rule(h, mh.gen, mh.count);
             const char *p = zmq_msg_data(&parts[1]);
             const char *end = p + zmq_msg_size(&parts[1]);
@@ -1043,6 +1089,23 @@ static void s_tables_swap(hub_t *h, tables_t *t)
     h->dsnap = t->dsnap, h->alive = t->alive;
     h->ntouched = 0;
     memset(t, 0, sizeof *t);
+}
+
+/* Which destinations of the router in force are `file ip` files. */
+static void s_fileip_build(hub_t *h)
+{
+    size_t n = router_ndests(h->r);
+    bool *f = realloc(h->fileip, (n ? n : 1) * sizeof *f);
+    h->has_fileip = 0;
+    if (f == NULL) {
+        log_err("hub: out of memory: `file ip` files get no addresses");
+        return;
+    }
+    h->fileip = f;
+    for (size_t i = 0; i < n; i++) {
+        f[i] = router_dest(h->r, i)->cluster->type == CLUSTER_FILE_IP;
+        h->has_fileip |= f[i];
+    }
 }
 
 static int s_interval(const hub_t *h)
@@ -1180,6 +1243,7 @@ static int s_switch(hub_t *h, config_t *cfg, router_t *r, char *err,
     int before = s_interval(h);
     h->cfg = cfg;
     h->r = r;
+    s_fileip_build(h);
     if (s_interval(h) != before) {
         ev_timer_stop(h->loop, &h->statstimer);
         ev_timer_set(&h->statstimer, s_interval(h), s_interval(h));
@@ -1630,6 +1694,7 @@ hub_t *hub_new(void *zctx, const config_t *cfg, const router_t *r,
     if (s_tables_new(&t, router_ndests(r)) != 0)
         goto nomem;
     s_tables_swap(h, &t);
+    s_fileip_build(h);
     h->lsnap = calloc(cfg->nlistens ? cfg->nlistens : 1, sizeof *h->lsnap);
     h->lnames = calloc(cfg->nlistens ? cfg->nlistens : 1, sizeof *h->lnames);
     h->ctx = router_ctx_new();
@@ -1847,6 +1912,7 @@ void hub_destroy(hub_t **ph)
     free(h->routes_path);
     free(h->abuf);
     free(h->asnap);
+    free(h->fileip);
     config_destroy(&h->base);
     routes_destroy(&h->routes);
     selfmetrics_destroy(&h->sm);

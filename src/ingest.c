@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <arpa/inet.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zmq.h>
@@ -52,19 +53,21 @@ typedef struct {
 } listener_t;
 
 typedef struct conn {
-    ingest_t *ig;               /* back pointer */
-    listener_t *l;              /* the listener it came from */
-    int fd;                     /* client socket */
-    ev_io io;                   /* readable */
-    char *part;                 /* the unfinished line or frame, or NULL */
-    size_t partlen;             /* its length */
-    size_t partcap;             /* pickle: bytes allocated at part */
-    int discarding;             /* skipping an over-long line to '\n' */
-    size_t held;                /* bytes allocated at part, as counted
-                                   in ig->held */
-    struct conn *prev, *next;   /* in ig->conns */
-    struct conn *hprev, *hnext; /* in ig's list of connections that hold
-                                   bytes, most recent progress first */
+    ingest_t *ig;                   /* back pointer */
+    listener_t *l;                  /* the listener it came from */
+    int fd;                         /* client socket */
+    ev_io io;                       /* readable */
+    char *part;                     /* the unfinished line or frame, or NULL */
+    size_t partlen;                 /* its length */
+    size_t partcap;                 /* pickle: bytes allocated at part */
+    int discarding;                 /* skipping an over-long line to '\n' */
+    size_t held;                    /* bytes allocated at part, as counted
+                                       in ig->held */
+    char src[CODEC_SOURCE_MAX + 1]; /* the client's address ("" for a
+                                       unix socket) */
+    struct conn *prev, *next;       /* in ig->conns */
+    struct conn *hprev, *hnext;     /* in ig's list of connections that hold
+                                       bytes, most recent progress first */
 } conn_t;
 
 /* A batch a member that is not active refused is sent again this much
@@ -116,17 +119,21 @@ struct ingest {
     char *batch; /* payload being filled */
     size_t batchlen;
     size_t batchcap;
-    uint32_t batchcount;     /* datapoints in it */
-    pending_t *head, *tail;  /* window, oldest first */
-    size_t window;           /* payload bytes in the window */
-    uint64_t nextseq;        /* next sequence number */
-    int paused;              /* client reads stopped (window full) */
-    int stopping;            /* STOP received */
-    int64_t stop_deadline;   /* give up waiting for acks then */
-    int64_t last_ack_ms;     /* when the last acknowledgement came */
-    stats_ingest_t st;       /* counters */
-    pickle_t *pickle;        /* decoder for pickle connections */
-    listener_t *cur;         /* the listener whose input is parsed now */
+    uint32_t batchcount;    /* datapoints in it */
+    pending_t *head, *tail; /* window, oldest first */
+    size_t window;          /* payload bytes in the window */
+    uint64_t nextseq;       /* next sequence number */
+    int paused;             /* client reads stopped (window full) */
+    int stopping;           /* STOP received */
+    int64_t stop_deadline;  /* give up waiting for acks then */
+    int64_t last_ack_ms;    /* when the last acknowledgement came */
+    stats_ingest_t st;      /* counters */
+    pickle_t *pickle;       /* decoder for pickle connections */
+    listener_t *cur;        /* the listener whose input is parsed now */
+    const char *cur_src;    /* the address of the client parsed now */
+    char udp_src[CODEC_SOURCE_MAX + 1];   /* a datagram's sender */
+    char batch_src[CODEC_SOURCE_MAX + 1]; /* the batch's last source line */
+    int batch_has_src;                    /* it has one */
     stats_listener_t *lsnap; /* per-listener counters, for the stats */
     long long pickle_now;    /* time for -1 while a frame is decoded */
     ev_prepare flush;        /* sends the partial batch before blocking */
@@ -172,7 +179,7 @@ static int s_send_pending(ingest_t *ig, pending_t *p)
 {
     unsigned char hdr[BATCH_HDR_LEN];
     batch_hdr_t h = {.type = BATCH_DATA,
-                     .codec = CODEC_LINES,
+                     .codec = CODEC_LINES_SRC,
                      .sat_id = ig->o.sat_id,
                      .seq = p->seq,
                      .count = p->count};
@@ -210,6 +217,9 @@ static void s_pause(ingest_t *ig, int pause)
 /* Close the batch being filled and put it in the window. */
 static void s_flush_batch(ingest_t *ig)
 {
+    ig->batch_has_src = 0;   /* each batch names its first source again */
+    if (ig->batchcount == 0) /* source lines alone */
+        ig->batchlen = 0;
     if (ig->batchlen == 0)
         return;
     pending_t *p = calloc(1, sizeof *p);
@@ -445,11 +455,25 @@ static void s_resend(ingest_t *ig, int64_t now)
 
 /* ---- lines --------------------------------------------------------------- */
 
-/* Make room in the batch for one more canonical line. */
+/* Make room in the batch for one more canonical line, and write the
+ * address of its client before it when it is not the last one written
+ * (CODEC_LINES_SRC: `file ip` clusters write it). */
 static void s_room(ingest_t *ig)
 {
-    if (ig->batchcap - ig->batchlen < ig->o.maxline + 64)
+    if (ig->batchcap - ig->batchlen < ig->o.maxline + 64 + CODEC_SOURCE_MAX + 2)
         s_flush_batch(ig);
+    /* a batch starts with no address ("", as the orchester reads it) */
+    const char *src = ig->cur_src ? ig->cur_src : "";
+    if (strcmp(ig->batch_has_src ? ig->batch_src : "", src) == 0)
+        return;
+    size_t l = strlen(src);
+    char *o = ig->batch + ig->batchlen;
+    o[0] = '\0';
+    memcpy(o + 1, src, l);
+    o[1 + l] = '\n';
+    ig->batchlen += l + 2;
+    memcpy(ig->batch_src, src, l + 1);
+    ig->batch_has_src = 1;
 }
 
 /* Account for a datapoint the parser wrote at the end of the batch (st ==
@@ -600,6 +624,7 @@ static void s_conn_fn(struct ev_loop *loop, ev_io *io, int revents)
     conn_t *c = io->data;
     ingest_t *ig = c->ig;
     ig->cur = c->l;
+    ig->cur_src = c->src;
     char *buf = ig->scratch;
     size_t have = c->partlen;
     if (have)
@@ -712,6 +737,7 @@ static void s_pickle_conn_fn(struct ev_loop *loop, ev_io *io, int revents)
     conn_t *c = io->data;
     ingest_t *ig = c->ig;
     ig->cur = c->l;
+    ig->cur_src = c->src;
     /* room for a READ_CHUNK read; the buffer grows with what arrived
      * (doubling), never past the end of the current frame by more than a
      * read, so an announced frame costs only the bytes really sent */
@@ -809,6 +835,20 @@ static int s_shed(ingest_t *ig, listener_t *l)
     return 0;
 }
 
+/* A peer's address as carbon-c-relay writes it into `file ip` files:
+ * the IP address alone; "" for a unix socket. */
+static void s_addr_text(const struct sockaddr_storage *ss, socklen_t sl,
+                        char *out, size_t len)
+{
+    out[0] = '\0';
+    if (ss->ss_family == AF_INET && sl >= sizeof(struct sockaddr_in))
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, out,
+                  (socklen_t)len);
+    else if (ss->ss_family == AF_INET6 && sl >= sizeof(struct sockaddr_in6))
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr, out,
+                  (socklen_t)len);
+}
+
 static void s_accept_fn(struct ev_loop *loop, ev_io *io, int revents)
 {
     (void)revents;
@@ -817,7 +857,10 @@ static void s_accept_fn(struct ev_loop *loop, ev_io *io, int revents)
     if (ig->reserve_fd < 0) /* lost to another thread: try again */
         ig->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     for (int i = 0; i < ACCEPT_BURST; i++) {
-        int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof ss;
+        int fd = accept4(l->fd, (struct sockaddr *)&ss, &sl,
+                         SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0 && (errno == EMFILE || errno == ENFILE) &&
             s_shed(ig, l) == 0)
             continue;
@@ -848,6 +891,7 @@ static void s_accept_fn(struct ev_loop *loop, ev_io *io, int revents)
         c->ig = ig;
         c->l = l;
         c->fd = fd;
+        s_addr_text(&ss, sl, c->src, sizeof c->src);
         ev_io_init(&c->io,
                    l->wire == WIRE_PICKLE ? s_pickle_conn_fn : s_conn_fn, fd,
                    EV_READ);
@@ -870,10 +914,15 @@ static void s_udp_fn(struct ev_loop *loop, ev_io *io, int revents)
     listener_t *l = io->data;
     ingest_t *ig = l->ig;
     ig->cur = l;
+    ig->cur_src = ig->udp_src;
     for (int i = 0; i < UDP_BURST && !ig->paused; i++) {
-        ssize_t n = recv(l->fd, ig->scratch, ig->scratchcap, 0);
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof ss;
+        ssize_t n = recvfrom(l->fd, ig->scratch, ig->scratchcap, 0,
+                             (struct sockaddr *)&ss, &sl);
         if (n <= 0)
             return;
+        s_addr_text(&ss, sl, ig->udp_src, sizeof ig->udp_src);
         size_t start = s_lines(ig, ig->scratch, (size_t)n);
         /* a datagram ends its last line */
         if (start < (size_t)n)
@@ -1025,6 +1074,7 @@ static void s_self_metrics(ingest_t *ig, int64_t now)
     uint64_t vals[16];
     size_t k = s_counters(ig, names, vals, 16);
     long long ts = (long long)clock_wall_s();
+    ig->cur_src = "127.0.0.1"; /* its own, as carbon-c-relay writes them */
     for (size_t i = 0; i < k; i++) {
         s_room(ig);
         int n = snprintf(ig->batch + ig->batchlen, ig->batchcap - ig->batchlen,

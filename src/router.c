@@ -345,14 +345,6 @@ static void s_candidates(const router_t *r, router_ctx_t *ctx, size_t from,
 
 /* ---- compiling ----------------------------------------------------------- */
 
-static int s_unsupported(char *err, size_t errlen, const config_pos_t *pos,
-                         const char *what)
-{
-    snprintf(err, errlen, "%s:%d: %s is not supported by orchester yet",
-             pos->file, pos->line, what);
-    return -1;
-}
-
 static int s_ring_kind(const config_cluster_t *c, ring_kind_t *k)
 {
     switch (c->type) {
@@ -370,8 +362,6 @@ static int s_ring_kind(const config_cluster_t *c, ring_kind_t *k)
 static int s_cluster(rcluster_t *rc, const config_cluster_t *c, char *err,
                      size_t errlen)
 {
-    if (c->type == CLUSTER_FILE_IP)
-        return s_unsupported(err, errlen, &c->pos, "'file ip'");
     ring_kind_t kind;
     rc->replication = c->replication > 0 ? (size_t)c->replication : 1;
     if (!s_ring_kind(c, &kind))

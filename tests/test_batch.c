@@ -8,6 +8,8 @@
 #include <cmocka.h>
 
 #include <stdlib.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "batch.h"
@@ -114,6 +116,62 @@ static void test_lines_codec(void **state)
     assert_int_equal(e.n, 0);
 }
 
+/* CODEC_LINES_SRC: "\0ADDRESS\n" before the lines of each client. */
+typedef struct {
+    int n;
+    char got[16][80]; /* "@ADDR" for a source, else the line */
+} srcseen_t;
+
+static int s_srcpoint(void *arg, const char *line, size_t len, size_t namelen)
+{
+    srcseen_t *s = arg;
+    if (s->n < 16)
+        snprintf(s->got[s->n], sizeof s->got[0], "%s%.*s",
+                 namelen == CODEC_SOURCE ? "@" : "", (int)len, line);
+    s->n++;
+    return 0;
+}
+
+static void test_lines_src_codec(void **state)
+{
+    (void)state;
+    const codec_t *c = codec_find(CODEC_LINES_SRC);
+    assert_non_null(c);
+    static const char p[] = "a.b 1 2\n\0"
+                            "10.0.0.1\nc.d 3 4\ne.f 5 6\n"
+                            "\0\ng.h 7 8\n\0::1\ni.j 9 10\n"
+                            "\0bad addr\nk.l 1 1\n\0"
+                            "10.0.0.2";
+    srcseen_t s = {0};
+    long refused = -1;
+    long k = c->decode(p, sizeof p - 1, MAXLINE, s_srcpoint, &s, &refused);
+    assert_int_equal(k, 6);       /* the datapoints, not the sources */
+    assert_int_equal(refused, 2); /* a source with a space, one unended */
+    assert_int_equal(s.n, 9);
+    assert_string_equal(s.got[0], "a.b 1 2\n");
+    assert_string_equal(s.got[1], "@10.0.0.1");
+    assert_string_equal(s.got[2], "c.d 3 4\n");
+    assert_string_equal(s.got[3], "e.f 5 6\n");
+    assert_string_equal(s.got[4], "@"); /* none: a unix socket */
+    assert_string_equal(s.got[5], "g.h 7 8\n");
+    assert_string_equal(s.got[6], "@::1");
+    assert_string_equal(s.got[8], "k.l 1 1\n");
+    /* the plain codec takes a source line for a bad line */
+    srcseen_t t = {0};
+    k = codec_find(CODEC_LINES)
+            ->decode(p, sizeof p - 1, MAXLINE, s_srcpoint, &t, &refused);
+    assert_int_equal(k, 6);
+    assert_int_equal(refused, 5);
+    /* a source may take a batch past the plain limit by itself */
+    size_t max = BATCH_PAYLOAD_MAX(MAXLINE) + CODEC_SOURCE_MAX + 2;
+    char *big = malloc(max + 1);
+    assert_non_null(big);
+    memset(big, 'x', max + 1);
+    assert_int_equal(c->decode(big, max + 1, MAXLINE, s_srcpoint, &t, &refused),
+                     -1);
+    free(big);
+}
+
 static void test_lines_cut(void **state)
 {
     (void)state;
@@ -217,6 +275,7 @@ int main(void)
         cmocka_unit_test(test_header_roundtrip),
         cmocka_unit_test(test_header_rejects),
         cmocka_unit_test(test_lines_codec),
+        cmocka_unit_test(test_lines_src_codec),
         cmocka_unit_test(test_lines_cut),
         cmocka_unit_test(test_lines_bad_mixed),
         cmocka_unit_test(test_lines_toolong),
