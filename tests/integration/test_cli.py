@@ -210,6 +210,25 @@ match * send to beta ;
         require(any("invalid: fields" in l for l in bb[2]),
                 "two words: %r" % bb[2])
 
+    with t.check("orchester -t: a line an aggregate takes shows each compute's "
+                 "output name and where the outputs go"):
+        agg = t.write("agg.conf", "cluster alpha forward 127.0.0.1:%d ;\n"
+                      "aggregate ^a\\.([^.]+)\\.x every 10 seconds expire after "
+                      "30 seconds compute sum write to s.\\1 compute "
+                      "percentile95 write to p.\\1 send to alpha stop ;\n"
+                      "match * send to alpha ;\n" % pa)
+        rc, out, err, _ = orch(t, "-t", "-f", agg,
+                               stdin=b"a.h1.x 1 1700000000\nb.y 2 1700000000\n")
+        require(rc == 0, "exit %s, stderr %r" % (rc, err.strip()[-300:]))
+        bb = blocks(out)
+        require(len(bb) == 2, "blocks: %r" % bb)
+        want = ["aggregate ^a\\.([^.]+)\\.x (%s:2) -> a.h1.x" % agg,
+                "sum -> s.h1", "percentile95 -> p.h1",
+                "every 10 s, expires after 30 s; outputs to alpha", "stop"]
+        got = [l.strip() for l in bb[0][1:]]
+        require(got == want, "a.h1.x: %r" % got)
+        require(any("match *" in l for l in bb[1]), "b.y: %r" % bb[1])
+
     # --- orchester-ctl status ------------------------------------------------------------
     port = free_port_pair()
     s1, s2 = t.sink(), t.sink()

@@ -10,6 +10,8 @@ address of the client that sent it, as carbon-c-relay 3.7.3 writes it.
 2. Through a standalone satellite, the address written is that of the
    satellite's client, not the satellite's.
 3. The orchester's own metrics carry 127.0.0.1, as carbon-c-relay's do.
+4. `send statistics to CLUSTER ;` (the older spelling) sends the self
+   metrics of both relays to that cluster, and nowhere else.
 """
 import os
 import socket
@@ -116,6 +118,37 @@ def body(t):
                                for l in lines_of(fm)), 15,
                    lambda: "a self metric: %r" % lines_of(fm)[:3])
         o3.stop()
+
+    with t.check("send statistics to: both relays send their self metrics "
+                 "to that cluster only"):
+        files = {}
+        for name in ("orchester", "carbon-c-relay"):
+            port = free_port()
+            st, other = t.tmp.join(name + ".stats"), t.tmp.join(name + ".other")
+            files[name] = (st, other)
+            text = ("listen type linemode 127.0.0.1:%d proto tcp ;\n"
+                    "cluster stats file %s ;\n"
+                    "cluster other file %s ;\n"
+                    "send statistics to stats ;\n"
+                    "statistics submit every 1 seconds ;\n"
+                    "match * send to other ;\n" % (port, st, other))
+            if name == "orchester":
+                t.start_orchester("o4", text, opts=("-H", "statshost"),
+                                  tcp_ports=(port,))
+            else:
+                cf = t.write("ccr-stats.conf", text)
+                p = t.proc("ccr-stats", [ccr, "-f", cf, "-H",
+                                         "statshost"]).start()
+                t.wait_ready(p, tcp_ports=(port,))
+        for name, (st, other) in files.items():
+            wait_until(lambda: any(l.startswith(b"carbon.relays.statshost."
+                                                b"metricsReceived ")
+                                   for l in lines_of(st)), 15,
+                       lambda: "%s's metricsReceived: %r" % (
+                           name, lines_of(st)[:3]))
+            require(not any(b"carbon.relays" in l for l in lines_of(other)),
+                    "%s sent self metrics elsewhere: %r" % (
+                        name, lines_of(other)[:3]))
 
 
 Test().run(body)
