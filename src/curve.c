@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -181,6 +182,13 @@ int curve_read_keypair(const char *path, curve_keypair_t *kp, char *err,
     char *text = s_slurp(path, err, errlen);
     if (text == NULL)
         return -1;
+    /* the secret key: readable by others is a warning (keygen writes it
+     * 0600), not a refusal, so that a copy does not stop the service */
+    struct stat sb;
+    if (stat(path, &sb) == 0 && (sb.st_mode & 077) != 0)
+        log_warn("curve: %s holds a secret key and is readable by others "
+                 "(mode %04o): chmod 600 it",
+                 path, (unsigned)(sb.st_mode & 07777));
     int rc = curve_parse_keypair(text, kp, why, sizeof why);
     if (rc != 0)
         snprintf(err, errlen, "%s: %s", path, why);

@@ -796,6 +796,7 @@ static size_t s_counters(const hub_t *h, selfmetrics_counter_t *c, size_t max,
     C("satellites.badLines", h->c.badlines);
     C("satellites.resent", h->ingest.resent);
     C("satellites.switches", h->ingest.switches);
+    C("satellites.curveFailed", h->ingest.curve_failed);
     C("satellites.refused", h->ingest.refused);
     G("satellites.connected", s_connected(h), 1);
     G("satellites.window", h->ingest.window_bytes, 1);
@@ -1192,7 +1193,11 @@ static int s_switch(hub_t *h, config_t *cfg, router_t *r, char *err,
         strcmp(oha->peer_satellites ? oha->peer_satellites : "",
                nha->peer_satellites ? nha->peer_satellites : "") != 0 ||
         strcmp(h->boot->curve.key ? h->boot->curve.key : "",
-               cfg->curve.key ? cfg->curve.key : "") != 0)
+               cfg->curve.key ? cfg->curve.key : "") != 0 ||
+        !s_strv_eq(h->boot->curve.allow, h->boot->curve.nallow,
+                   cfg->curve.allow, cfg->curve.nallow) ||
+        strcmp(h->boot->curve.server ? h->boot->curve.server : "",
+               cfg->curve.server ? cfg->curve.server : "") != 0)
         log_warn("hub: reload: ha and curve changes take effect at the next "
                  "restart");
     if (!s_listens_eq(h->boot, cfg) ||

@@ -119,18 +119,19 @@ struct ingest {
     char *batch; /* payload being filled */
     size_t batchlen;
     size_t batchcap;
-    uint32_t batchcount;    /* datapoints in it */
-    pending_t *head, *tail; /* window, oldest first */
-    size_t window;          /* payload bytes in the window */
-    uint64_t nextseq;       /* next sequence number */
-    int paused;             /* client reads stopped (window full) */
-    int stopping;           /* STOP received */
-    int64_t stop_deadline;  /* give up waiting for acks then */
-    int64_t last_ack_ms;    /* when the last acknowledgement came */
-    stats_ingest_t st;      /* counters */
-    pickle_t *pickle;       /* decoder for pickle connections */
-    listener_t *cur;        /* the listener whose input is parsed now */
-    const char *cur_src;    /* the address of the client parsed now */
+    uint32_t batchcount;     /* datapoints in it */
+    pending_t *head, *tail;  /* window, oldest first */
+    size_t window;           /* payload bytes in the window */
+    uint64_t nextseq;        /* next sequence number */
+    int paused;              /* client reads stopped (window full) */
+    int stopping;            /* STOP received */
+    int64_t stop_deadline;   /* give up waiting for acks then */
+    int64_t last_ack_ms;     /* when the last acknowledgement came */
+    stats_ingest_t st;       /* counters */
+    pickle_t *pickle;        /* decoder for pickle connections */
+    listener_t *cur;         /* the listener whose input is parsed now */
+    int64_t curve_logged_ms; /* a failed CURVE handshake: logged then */
+    const char *cur_src;     /* the address of the client parsed now */
     char udp_src[CODEC_SOURCE_MAX + 1];   /* a datagram's sender */
     char batch_src[CODEC_SOURCE_MAX + 1]; /* the batch's last source line */
     int batch_has_src;                    /* it has one */
@@ -369,6 +370,24 @@ static void s_mon_fn(zwatch_t *w, void *sock, void *arg)
         if (!ig->link_lost)
             log_warn("ingest: %s: connection lost", ig->orchester);
         ig->link_lost = 1;
+    } else if (e == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL ||
+               e == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL ||
+               e == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) {
+        /* zmq retries the connection by itself: count and say it, once a
+         * minute at most */
+        ig->st.curve_failed++;
+        int64_t now = clock_mono_ms();
+        if (ig->curve_logged_ms == 0 || now - ig->curve_logged_ms >= 60000) {
+            log_err("ingest: %s: the CURVE handshake failed (%s): the "
+                    "orchester's key is not the one of `curve ... server`, "
+                    "or it does not admit this satellite's key (%llu so "
+                    "far)",
+                    ig->orchester,
+                    e == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH ? "refused"
+                                                         : "protocol",
+                    (unsigned long long)ig->st.curve_failed);
+            ig->curve_logged_ms = now;
+        }
     } else if (e == ZMQ_EVENT_HANDSHAKE_SUCCEEDED && ig->link_lost) {
         ig->link_lost = 0;
         int k = s_requeue(ig);
@@ -1014,6 +1033,7 @@ static size_t s_counters(const ingest_t *ig, const char **names, uint64_t *vals,
     S_C("batches", ig->st.batches);
     S_C("resent", ig->st.resent);
     S_C("switches", ig->st.switches);
+    S_C("curveFailed", ig->st.curve_failed);
     S_C("refused", ig->st.refused);
     S_C("window", ig->window);
     S_C("connections", ig->st.connections);
@@ -1239,7 +1259,10 @@ ingest_t *ingest_new(void *zctx, const config_listen_t *listens, size_t n,
         snprintf(ep, sizeof ep, "inproc://ingest-monitor-%p", (void *)ig);
         if (zmq_socket_monitor(ig->dealer, ep,
                                ZMQ_EVENT_DISCONNECTED |
-                                   ZMQ_EVENT_HANDSHAKE_SUCCEEDED) != 0)
+                                   ZMQ_EVENT_HANDSHAKE_SUCCEEDED |
+                                   ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
+                                   ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                                   ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) != 0)
             goto zerr;
         ig->mon = zmq_socket(zctx, ZMQ_PAIR);
         if (ig->mon == NULL)

@@ -49,6 +49,9 @@ typedef struct {
     uint64_t pickle_frames;        /* pickle frames accepted */
     uint64_t pickle_refused;       /* pickle frames refused whole */
     uint64_t pickle_toobig;        /* frames over the limit (closed) */
+    uint64_t curve_failed;         /* CURVE handshakes with the orchester
+                                      that failed (a wrong server key, or
+                                      a key the orchester does not admit) */
 } stats_ingest_t;
 
 /* What one destination's Redis buffer holds and did (all zero when there

@@ -18,6 +18,8 @@ goes passive on the primary's heartbeat, and a satellite with a listed key
 delivers through the pair.
 """
 import os
+import shutil
+import subprocess
 import sys
 
 sys.dont_write_bytecode = True  # leave no __pycache__ in the source tree
@@ -47,6 +49,8 @@ def body(t):
                       % (sat_ep, t.tmp.join("server.key"), t.tmp.join("a.key.pub"),
                          control, sink.port), control=control)
 
+    sats = {}
+
     def satellite(name, curve, orchesters):
         port = free_port()
         c = t.write(name + ".conf",
@@ -55,6 +59,7 @@ def body(t):
                     % (port, " ".join("tcp://127.0.0.1:%d" % p for p in orchesters),
                        curve))
         s = t.satellite(name, c).start()
+        sats[name] = s
         t.wait_ready(s, tcp_ports=(port,))
         st = SeqStream(port, 10 ** 9, chunk=100, limit=2000, name=name.encode())
         st.start()
@@ -62,6 +67,18 @@ def body(t):
 
     def got(prefix):
         return len(lines_with_prefix(sink.snapshot(), prefix))
+
+    with t.check("a secret key file that others can read is warned about"):
+        loose = t.tmp.join("loose.key")
+        shutil.copy(t.tmp.join("server.key"), loose)
+        os.chmod(loose, 0o644)
+        cf = t.write("loose.conf", "satellites bind tcp://127.0.0.1:%d ;\n"
+                     "curve key %s ;\ncluster s forward 127.0.0.1:1 ;\n"
+                     "match * send to s ;\n" % (free_port(), loose))
+        r = subprocess.run([os.path.join(t.build, "relay", "orchester"), "-t",
+                            "-t", "-f", cf], capture_output=True, timeout=30)
+        require(r.returncode == 0 and b"readable by others (mode 0644)" in
+                r.stderr, "rc %d, stderr %r" % (r.returncode, r.stderr[-300:]))
 
     with t.check("a satellite with a listed key delivers"):
         satellite("sa", "curve key %s server %s ;\n" % (
@@ -87,6 +104,17 @@ def body(t):
                 "sb %d, sc %d lines arrived" % (got(b"sb."), got(b"sc.")))
         require(counter(t.status(control), "curve.admitted") >= 1,
                 "the listed satellite was not counted admitted")
+
+    with t.check("the refused satellite says why in its log; so does one "
+                 "that has the wrong server key"):
+        wait_until(lambda: "the CURVE handshake failed" in
+                   sats["sb"].stderr(), 20, "sb's log line")
+        satellite("se", "curve key %s server %s ;\n" % (
+            t.tmp.join("a.key"), t.tmp.join("b.key.pub")), [sat_ep])
+        wait_until(lambda: "the CURVE handshake failed" in
+                   sats["se"].stderr(), 20,
+                   lambda: "se's log line: %r" % sats["se"].stderr()[-500:])
+        require(got(b"se.") == 0, "se's lines arrived")
 
     # -- a pair over CURVE --------------------------------------------------
     sp, sb, hp, hb = (free_port() for _ in range(4))
