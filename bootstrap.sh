@@ -283,7 +283,7 @@ check)
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
         tests/run-suite.sh "$top/build-asan" 2>&1 | tee -a "$out" || rc=1
-    say "fuzz: ${FUZZ_SECONDS:-15} s per harness, ASan+UBSan"
+    say "fuzz: ${FUZZ_SECONDS:-10} s per harness, ASan+UBSan"
     tests/run-fuzz.sh 2>&1 | tee -a "$out" || rc=1
     tests/check-format.sh 2>&1 | tee -a "$out" || rc=1
     tests/check-tree.sh 2>&1 | tee -a "$out" || rc=1

@@ -2,7 +2,7 @@
 # run-fuzz.sh -- a bounded libFuzzer run of every harness in tests/fuzz/,
 # under ASan+UBSan (clang with libclang-rt-14-dev).
 #
-#   tests/run-fuzz.sh [SECONDS]     (default 15 per harness, or $FUZZ_SECONDS)
+#   tests/run-fuzz.sh [SECONDS]     (default 10 per harness, or $FUZZ_SECONDS)
 #
 # Each harness is built from tests/fuzz/fuzz_NAME.c and the modules it needs,
 # then fuzzed from a copy of its checked-in seed corpus (tests/fuzz/corpus/
@@ -11,7 +11,7 @@
 # with "suite: N passed, N failed".
 set -u
 src=$(cd "$(dirname "$0")/.." && pwd)
-secs=${1:-${FUZZ_SECONDS:-15}}
+secs=${1:-${FUZZ_SECONDS:-10}}
 work=$(mktemp -d /tmp/orchester-fuzz.XXXXXX)
 passed=0
 failed=0

@@ -20,7 +20,7 @@ from a listener on 127.0.0.1 to their sink, and each gets its own steady
 stream of seq.N lines (5,000 a second).
 
 Once both sinks receive their stream, the link is taken down from inside NS
-(`ip -n NS link set VETH down`: nothing the relays send is answered) for 20
+(`ip -n NS link set VETH down`: nothing the relays send is answered) for 12
 seconds (10 on a sanitizer build), and brought up again.  Then the streams stop.  Checks:
 
   - orchester logs a `dest:` line about the destination after the link went
@@ -71,7 +71,7 @@ CRELAY_SINK_PORT = 2004
 CRIT_SINK_PORT = 2005
 USER_TIMEOUT_MS = 3000     # -K
 DETECT_BOUND = USER_TIMEOUT_MS / 1000.0 + 10.0
-OUTAGE_S = 20.0
+OUTAGE_S = 12.0
 OUTAGE_SANITIZED_S = 10.0  # a sanitizer build: still far past -K
 RATE = 5000                # lines a second, per stream
 # -q: the default (100,000) is what 20 s of the stream fill; lines dropped

@@ -27,7 +27,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (HOST, Test, require, free_port, send_tcp,  # noqa: E402
                      wait_until, check_build, wait_status, SinkTracker, Sink)
 
-ATTEMPTS = 8
+ATTEMPTS = 7
 # delays before attempts 2..ATTEMPTS: 100, 200, ... ms, capped at 5000 ms
 BACKOFF = [min(100 * 2 ** i, 5000) for i in range(ATTEMPTS - 1)]
 MIN_SPAN = 0.75 * sum(BACKOFF) / 1000.0 - 0.5  # the least jitter, less slack
