@@ -18,6 +18,7 @@
 #define _POSIX_C_SOURCE 200809L
 #endif
 
+#include "carbonagg.h"
 #include "config.h"
 #include "config_lex.h"
 #include "options.h"
@@ -661,6 +662,130 @@ static int s_stmt_aggregate(config_lex_stmt_t *st)
     return config_lex_end(st);
 }
 
+/* aggregation rules FILE [max intervals N] [percentiles by nearest rank]
+ *     send to CLUSTER... [stop] ; -- carbon-aggregator's
+ * aggregation-rules.conf read by src/carbonagg.c: its rules become
+ * aggregate rules here, in its order, positioned at its lines, their
+ * outputs sent to the clusters (never routed from the top, where these
+ * rules would aggregate them again: carbon-aggregator never does).  stop:
+ * a metric any of them matched goes no further, by a rule after them
+ * (match <their expressions> send to blackhole stop).  A relative FILE is
+ * found as include finds it: the working directory, then the including
+ * file's directory. */
+static int s_stmt_aggregation(config_lex_stmt_t *st)
+{
+    static const char *const opts[] = {"max", "percentiles", NULL};
+    parser_t *p = s_parser(st);
+    config_t *cfg = p->cfg;
+    carbonagg_opts_t o = {CARBONAGG_MAX_INTERVALS, false};
+    const config_lex_tok_t *t;
+    char **dests = NULL, *path = NULL, *text = NULL, ebuf[128], msg[640];
+    size_t ndests = 0, len = 0, n = 0, first = p->cfg->nrules;
+    config_rule_t *rules = NULL, *grown = NULL;
+    const char *file;
+    unsigned seen = 0;
+    bool stop;
+    long long v;
+    int k, e, rc = -1;
+
+    if (config_lex_expect(st, "rules") != 0 ||
+        !(t = config_lex_take(st, "a rules file")))
+        return -1;
+    while (s_index(config_lex_peek(st), opts) >= 0) {
+        if ((k = s_clause(st, opts, &seen)) < 0)
+            goto done;
+        if (k == 0) {
+            if (config_lex_expect(st, "intervals") != 0 ||
+                config_lex_take_num(st, "max intervals", 1, 1000000, &v) != 0)
+                goto done;
+            o.max_intervals = (int)v;
+        } else if (config_lex_expect(st, "by") != 0 ||
+                   config_lex_expect(st, "nearest") != 0 ||
+                   config_lex_expect(st, "rank") != 0) {
+            goto done;
+        } else {
+            o.nearest_rank = true;
+        }
+    }
+    if (config_lex_expect(st, "send") != 0 || s_dests(st, &dests, &ndests) != 0)
+        goto done;
+    stop = config_lex_accept(st, "stop");
+    if (config_lex_end(st) != 0)
+        goto done;
+    if (p->flags & CONFIG_NO_INCLUDE) {
+        config_lex_error(st, t, "reading files is disabled here");
+        goto done;
+    }
+    if (!t->text[0]) {
+        config_lex_error(st, t, "empty file name");
+        goto done;
+    }
+    if (t->text[0] != '/' && p->dir && access(t->text, F_OK) != 0) {
+        size_t dl = strlen(p->dir), tl = strlen(t->text);
+        if ((path = malloc(dl + tl + 2)))
+            snprintf(path, dl + tl + 2, "%s/%s", p->dir, t->text);
+    } else {
+        path = strdup(t->text);
+    }
+    if (!path) {
+        config_lex_oom(st);
+        goto done;
+    }
+    if ((e = config_lex_read(path, &text, &len)) != 0) {
+        config_lex_error(st, t, "cannot read '%s': %s", path,
+                         s_strerror(e, ebuf, sizeof ebuf));
+        goto done;
+    }
+    if (!(file = config_add_file(cfg, path))) {
+        config_lex_oom(st);
+        goto done;
+    }
+    if (carbonagg_parse(text, len, file, &o, &rules, &n, msg, sizeof msg) !=
+        0) {
+        if (!st->err->failed && st->err->buf && st->err->len)
+            snprintf(st->err->buf, st->err->len, "%s", msg);
+        st->err->failed = true;
+        goto done;
+    }
+    first = cfg->nrules;
+    if (n > 0 && cfg->nrules < ((size_t)-1) / sizeof *grown - n - 1)
+        grown = realloc(cfg->rules, (cfg->nrules + n) * sizeof *grown);
+    if (n > 0 && !grown) {
+        config_lex_oom(st);
+        goto done;
+    }
+    if (n > 0) {
+        cfg->rules = grown;
+        memcpy(&cfg->rules[first], rules, n * sizeof *rules);
+        cfg->nrules += n;
+        free(rules);
+        rules = NULL;
+    }
+    for (size_t i = first; i < first + n; i++)
+        for (size_t d = 0; d < ndests; d++)
+            if (s_strv_add(st, &cfg->rules[i].dests, &cfg->rules[i].ndests,
+                           dests[d]) != 0)
+                goto done;
+    if (stop && n > 0) {
+        config_rule_t *r = s_new_rule(st, RULE_MATCH);
+        if (!r || s_strv_add(st, &r->dests, &r->ndests, "blackhole") != 0)
+            goto done;
+        r->stop = true;
+        for (size_t i = first; i < first + n; i++)
+            if (s_strv_add(st, &r->exprs, &r->nexprs, cfg->rules[i].exprs[0]) !=
+                0)
+                goto done;
+    }
+    rc = 0;
+
+done:
+    carbonagg_free(rules, n);
+    s_strv_free(dests, ndests);
+    free(path);
+    free(text);
+    return rc;
+}
+
 /* rewrite EXPR into REPLACEMENT ; */
 static int s_stmt_rewrite(config_lex_stmt_t *st)
 {
@@ -1190,6 +1315,7 @@ static const struct {
     {"listen", s_stmt_listen},
     {"statistics", s_stmt_statistics},
     {"aggregate", s_stmt_aggregate},
+    {"aggregation", s_stmt_aggregation},
     {"send", s_stmt_send},
     {"include", s_stmt_include},
     {"satellites", s_stmt_satellites},

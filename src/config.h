@@ -9,7 +9,8 @@
  *
  * The language is a superset of carbon-c-relay's: cluster, match, rewrite,
  * listen, statistics, include, blackhole, plus orchester's extensions
- * (buffer, critical, satellites, orchester, ha, control, "type pickle").
+ * (buffer, critical, satellites, orchester, ha, control, "type pickle",
+ * "aggregation rules": carbon-aggregator's rules file, src/carbonagg.h).
  * Every statement of carbon-c-relay 3.7.3 is read; what orchester cannot
  * do yet (the `file ip` cluster, transports) is refused with an error
  * naming it and its line.
