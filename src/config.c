@@ -658,6 +658,11 @@ static int s_stmt_aggregate(config_lex_stmt_t *st)
     if (config_lex_accept(st, "send") &&
         s_dests(st, &r->dests, &r->ndests) != 0)
         return -1;
+    /* carbon-c-relay 3.7.3 takes `stop` only after `send to` */
+    if (r->ndests == 0 && config_lex_tok_is(config_lex_peek(st), "stop"))
+        return config_lex_error(st, config_lex_peek(st),
+                                "'stop' comes only after 'send to' in an "
+                                "aggregate (carbon-c-relay reads it so)");
     r->stop = config_lex_accept(st, "stop");
     return config_lex_end(st);
 }

@@ -1043,6 +1043,10 @@ static const bad_t s_bads[] = {
      "aggregate ^a every 10 seconds expire after 20 seconds "
      "compute sum to x ;",
      "t.conf:1: ", "expected 'write'"},
+    {"aggregate_stop_without_send",
+     "aggregate ^a every 10 seconds expire after 20 seconds "
+     "compute sum write to x stop ;",
+     "t.conf:1: ", "'stop' comes only after 'send to'"},
     {"aggregate_unknown_cluster",
      "aggregate ^a every 10 seconds expire after 20 seconds "
      "compute sum write to x send to nope ;",
