@@ -42,6 +42,7 @@
 #define EP_CTL_SENDER "inproc://orchester-ctl-sender"
 #define EP_AGGR       "inproc://orchester-aggr"
 #define EP_AGGR_OUT   "inproc://orchester-aggr-out"
+#define EP_CTL_AGGR   "inproc://orchester-ctl-aggr"
 
 typedef struct {
     const char *config;
@@ -224,10 +225,11 @@ int main(int argc, char **argv)
     void *ctl_ingest = s_pair(zctx, EP_CTL_INGEST);
     void *ctl_hub = s_pair(zctx, EP_CTL_HUB);
     void *ctl_sender = s_pair(zctx, EP_CTL_SENDER);
+    void *ctl_aggr = s_pair(zctx, EP_CTL_AGGR);
     threads_t t = {0};
     pthread_t th_ig, th_hub, th_snd, th_agg;
     int started_ig = 0, started_hub = 0, started_snd = 0, started_agg = 0;
-    if (!ctl_ingest || !ctl_hub || !ctl_sender) {
+    if (!ctl_ingest || !ctl_hub || !ctl_sender || !ctl_aggr) {
         log_err("orchester: zmq: %s", zmq_strerror(zmq_errno()));
         goto out;
     }
@@ -276,6 +278,7 @@ int main(int argc, char **argv)
     ao.in_endpoint = EP_AGGR;
     ao.out_endpoint = EP_AGGR_OUT;
     ao.stats_endpoint = EP_STATS;
+    ao.ctl_endpoint = EP_CTL_AGGR;
     ao.max_series = (size_t)o.v[OPT_AGGR_SERIES];
     ao.max_buckets = 8 * ao.max_series;
     ao.max_values = 16 * ao.max_series;
@@ -355,18 +358,12 @@ stop:
     } else if (started_snd) {
         msg_send_ctl(ctl_sender, MSG_STOP, 0, 0);
     }
-    if (started_agg && !started_hub) {
-        void *stop = zmq_socket(zctx, ZMQ_PUSH);
-        int linger = 0;
-        if (stop) {
-            zmq_setsockopt(stop, ZMQ_LINGER, &linger, sizeof linger);
-            zmq_connect(stop, EP_AGGR);
-            msg_send_ctl(stop, MSG_STOP, 0, 0);
-            zmq_close(stop);
-        }
-    }
-    if (started_agg)
+    if (started_agg) {
+        /* ended already when the hub's STOP reached it; if not (its pipe
+         * was full, or the hub never ran), this one ends it */
+        msg_send_ctl(ctl_aggr, MSG_STOP, 0, ZMQ_DONTWAIT);
         pthread_join(th_agg, NULL);
+    }
     if (started_snd)
         pthread_join(th_snd, NULL);
 out:
@@ -380,6 +377,8 @@ out:
         zmq_close(ctl_hub);
     if (ctl_sender)
         zmq_close(ctl_sender);
+    if (ctl_aggr)
+        zmq_close(ctl_aggr);
     zmq_ctx_term(zctx);
     free(cc);
     router_destroy(&r);

@@ -5,6 +5,7 @@
 
 #include <ev.h>
 #include <stdio.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zmq.h>
@@ -28,8 +29,8 @@ struct aggregator_defs {
 
 struct aggregator {
     struct ev_loop *loop; /* owned */
-    void *in, *out, *stats;
-    zwatch_t *in_w;
+    void *in, *out, *stats, *ctl;
+    zwatch_t *in_w, *ctl_w;
     ev_timer tick;
     aggr_opts_t core_opts;
     aggr_t *core;            /* owned */
@@ -44,6 +45,8 @@ struct aggregator {
     size_t nbufs;
     int active;
     int64_t last_stats_ms;
+    long stall_ms; /* tests: a stalled aggregator, once
+                      (ORCHESTER_TEST_AGGR_STALL_MS) */
 };
 
 /* ---- definitions --------------------------------------------------------- */
@@ -361,10 +364,16 @@ static void s_in_fn(zwatch_t *w, void *sock, void *arg)
         zmq_msg_close(&body);
         return;
     }
-    if (h.type == MSG_AGGR_DATA && has_body && h.gen == a->gen && a->active)
+    if (h.type == MSG_AGGR_DATA && has_body && h.gen == a->gen && a->active) {
         s_data(a, zmq_msg_data(&body), zmq_msg_size(&body));
-    else if (h.type == MSG_AGGR_DEFS && has_body &&
-             zmq_msg_size(&body) == sizeof(aggregator_defs_t *)) {
+        if (a->stall_ms > 0) { /* a test's stalled aggregator, once */
+            struct timespec ts = {a->stall_ms / 1000,
+                                  (a->stall_ms % 1000) * 1000000L};
+            a->stall_ms = 0;
+            nanosleep(&ts, NULL);
+        }
+    } else if (h.type == MSG_AGGR_DEFS && has_body &&
+               zmq_msg_size(&body) == sizeof(aggregator_defs_t *)) {
         aggregator_defs_t *d;
         memcpy(&d, zmq_msg_data(&body), sizeof d);
         s_defs(a, h.gen, d);
@@ -379,6 +388,19 @@ static void s_in_fn(zwatch_t *w, void *sock, void *arg)
         ev_break(a->loop, EVBREAK_ALL);
     }
     zmq_msg_close(&body);
+}
+
+/* The control pipe from main: MSG_STOP once the hub is done. */
+static void s_ctl_fn(zwatch_t *w, void *sock, void *arg)
+{
+    (void)w;
+    aggregator_t *a = arg;
+    msg_hdr_t h;
+    if (msg_recv_ctl(sock, &h) == MSG_STOP) {
+        aggr_flush(a->core, clock_wall_s(), s_emit_fn, a);
+        s_send_out(a);
+        ev_break(a->loop, EVBREAK_ALL);
+    }
 }
 
 static void s_tick_fn(struct ev_loop *loop, ev_timer *t, int revents)
@@ -432,6 +454,8 @@ aggregator_t *aggregator_new(void *zctx, const router_t *r,
     a->core_opts.max_buckets = o->max_buckets;
     a->core_opts.max_values = o->max_values;
     a->active = 1;
+    const char *stall = getenv("ORCHESTER_TEST_AGGR_STALL_MS");
+    a->stall_ms = stall ? strtol(stall, NULL, 10) : 0;
     a->defs = aggregator_defs_new(r);
     if (a->defs == NULL || s_bufs(a, a->defs->n) != 0)
         goto nomem;
@@ -441,11 +465,15 @@ aggregator_t *aggregator_new(void *zctx, const router_t *r,
         goto fail;
     }
     a->loop = ev_loop_new(EVFLAG_AUTO);
-    a->in = s_sock(zctx, ZMQ_PULL, 1000);
+    a->in = s_sock(zctx, ZMQ_PULL, AGGREGATOR_PIPE);
     a->out = s_sock(zctx, ZMQ_PUSH, 1000);
     a->stats = s_sock(zctx, ZMQ_PUSH, 0);
-    if (!a->loop || !a->in || !a->out || !a->stats)
+    a->ctl = s_sock(zctx, ZMQ_PAIR, 0);
+    if (!a->loop || !a->in || !a->out || !a->stats || !a->ctl)
         goto nomem;
+    failed = o->ctl_endpoint;
+    if (zmq_connect(a->ctl, o->ctl_endpoint) != 0)
+        goto zerr;
     failed = o->in_endpoint;
     if (zmq_bind(a->in, o->in_endpoint) != 0)
         goto zerr;
@@ -456,7 +484,8 @@ aggregator_t *aggregator_new(void *zctx, const router_t *r,
     if (zmq_connect(a->stats, o->stats_endpoint) != 0)
         goto zerr;
     a->in_w = zwatch_new(a->loop, a->in, 64, s_in_fn, a);
-    if (a->in_w == NULL)
+    a->ctl_w = zwatch_new(a->loop, a->ctl, 1, s_ctl_fn, a);
+    if (a->in_w == NULL || a->ctl_w == NULL)
         goto nomem;
     ev_timer_init(&a->tick, s_tick_fn, AGGREGATOR_TICK_MS / 1000.0,
                   AGGREGATOR_TICK_MS / 1000.0);
@@ -476,10 +505,12 @@ fail:
 int aggregator_run(aggregator_t *a)
 {
     zwatch_start(a->in_w);
+    zwatch_start(a->ctl_w);
     ev_timer_start(a->loop, &a->tick);
     ev_run(a->loop, 0);
     ev_timer_stop(a->loop, &a->tick);
     zwatch_stop(a->in_w);
+    zwatch_stop(a->ctl_w);
     return 0;
 }
 
@@ -489,8 +520,9 @@ void aggregator_destroy(aggregator_t **pa)
         return;
     aggregator_t *a = *pa;
     zwatch_destroy(&a->in_w);
-    void *socks[] = {a->in, a->out, a->stats};
-    for (size_t i = 0; i < 3; i++)
+    zwatch_destroy(&a->ctl_w);
+    void *socks[] = {a->in, a->out, a->stats, a->ctl};
+    for (size_t i = 0; i < 4; i++)
         if (socks[i])
             zmq_close(socks[i]);
     aggr_destroy(&a->core);

@@ -23,9 +23,15 @@
  *                   not active drops its open buckets, counted, so that
  *                   aggregates are never split between two relays)
  *   MSG_STOP        emit every complete bucket (its end before now), then
- *                   MSG_AGGR_DONE on the output pipe, and end
+ *                   MSG_AGGR_DONE on the output pipe, and end; main says
+ *                   MSG_STOP too, on the control pipe, once the hub is
+ *                   done (whichever comes first ends it)
  * Every snapshot interval it sends its counters (MSG_STATS_AGGR: count
  * stats_aggr_t, one per rule).
+ *
+ * For tests, ORCHESTER_TEST_AGGR_STALL_MS=N in the environment makes it
+ * sleep N ms after its first MSG_AGGR_DATA: a stalled aggregator, whose
+ * pipe the router must not wait on.
  *
  * Ownership: the aggregator owns its sockets, loop and core; the
  * definitions a MSG_AGGR_DEFS carries pass to it.  Life: aggregator_new()
@@ -41,6 +47,9 @@
 #include "router.h"
 
 #define AGGREGATOR_TICK_MS 250 /* how often expired buckets are emitted */
+#define AGGREGATOR_PIPE                                                        \
+    256 /* messages each end of its input pipe holds                           \
+           (one per routed batch) */
 
 /* A record of MSG_AGGR_DATA: one datapoint one aggregate rule took, then
  * nnames entries of (aggregator_name_t, the name's bytes).  Unaligned:
@@ -76,6 +85,9 @@ typedef struct {
     const char *in_endpoint;    /* PULL bound here: the hub's records */
     const char *out_endpoint;   /* PUSH connects here: outputs to the hub */
     const char *stats_endpoint; /* PUSH connects here: snapshots */
+    const char *ctl_endpoint;   /* PAIR connects here: MSG_STOP from main,
+                                   after the hub has stopped (its own STOP
+                                   may not have fitted in a full pipe) */
     size_t max_series;          /* bounds of the core (src/aggr.h) */
     size_t max_buckets;
     size_t max_values;

@@ -1778,7 +1778,7 @@ hub_t *hub_new(void *zctx, const config_t *cfg, const router_t *r,
     if (zmq_connect(h->ctl, o->ctl_endpoint) != 0)
         goto zerr;
     if (o->agg_endpoint) {
-        h->agg_out = s_sock(zctx, ZMQ_PUSH, 1000);
+        h->agg_out = s_sock(zctx, ZMQ_PUSH, AGGREGATOR_PIPE);
         h->agg_in = s_sock(zctx, ZMQ_PULL, 1000);
         if (!h->agg_out || !h->agg_in)
             goto zerr;

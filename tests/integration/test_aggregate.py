@@ -16,8 +16,15 @@ bounds, a reload under traffic, and its stop.
    sums likewise), and B, whose definition changed, started clean.
 3. Stop.  Buckets that are complete (their end before now) but not yet
    expired are emitted at SIGTERM, before orchester ends.
+4. A stalled aggregator does not stall routing.  With the aggregator
+   asleep for 6 s after its first batch (ORCHESTER_TEST_AGGR_STALL_MS, a
+   test seam), 800 small batches for an aggregate fill its pipe; the
+   ordinary lines sent after them still arrive before it wakes; what did
+   not fit in its pipe is counted in aggregators.metricsDropped, and once
+   it wakes every datapoint is accounted for (taken, or dropped).
 """
 import os
+import socket
 import sys
 import threading
 import time
@@ -192,4 +199,55 @@ def body(t):
                 "%d)" % (got, ts))
 
 
-Test().run(body)
+def stalled(t):
+    """Check 4, on an orchester of its own."""
+    sink = t.sink()
+    port = free_port()
+    control = "ipc://" + t.tmp.join("ctl-stall")
+    t.start_orchester("stalled",
+                      "listen type linemode transport plain 127.0.0.1:%d "
+                      "proto tcp ;\n"
+                      "cluster sink forward 127.0.0.1:%d ;\n"
+                      "aggregate ^a\\.(.*) every 10 seconds expire after 20 "
+                      "seconds compute sum write to s.\\1 send to sink stop ;\n"
+                      "match * send to sink ;\n"
+                      "control %s ;\n" % (port, sink.port, control),
+                      control=control, tcp_ports=(port,),
+                      env=dict(os.environ,
+                               ORCHESTER_TEST_AGGR_STALL_MS="6000"))
+    with t.check("a stalled aggregator does not stall routing: ordinary "
+                 "lines go on, what its pipe cannot take is counted"):
+        ts = int(time.time())
+        s = socket.create_connection(("127.0.0.1", port))
+        t0 = time.monotonic()
+        for i in range(800):
+            s.sendall(b"a.k%d 1 %d\n" % (i, ts))
+            time.sleep(0.002)  # pacing: one batch per write, not a wait
+        s.sendall(b"".join(b"plain.%d %d %d\n" % (i, i, ts)
+                           for i in range(100)))
+        s.close()
+        wait_until(lambda: len(lines_with_prefix(sink.snapshot(), b"plain."))
+                   >= 100, 5.0 - (time.monotonic() - t0),
+                   "the ordinary lines, while the aggregator sleeps")
+        took = time.monotonic() - t0
+        dropped = counter(t.status(control), "aggregators.metricsDropped")
+        # once it wakes: each datapoint taken, or dropped and counted
+        def accounted():
+            st = t.status(control)
+            return (counter(st, "aggregators.metricsReceived") +
+                    counter(st, "aggregators.metricsDropped"))
+        wait_until(lambda: accounted() == 800, 20,
+                   lambda: "800 accounted for (%d)" % accounted())
+        if not sanitized(t.build):  # a slower satellite merges batches
+            require(dropped > 0, "the pipe never filled: nothing dropped")
+        sys.stderr.write("# stalled aggregator: 100 ordinary lines through "
+                         "in %.1f s; %d aggregate datapoints dropped\n"
+                         % (took, dropped))
+
+
+def main(t):
+    body(t)
+    stalled(t)
+
+
+Test().run(main)
