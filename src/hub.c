@@ -685,12 +685,13 @@ static void s_stats_fn(zwatch_t *w, void *sock, void *arg)
             memcpy(&h->ingest, body, bl);
         break;
     case MSG_STATS_LISTENERS:
-        if (mh.count == h->boot->nlistens && bl == mh.count * sizeof *h->lsnap)
+        if (mh.count == h->boot->nlistens &&
+            bl == mh.count * sizeof *h->lsnap && bl > 0)
             memcpy(h->lsnap, body, bl);
         break;
     case MSG_STATS_SENDER:
         if (mh.gen == h->gen && mh.count == h->ndests &&
-            bl == h->ndests * sizeof *h->dsnap) {
+            bl == h->ndests * sizeof *h->dsnap && bl > 0) {
             memcpy(h->dsnap, body, bl);
             for (size_t i = 0; i < h->ndests; i++)
                 h->alive[i] = h->dsnap[i].up != 0;
@@ -720,7 +721,8 @@ static void s_stats_fn(zwatch_t *w, void *sock, void *arg)
         if (bl == (size_t)mh.count * sizeof *h->asnap) {
             stats_aggr_t *a = realloc(h->asnap, bl ? bl : 1);
             if (a != NULL) {
-                memcpy(a, body, bl);
+                if (bl > 0) /* none: no aggregate rules */
+                    memcpy(a, body, bl);
                 h->asnap = a;
                 h->nasnap = mh.count;
                 h->asnap_gen = mh.gen;
