@@ -119,7 +119,7 @@ void aggr_opts_default(aggr_opts_t *o)
 static int s_needs_values(aggr_type_t t)
 {
     return t == AGGR_MEDIAN || t == AGGR_PERCENTILE || t == AGGR_VARIANCE ||
-           t == AGGR_STDDEV;
+           t == AGGR_STDDEV || t == AGGR_QUANTILE;
 }
 
 int aggr_def_check(const aggr_def_t *d, const char **err)
@@ -142,11 +142,14 @@ int aggr_def_check(const aggr_def_t *d, const char **err)
         why = "too many computes";
     for (size_t i = 0; why == NULL && i < d->ncomputes; i++) {
         const aggr_compute_t *c = &d->computes[i];
-        if (c->type < AGGR_SUM || c->type > AGGR_STDDEV)
+        if (c->type < AGGR_SUM || c->type > AGGR_QUANTILE)
             why = "unknown compute type";
         else if (c->type == AGGR_PERCENTILE &&
                  (c->percentile < 1 || c->percentile > 99))
             why = "percentile<x>: value x must be between 1 and 99";
+        else if (c->type == AGGR_QUANTILE &&
+                 (c->percentile < 1 || c->percentile > 999))
+            why = "a quantile is 1 to 999 per mille";
     }
     if (err != NULL)
         *err = why;
@@ -170,7 +173,8 @@ int aggr_def_equal(const aggr_def_t *a, const aggr_def_t *b)
         const aggr_compute_t *x = &a->computes[i], *y = &b->computes[i];
         if (x->type != y->type)
             return 0;
-        if (x->type == AGGR_PERCENTILE && x->percentile != y->percentile)
+        if ((x->type == AGGR_PERCENTILE || x->type == AGGR_QUANTILE) &&
+            x->percentile != y->percentile)
             return 0;
     }
     return 1;
@@ -728,9 +732,17 @@ static void s_isort(double *v, size_t n, int (*cmp)(double, double))
     }
 }
 
+static void s_sort_cmp(aggr_t *a, double *v, size_t n,
+                       int (*cmp)(double, double));
+
 static void s_sort(aggr_t *a, double *v, size_t n)
 {
-    int (*cmp)(double, double) = a->o.compat_sort ? s_cmp_compat : s_cmp_value;
+    s_sort_cmp(a, v, n, a->o.compat_sort ? s_cmp_compat : s_cmp_value);
+}
+
+static void s_sort_cmp(aggr_t *a, double *v, size_t n,
+                       int (*cmp)(double, double))
+{
     if (n > a->scratchcap) {
         double *t = s_alloc(a, n * sizeof *t);
         if (t != NULL) {
@@ -767,6 +779,16 @@ static double s_value(aggr_t *a, const aggr_compute_t *c, const bucket_t *b,
             rank = (size_t)b->cnt;
         s_sort(a, v->v, (size_t)b->cnt);
         return v->v[rank - 1];
+    }
+    case AGGR_QUANTILE: {
+        /* carbon-aggregator's: sorted by value, the rank q * (n - 1)
+         * (from 0), interpolated between its two neighbours */
+        double rank = (double)c->percentile / 1000.0 * (double)(b->cnt - 1);
+        size_t lo = (size_t)floor(rank), hi = (size_t)ceil(rank);
+        s_sort_cmp(a, v->v, (size_t)b->cnt, s_cmp_value);
+        if (lo == hi)
+            return v->v[lo];
+        return v->v[lo] * ((double)hi - rank) + v->v[hi] * (rank - (double)lo);
     }
     case AGGR_VARIANCE:
     case AGGR_STDDEV: {

@@ -68,7 +68,9 @@ typedef enum {
     AGGR_MEDIAN,     /* percentile 50 */
     AGGR_PERCENTILE, /* nearest rank: sorted[(int)(p/100 * n + 0.9) - 1] */
     AGGR_VARIANCE,   /* population variance */
-    AGGR_STDDEV      /* its square root */
+    AGGR_STDDEV,     /* its square root */
+    AGGR_QUANTILE    /* carbon-aggregator's pNN: interpolated at rank
+                        q * (n - 1), q = percentile / 1000 (per mille) */
 } aggr_type_t;
 
 /* The timestamp written for a bucket. */
@@ -81,7 +83,8 @@ typedef enum {
 /* One `compute ... write to` clause (the template is the caller's). */
 typedef struct {
     aggr_type_t type; /* what it computes */
-    int percentile;   /* AGGR_PERCENTILE: 1..99; ignored otherwise */
+    int percentile;   /* AGGR_PERCENTILE: 1..99; AGGR_QUANTILE: per mille,
+                         1..999; ignored otherwise */
 } aggr_compute_t;
 
 /* One `aggregate` rule. */

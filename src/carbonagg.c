@@ -156,19 +156,17 @@ static int s_method(ctx_t *c, const char *m, config_compute_t *out)
     for (size_t k = 0; k < sizeof methods / sizeof methods[0]; k++) {
         if (strcmp(m, methods[k].name) != 0)
             continue;
+        if (methods[k].pct != 0 && !c->opts->nearest_rank) {
+            /* carbon-aggregator's own: interpolated between ranks */
+            out->kind = COMPUTE_QUANTILE;
+            out->percentile = methods[k].pct < 0 ? 999 : 10 * methods[k].pct;
+            return 0;
+        }
         if (methods[k].pct < 0)
             return s_fail(c,
-                          "'%s': orchester has no percentile 99.9 (its "
-                          "percentiles are whole numbers 1..99)",
+                          "'%s': orchester has no nearest-rank percentile "
+                          "99.9 (its percentiles are whole numbers 1..99)",
                           m);
-        if (methods[k].pct > 0 && !c->opts->nearest_rank)
-            return s_fail(c,
-                          "'%s': carbon-aggregator interpolates between "
-                          "ranks, orchester's percentile%d takes the "
-                          "nearest rank, which may differ; add "
-                          "'percentiles by nearest rank' to the statement "
-                          "to accept that",
-                          m, methods[k].pct);
         out->kind = methods[k].kind;
         out->percentile = methods[k].pct;
         return 0;

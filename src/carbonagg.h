@@ -18,9 +18,9 @@
  *     input pattern field by field: "<name>" is ([^.]+), "<<name>>" is
  *     (.+), a field "*" is [^.]+, a '*' in any other field [^.]*, the
  *     rest literal; group k is the k-th placeholder;
- *   - the compute: sum, average (avg), min, max, count; pNN only when
- *     opts->nearest_rank, as orchester's nearest-rank percentileNN
- *     (carbon interpolates between ranks: not the same values);
+ *   - the compute: sum, average (avg), min, max, count; pNN as carbon
+ *     computes it (COMPUTE_QUANTILE: interpolated between ranks), or, with
+ *     opts->nearest_rank, as orchester's nearest-rank percentileNN;
  *   - write_to: the output template, each "<name>" as \g{k};
  *   - interval = the frequency; expire = (max_intervals + 1) * frequency;
  *     timestamp at start of bucket.
@@ -43,7 +43,9 @@
 typedef struct {
     int max_intervals; /* carbon.conf's MAX_AGGREGATION_INTERVALS (its
                           default: 5), >= 1 */
-    bool nearest_rank; /* "percentiles by nearest rank": pNN allowed */
+    bool nearest_rank; /* "percentiles by nearest rank": pNN as orchester's
+                          nearest-rank percentileNN, not carbon's
+                          interpolated quantile */
 } carbonagg_opts_t;
 
 #define CARBONAGG_MAX_INTERVALS 5 /* carbon-aggregator's default */

@@ -535,6 +535,9 @@ void config_compute_name(const config_compute_t *c, char *buf, size_t len)
 {
     if (c->kind == COMPUTE_PERCENTILE)
         snprintf(buf, len, "percentile%d", c->percentile);
+    else if (c->kind == COMPUTE_QUANTILE)
+        snprintf(buf, len, "p%d",
+                 c->percentile % 10 ? c->percentile : c->percentile / 10);
     else
         snprintf(buf, len, "%s", s_compute_words[c->kind]);
 }

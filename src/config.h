@@ -92,13 +92,16 @@ typedef enum {
     COMPUTE_MEDIAN,
     COMPUTE_PERCENTILE,
     COMPUTE_VARIANCE,
-    COMPUTE_STDDEV
+    COMPUTE_STDDEV,
+    COMPUTE_QUANTILE /* carbon-aggregator's pNN (aggregation rules only):
+                        interpolated, percentile per mille */
 } config_compute_kind_t;
 
 /* compute KIND write to TEMPLATE */
 typedef struct {
     config_compute_kind_t kind;
-    int percentile; /* COMPUTE_PERCENTILE: 1..99 */
+    int percentile; /* COMPUTE_PERCENTILE: 1..99; COMPUTE_QUANTILE: per
+                       mille, 1..999 */
     char *write_to; /* the output name: back references as in rewrite */
 } config_compute_t;
 
@@ -285,7 +288,8 @@ const char *config_add_file(config_t *cfg, const char *path);
  * safe on NULL. */
 void config_aggr_free(config_aggr_t *a);
 
-/* config_compute_name: "sum", ..., "percentile95" into buf. */
+/* config_compute_name: "sum", ..., "percentile95" into buf; a quantile as
+ * carbon-aggregator names it ("p90", "p999"). */
 void config_compute_name(const config_compute_t *c, char *buf, size_t len);
 
 /* config_destroy: free *cfg and set it to NULL.  Safe on NULL and twice. */

@@ -334,6 +334,51 @@ static void test_percentile_ranks(void **state)
 /* The values' order for median and percentile: by value, or as
  * carbon-c-relay 3.7.3 orders them (compat_sort), whose output for these
  * inputs was observed (docs/aggregation.rst). */
+/* AGGR_QUANTILE: carbon-aggregator's pNN, interpolated at q * (n - 1). */
+static void test_quantile(void **state)
+{
+    (void)state;
+    const aggr_compute_t c[] = {{AGGR_QUANTILE, 500},
+                                {AGGR_QUANTILE, 900},
+                                {AGGR_QUANTILE, 999},
+                                {AGGR_QUANTILE, 750}};
+    aggr_opts_t o = s_opts();
+    aggr_t *a = s_new1(60, 75, AGGR_TS_END, c, 4, &o);
+    int64_t b = T0 / 60 * 60;
+    const double four[] = {4, 1, 3, 2}, ten[] = {10, 1, 9, 2, 8, 3, 7, 4, 6, 5};
+    for (size_t j = 0; j < 4; j++) {
+        char n[32];
+        for (int i = 0; i < 4; i++) {
+            snprintf(n, sizeof n, "f.%zu", j);
+            assert_int_equal(s_add(a, j, n, four[i], b, T0), AGGR_OK);
+        }
+        for (int i = 0; i < 10; i++) {
+            snprintf(n, sizeof n, "t.%zu", j);
+            assert_int_equal(s_add(a, j, n, ten[i], b, T0), AGGR_OK);
+        }
+        snprintf(n, sizeof n, "o.%zu", j);
+        assert_int_equal(s_add(a, j, n, -7.5, b, T0), AGGR_OK);
+    }
+    sink_t *k = calloc(1, sizeof *k);
+    assert_int_equal(aggr_expire(a, b + 76, s_emit, k), 12);
+    s_check(k, "f.0", 2.5);   /* rank 1.5: between 2 and 3 */
+    s_check(k, "f.1", 3.7);   /* rank 2.7: 3 * 0.3 + 4 * 0.7 */
+    s_check(k, "f.3", 3.25);  /* rank 2.25 */
+    s_check(k, "t.0", 5.5);   /* rank 4.5 */
+    s_check(k, "t.2", 9.991); /* rank 8.991 */
+    s_check(k, "o.1", -7.5);  /* one value: itself */
+    free(k);
+    aggr_destroy(&a);
+    /* its range is per mille */
+    aggr_compute_t bad = {AGGR_QUANTILE, 1000};
+    aggr_def_t d = {10, 20, AGGR_TS_END, &bad, 1, "k"};
+    const char *err = NULL;
+    assert_int_equal(aggr_def_check(&d, &err), -1);
+    assert_string_equal(err, "a quantile is 1 to 999 per mille");
+    bad.percentile = 999;
+    assert_int_equal(aggr_def_check(&d, NULL), 0);
+}
+
 static void test_sort_compat(void **state)
 {
     (void)state;
@@ -1086,6 +1131,7 @@ int main(void)
         cmocka_unit_test(test_buckets_per_series),
         cmocka_unit_test(test_computes),
         cmocka_unit_test(test_percentile_ranks),
+        cmocka_unit_test(test_quantile),
         cmocka_unit_test(test_sort_compat),
         cmocka_unit_test(test_sort_compat_split),
         cmocka_unit_test(test_timestamps),

@@ -135,18 +135,24 @@ static void test_percentiles(void **state)
         assert_int_equal(r->aggr->computes[0].kind, COMPUTE_PERCENTILE);
         assert_int_equal(r->aggr->computes[0].percentile, ps[k].pct);
         carbonagg_free(r, n);
-        /* refused unless the statement accepts the nearest rank */
-        snprintf(want, sizeof want,
-                 "r.conf:1: '%s': carbon-aggregator interpolates between "
-                 "ranks, orchester's percentile%d takes the nearest rank, "
-                 "which may differ; add 'percentiles by nearest rank' to "
-                 "the statement to accept that",
-                 ps[k].m, ps[k].pct);
-        s_bad(line, NULL, want);
+        /* without the clause: carbon-aggregator's own, interpolated */
+        r = s_ok(line, NULL, &n);
+        assert_int_equal(r->aggr->computes[0].kind, COMPUTE_QUANTILE);
+        assert_int_equal(r->aggr->computes[0].percentile, 10 * ps[k].pct);
+        char name[16];
+        config_compute_name(&r->aggr->computes[0], name, sizeof name);
+        assert_string_equal(name, ps[k].m);
+        carbonagg_free(r, n);
     }
+    size_t n9 = 0;
+    config_rule_t *r9 = s_ok("o (10) = p999 i", NULL, &n9);
+    assert_int_equal(r9->aggr->computes[0].kind, COMPUTE_QUANTILE);
+    assert_int_equal(r9->aggr->computes[0].percentile, 999);
+    carbonagg_free(r9, n9);
+    (void)want;
     s_bad("o (10) = p999 i", &nr,
-          "r.conf:1: 'p999': orchester has no percentile 99.9 (its "
-          "percentiles are whole numbers 1..99)");
+          "r.conf:1: 'p999': orchester has no nearest-rank percentile 99.9 "
+          "(its percentiles are whole numbers 1..99)");
     s_bad("o (10) = p42 i", &nr,
           "r.conf:1: 'p42': unknown method (sum, avg, min, max, count, p50, "
           "p75, p80, p90, p95, p99, p999)");
@@ -490,16 +496,14 @@ static void test_statement_errors(void **state)
 {
     (void)state;
     char main[TPATH], err[ERRLEN], want[ERRLEN];
-    s_write("r.conf", "a.<x> (10) = sum b.<x>\n\nc (20) = p90 d.*\n");
+    s_write("r.conf", "a.<x> (10) = sum b.<x>\n\nc (20) = p42 d.*\n");
     s_write("m.conf", "cluster s forward 127.0.0.1:2003 ;\n"
                       "aggregation rules r.conf send to s ;\n");
     snprintf(main, sizeof main, "%s/m.conf", s_dir);
     assert_null(config_load(main, err, sizeof err));
     snprintf(want, sizeof want,
-             "%s/r.conf:3: 'p90': carbon-aggregator interpolates between "
-             "ranks, orchester's percentile90 takes the nearest rank, which "
-             "may differ; add 'percentiles by nearest rank' to the statement "
-             "to accept that",
+             "%s/r.conf:3: 'p42': unknown method (sum, avg, min, max, count, "
+             "p50, p75, p80, p90, p95, p99, p999)",
              s_dir);
     assert_string_equal(err, want);
 
