@@ -837,8 +837,9 @@ static int s_edit(routes_t *nr, const config_t *eff, const char *name,
     char cluster[256];
     if (strcmp(op, "restore") != 0 && strcmp(op, "drain") != 0 &&
         strcmp(op, "back") != 0 && strcmp(op, "redirect") != 0)
-        return s_fail(msg, msglen, "route: unknown '%s' (list, add, remove, "
-                                   "drain, back, redirect, restore, clear)",
+        return s_fail(msg, msglen,
+                      "route: unknown '%s' (list, add, remove, "
+                      "drain, back, redirect, restore, clear)",
                       op);
     if (!s_next(&rest, cluster, sizeof cluster))
         return s_fail(msg, msglen, "route %s: expected a cluster", op);

@@ -21,7 +21,7 @@ CC=${FUZZ_CC:-clang}
 mods() {
     case "$1" in
     line) echo "src/line.c" ;;
-    config) echo "src/config.c src/config_lex.c src/ere.c src/options.c" ;;
+    config) echo "src/config.c src/config_lex.c src/ere.c src/options.c src/carbonagg.c" ;;
     pickle) echo "src/pickle.c src/numfmt.c src/pyesc.c" ;;
     batch) echo "src/batch.c src/line.c" ;;
     *) echo "" ;;
