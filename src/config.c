@@ -1079,9 +1079,10 @@ static int s_stmt_control(config_lex_stmt_t *st)
 {
     config_t *cfg = s_parser(st)->cfg;
     const config_lex_tok_t *t;
-    if (s_once(st, &s_parser(st)->control_pos) != 0 ||
-        !(t = config_lex_peek(st)) ||
-        s_take_endpoint(st, "an endpoint", &cfg->control) != 0)
+    if (s_once(st, &s_parser(st)->control_pos) != 0)
+        return -1;
+    t = config_lex_peek(st); /* NULL at ';': s_take_endpoint says what lacks */
+    if (s_take_endpoint(st, "an endpoint", &cfg->control) != 0)
         return -1;
     int exposed = config_lex_accept(st, "exposed");
     if (!exposed && strncmp(cfg->control, "tcp://", 6) == 0 &&

@@ -1263,6 +1263,8 @@ static const bad_t s_bads[] = {
      "t.conf:1: ", "timeout 'soon' is not a number"},
     {"orchester_timeout_unit", "orchester tcp://a:1 timeout 10 s ;",
      "t.conf:1: ", "expected 'ms', found 's'"},
+    {"control_bare", "# a comment ;\ncontrol ;",
+     "t.conf:2: ", "control: missing an endpoint before ';'"},
     {"control_twice", "control ipc:///a ;\ncontrol ipc:///b ;",
      "t.conf:2: ", "'control' given twice"},
     {"control_extra", "control ipc:///a ipc:///b ;",
