@@ -45,10 +45,11 @@ cd "$(dirname "$0")"
 top=$(pwd)
 
 BUILD_PKGS="build-essential autoconf automake libtool pkg-config libzmq3-dev
-libev-dev libhiredis-dev libssl-dev libcmocka-dev libtre-dev"
+libev-dev libhiredis-dev libssl-dev libcmocka-dev libtre-dev zlib1g-dev liblz4-dev
+libsnappy-dev"
 TEST_PKGS="redis-server carbon-c-relay graphite-carbon python3 python3-whisper
 python3-zmq collectd-core netcat-openbsd clang libclang-rt-14-dev iproute2
-procps clang-format"
+procps clang-format python3-lz4 python3-snappy"
 
 say() { echo "bootstrap: $*" >&2; }
 

@@ -51,6 +51,7 @@ typedef struct {
     const char *hostname;
     const char *pidfile;
     const char *routes; /* -r: the routes file (NULL: CONFIG.routes) */
+    const char *ca;     /* -C: CA file or directory for TLS (NULL: none) */
 } opts_t;
 
 static void s_usage(FILE *f)
@@ -63,7 +64,10 @@ static void s_usage(FILE *f)
         "  -t       test mode: route metric lines from stdin and print where\n"
         "           they go; -t -t only checks the configuration\n");
     opt_usage(f, OPT_P_ORCHESTER);
-    fprintf(f, "  -H NAME  host name in self metrics (this host's)\n"
+    fprintf(f, "  -C PATH  CA file or directory: verifies TLS members' "
+               "certificates\n"
+               "           (default: the system's CAs) and mtls clients\n"
+               "  -H NAME  host name in self metrics (this host's)\n"
                "  -P FILE  write the pid to FILE\n"
                "  -r FILE  route changes made at run time (orchester-ctl "
                "route);\n"
@@ -74,12 +78,13 @@ static void s_usage(FILE *f)
 static int s_parse(int argc, char **argv, opts_t *o)
 {
     char spec[128], err[200];
-    opt_getopt(OPT_P_ORCHESTER, "f:tH:P:r:vh", spec, sizeof spec);
+    opt_getopt(OPT_P_ORCHESTER, "f:tC:H:P:r:vh", spec, sizeof spec);
     int c;
     while ((c = getopt(argc, argv, spec)) != -1) {
         switch (c) {
         case 'f': o->config = optarg; break;
         case 't': o->test++; break;
+        case 'C': o->ca = optarg; break;
         case 'H': o->hostname = optarg; break;
         case 'P': o->pidfile = optarg; break;
         case 'r': o->routes = optarg; break;
@@ -238,6 +243,8 @@ int main(int argc, char **argv)
     sender_opts_default(&so);
     so.dest.queue_cap = (uint64_t)o.v[OPT_QUEUE];
     so.dest.user_timeout_ms = (int)o.v[OPT_USER_TIMEOUT];
+    so.dest.tls_ca = o.ca; /* argv: lives as long as the process */
+    so.dest.tls_handshake_ms = (int)o.v[OPT_TLS_HANDSHAKE];
     so.spill.mem_cap = (uint64_t)o.v[OPT_CRIT_MEMORY];
     so.spill.crit_queue = (uint64_t)o.v[OPT_CRIT_QUEUE];
     so.spill.crit_inflight = (size_t)o.v[OPT_CRIT_INFLIGHT];
@@ -293,6 +300,9 @@ int main(int argc, char **argv)
         io.maxline = (size_t)o.v[OPT_MAXLINE];
         io.max_frame = (size_t)o.v[OPT_MAXFRAME];
         io.max_conns = (size_t)o.v[OPT_CONNS];
+        io.tls_handshake_ms = (int)o.v[OPT_TLS_HANDSHAKE];
+        io.max_ratio = (uint64_t)o.v[OPT_INFLATE_RATIO];
+        io.tls_ca = o.ca;
         io.embedded = 1;
         io.partial_budget = (size_t)o.v[OPT_BUDGET];
         io.orchester = EP_BATCHES;
@@ -341,6 +351,8 @@ int main(int argc, char **argv)
         if (sig == SIGHUP) {
             log_info("orchester: SIGHUP: reloading %s", o.config);
             msg_send_ctl(ctl_hub, MSG_RELOAD, 0, 0);
+            if (started_ig) /* TLS listeners read their files again */
+                msg_send_ctl(ctl_ingest, MSG_RELOAD, 0, 0);
         }
     }
     log_info("orchester: stopping: draining for at most %lld s",

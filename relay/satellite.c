@@ -33,7 +33,8 @@ static void s_usage(FILE *f)
                "  -f FILE  configuration: listen statements and\n"
                "           orchester tcp://HOST:PORT [...] [timeout N ms] ;\n");
     opt_usage(f, OPT_P_SATELLITE);
-    fprintf(f, "  -P FILE  write the pid to FILE\n"
+    fprintf(f, "  -C PATH  CA file or directory that verifies mtls clients\n"
+               "  -P FILE  write the pid to FILE\n"
                "  -v       print the version\n");
 }
 
@@ -45,15 +46,16 @@ static void *s_main(void *p)
 
 int main(int argc, char **argv)
 {
-    const char *conf = NULL, *pidfile = NULL;
+    const char *conf = NULL, *pidfile = NULL, *ca = NULL;
     long long v[OPT_N];
     char spec[128], err[1024];
     opt_init(v);
-    opt_getopt(OPT_P_SATELLITE, "f:P:vh", spec, sizeof spec);
+    opt_getopt(OPT_P_SATELLITE, "f:C:P:vh", spec, sizeof spec);
     int c;
     while ((c = getopt(argc, argv, spec)) != -1) {
         switch (c) {
         case 'f': conf = optarg; break;
+        case 'C': ca = optarg; break;
         case 'P': pidfile = optarg; break;
         case 'v': printf("satellite %s\n", PACKAGE_VERSION); return 0;
         case 'h': s_usage(stdout); return 0;
@@ -109,6 +111,9 @@ int main(int argc, char **argv)
     io.max_frame = (size_t)v[OPT_MAXFRAME];
     io.window_bytes = (size_t)v[OPT_WINDOW];
     io.max_conns = (size_t)v[OPT_CONNS];
+    io.tls_handshake_ms = (int)v[OPT_TLS_HANDSHAKE];
+    io.max_ratio = (uint64_t)v[OPT_INFLATE_RATIO];
+    io.tls_ca = ca;
     io.partial_budget = (size_t)v[OPT_BUDGET];
     if (cfg->orchester_timeout_ms > 0)
         io.timeout_ms = cfg->orchester_timeout_ms;

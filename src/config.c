@@ -203,26 +203,152 @@ static const char *s_strerror(int e, char *buf, size_t len)
 #endif
 }
 
-/* s_transport: accept "transport plain"; refuse other transports and ssl,
- * which orchester does not do (yet). */
-static int s_transport(config_lex_stmt_t *st)
+void config_transport_free(config_transport_t *tr)
 {
-    const config_lex_tok_t *t;
+    free(tr->pem);
+    free(tr->cert);
+    free(tr->key);
+    free(tr->ca);
+    free(tr->name);
+    free(tr->ciphers);
+    free(tr->suites);
+    memset(tr, 0, sizeof *tr);
+}
 
-    if (config_lex_accept(st, "transport")) {
-        if (!(t = config_lex_take(st, "a transport after 'transport'")))
+static bool s_streq(const char *a, const char *b)
+{
+    return strcmp(a ? a : "", b ? b : "") == 0 && (a == NULL) == (b == NULL);
+}
+
+bool config_transport_eq(const config_transport_t *a,
+                         const config_transport_t *b)
+{
+    return a->codec == b->codec && a->tls == b->tls &&
+           a->protomin == b->protomin && a->protomax == b->protomax &&
+           s_streq(a->pem, b->pem) && s_streq(a->cert, b->cert) &&
+           s_streq(a->key, b->key) && s_streq(a->ca, b->ca) &&
+           s_streq(a->name, b->name) && s_streq(a->ciphers, b->ciphers) &&
+           s_streq(a->suites, b->suites);
+}
+
+int config_transport_dup(config_transport_t *dst,
+                         const config_transport_t *src)
+{
+    char **d[] = {&dst->pem, &dst->cert,    &dst->key,   &dst->ca,
+                  &dst->name, &dst->ciphers, &dst->suites};
+    *dst = *src;
+    for (size_t i = 0; i < sizeof d / sizeof d[0]; i++)
+        if (*d[i] && (*d[i] = strdup(*d[i])) == NULL) {
+            for (size_t j = 0; j < i; j++)
+                free(*d[j]);
+            for (size_t j = i; j < sizeof d / sizeof d[0]; j++)
+                *d[j] = NULL;
+            memset(dst, 0, sizeof *dst);
             return -1;
-        if (!config_lex_tok_is(t, "plain"))
-            return config_lex_error(st, t,
-                                    "transport '%s' is not supported by "
-                                    "orchester (only plain)",
-                                    t->text);
-    }
-    t = config_lex_peek(st);
-    if (config_lex_tok_is(t, "ssl") || config_lex_tok_is(t, "mtls"))
-        return config_lex_error(st, t, "'%s' is not supported by orchester",
-                                t->text);
+        }
     return 0;
+}
+
+/* The TLS versions "protomin"/"protomax" name, as OpenSSL numbers them. */
+static const char *const s_tls_words[] = {"ssl3",   "tls1.0", "tls1.1",
+                                          "tls1.2", "tls1.3", NULL};
+static const int s_tls_versions[] = {0x0300, 0x0301, 0x0302, 0x0303, 0x0304};
+
+static const char *const s_codec_words[] = {"plain", "gzip", "lz4", "snappy",
+                                            NULL};
+
+/* s_tls_opts: after "ssl PEM" or "mtls ..." the TLS options, in any order:
+ * "protomin V", "protomax V", "ciphers S", "ciphersuites S" (as
+ * carbon-c-relay spells them) and orchester's "ca PATH", and on a member
+ * "name N". */
+static int s_tls_opts(config_lex_stmt_t *st, config_transport_t *tr,
+                      int member)
+{
+    static const char *const opts[] = {"protomin", "protomax", "ciphers",
+                                       "ciphersuites", "ca", "name", NULL};
+    int k;
+
+    while ((k = s_index(config_lex_peek(st), opts)) >= 0 &&
+           (k != 5 || member)) {
+        const config_lex_tok_t *kw = config_lex_take(st, opts[k]);
+        if (k <= 1) {
+            int v = config_lex_choose(st,
+                                      "ssl3, tls1.0, tls1.1, tls1.2 or "
+                                      "tls1.3 after the protocol keyword",
+                                      s_tls_words);
+            if (v < 0)
+                return -1;
+            *(k == 0 ? &tr->protomin : &tr->protomax) = s_tls_versions[v];
+            continue;
+        }
+        char **dst = k == 2   ? &tr->ciphers
+                     : k == 3 ? &tr->suites
+                     : k == 4 ? &tr->ca
+                              : &tr->name;
+        const config_lex_tok_t *t = config_lex_take(st, "a value");
+        if (!t)
+            return -1;
+        if (!t->text[0])
+            return config_lex_error(st, t, "empty value after '%s'",
+                                    kw->text);
+        if (s_set(st, dst, t->text) != 0)
+            return -1;
+    }
+    if (tr->protomin && tr->protomax && tr->protomin > tr->protomax)
+        return config_lex_error(st, NULL,
+                                "protomin is newer than protomax");
+    return 0;
+}
+
+/* s_transport: "transport plain|gzip|lz4|snappy" and then, on a listener,
+ * "ssl PEMFILE" or "mtls PEMFILE" (certificate chain and key in one file),
+ * or on a member "ssl" or "mtls CERTFILE KEYFILE"; each followed by the
+ * TLS options (s_tls_opts).  Into tr; member says which. */
+static int s_transport(config_lex_stmt_t *st, config_transport_t *tr,
+                       int member)
+{
+    const config_lex_tok_t *t = config_lex_peek(st);
+    int k;
+
+    if (!config_lex_accept(st, "transport")) {
+        if (config_lex_tok_is(t, "ssl") || config_lex_tok_is(t, "mtls"))
+            return config_lex_error(st, t,
+                                    "'%s' comes after 'transport plain' (or "
+                                    "gzip, lz4, snappy)",
+                                    t->text);
+        return 0;
+    }
+    if ((k = config_lex_choose(st,
+                               "plain, gzip, lz4 or snappy after 'transport'",
+                               s_codec_words)) < 0)
+        return -1;
+    tr->codec = k;
+    t = config_lex_peek(st);
+    if (!config_lex_tok_is(t, "ssl") && !config_lex_tok_is(t, "mtls"))
+        return 0;
+    config_lex_take(st, "ssl");
+    tr->tls = config_lex_tok_is(t, "ssl") ? TLS_ON : TLS_MUTUAL;
+    if (!member || tr->tls == TLS_MUTUAL) {
+        const char *what = !member           ? "a PEM file (certificate "
+                                               "and key) after 'ssl' or "
+                                               "'mtls'"
+                           : "a certificate file after 'mtls'";
+        if (!(t = config_lex_take(st, what)))
+            return -1;
+        if (!t->text[0])
+            return config_lex_error(st, t, "empty file name");
+        if (s_set(st, member ? &tr->cert : &tr->pem, t->text) != 0)
+            return -1;
+        if (member) {
+            if (!(t = config_lex_take(st, "a key file after the certificate")))
+                return -1;
+            if (!t->text[0])
+                return config_lex_error(st, t, "empty file name");
+            if (s_set(st, &tr->key, t->text) != 0)
+                return -1;
+        }
+    }
+    return s_tls_opts(st, tr, member);
 }
 
 /* ------------------------------------------------------------------ */
@@ -269,6 +395,7 @@ static int s_member(config_lex_stmt_t *st, config_cluster_t *c)
     static const char *const opts[] = {"proto", "type", "transport",
                                        "ssl",   "mtls", NULL};
     const config_lex_tok_t *spec = config_lex_take(st, "a member");
+    const config_lex_tok_t *trt = NULL;
     config_member_t *m;
     unsigned seen = 0;
     int k, port;
@@ -278,7 +405,11 @@ static int s_member(config_lex_stmt_t *st, config_cluster_t *c)
         return -1;
     while ((k = s_index(config_lex_peek(st), opts)) >= 0) {
         if (k >= 2) {
-            if (s_transport(st) != 0)
+            if (trt && k == 2)
+                return config_lex_error(st, config_lex_peek(st),
+                                        "'transport' given twice");
+            trt = config_lex_peek(st);
+            if (s_transport(st, &m->tr, 1) != 0)
                 return -1;
             continue;
         }
@@ -304,6 +435,11 @@ static int s_member(config_lex_stmt_t *st, config_cluster_t *c)
     if (m->type == WIRE_PICKLE && m->proto == PROTO_UDP)
         return config_lex_error(
             st, spec, "member '%s': pickle is sent over tcp only", spec->text);
+    if (m->proto == PROTO_UDP && (m->tr.codec || m->tr.tls))
+        return config_lex_error(st, spec,
+                                "member '%s': a compressed or encrypted "
+                                "stream needs proto tcp",
+                                spec->text);
     m->port = port ? port : m->type == WIRE_PICKLE ? 2004 : 2003;
     return 0;
 }
@@ -886,22 +1022,37 @@ static int s_listen_addr(config_lex_stmt_t *st, config_wire_t type)
     return 0;
 }
 
-/* listen type linemode|pickle [transport plain] ADDR [proto P] ... ; */
+/* listen type linemode|pickle [transport T [ssl|mtls PEMFILE [TLS
+ * options]]] ADDR [proto P] ... ; */
 static int s_stmt_listen(config_lex_stmt_t *st)
 {
-    int type;
+    config_t *cfg = s_parser(st)->cfg;
+    config_transport_t tr = {0};
+    int type, rc = 0;
 
     if (config_lex_expect(st, "type") != 0 ||
         (type = config_lex_choose(st, "linemode or pickle after 'type'",
                                   s_wires)) < 0 ||
-        s_transport(st) != 0)
+        s_transport(st, &tr, 0) != 0) {
+        config_transport_free(&tr);
         return -1;
+    }
     if (!config_lex_peek(st))
-        return config_lex_error(st, NULL, "no address given");
-    while (config_lex_peek(st))
-        if (s_listen_addr(st, (config_wire_t)type) != 0)
-            return -1;
-    return 0;
+        rc = config_lex_error(st, NULL, "no address given");
+    while (rc == 0 && config_lex_peek(st)) {
+        const config_lex_tok_t *addr = config_lex_peek(st);
+        if ((rc = s_listen_addr(st, (config_wire_t)type)) != 0)
+            break;
+        config_listen_t *l = &cfg->listens[cfg->nlistens - 1];
+        if ((tr.codec || tr.tls) && l->proto == PROTO_UDP)
+            rc = config_lex_error(st, addr,
+                                  "a compressed or encrypted stream needs "
+                                  "proto tcp or unix (this is udp)");
+        else if (config_transport_dup(&l->tr, &tr) != 0)
+            rc = config_lex_error(st, addr, "out of memory");
+    }
+    config_transport_free(&tr);
+    return rc;
 }
 
 /* ------------------------------------------------------------------ */
@@ -1576,6 +1727,7 @@ void config_destroy(config_t **cfgp)
     for (size_t i = 0; i < cfg->nlistens; i++) {
         free(cfg->listens[i].host);
         free(cfg->listens[i].path);
+        config_transport_free(&cfg->listens[i].tr);
     }
     free(cfg->listens);
     for (size_t i = 0; i < cfg->nclusters; i++) {
@@ -1583,6 +1735,7 @@ void config_destroy(config_t **cfgp)
         for (size_t j = 0; j < c->nmembers; j++) {
             free(c->members[j].host);
             free(c->members[j].instance);
+            config_transport_free(&c->members[j].tr);
         }
         free(c->members);
         free(c->name);

@@ -30,6 +30,25 @@ typedef struct {
 typedef enum { PROTO_TCP = 0, PROTO_UDP, PROTO_UNIX } config_proto_t;
 typedef enum { WIRE_LINEMODE = 0, WIRE_PICKLE } config_wire_t;
 
+/* The transport clause of a listener or a member: "transport plain|gzip|
+ * lz4|snappy [ssl ...|mtls ...]" and its TLS options.  Strings owned. */
+typedef enum { TLS_OFF = 0, TLS_ON, TLS_MUTUAL } config_tls_t;
+typedef struct {
+    int codec;          /* codec_kind_t (codec.h): 0 plain, gzip, lz4,
+                           snappy */
+    config_tls_t tls;   /* ssl: TLS_ON; mtls: TLS_MUTUAL */
+    char *pem;          /* listener: its certificate chain and key */
+    char *cert, *key;   /* member mtls: the client certificate and key */
+    char *ca;           /* "ca PATH": the CA file or directory that
+                           verifies the peer, else NULL (-C) */
+    char *name;         /* member "name N": the name the backend's
+                           certificate must carry, else NULL (its host) */
+    int protomin;       /* "protomin V": TLS1_2_VERSION etc., 0: TLS 1.2 */
+    int protomax;       /* "protomax V": 0: the newest */
+    char *ciphers;      /* "ciphers S" (TLS 1.2 and below), else NULL */
+    char *suites;       /* "ciphersuites S" (TLS 1.3), else NULL */
+} config_transport_t;
+
 /* One address of a listen statement. */
 typedef struct {
     config_wire_t type;   /* linemode or pickle (from "type") */
@@ -37,6 +56,7 @@ typedef struct {
     char *host;           /* interface, NULL for any; NULL for unix */
     int port;             /* port (default 2003 linemode, 2004 pickle) */
     char *path;           /* unix socket path, else NULL */
+    config_transport_t tr; /* its transport clause */
     config_pos_t pos;
 } config_listen_t;
 
@@ -59,6 +79,7 @@ typedef struct {
     char *instance;       /* NULL when none */
     config_proto_t proto; /* tcp (default) or udp */
     config_wire_t type;   /* linemode (default) or pickle */
+    config_transport_t tr; /* its transport clause */
     config_pos_t pos;
 } config_member_t;
 
@@ -298,5 +319,17 @@ void config_destroy(config_t **cfg);
 /* config_find_cluster: the cluster called name, or NULL.  Borrowed. */
 const config_cluster_t *config_find_cluster(const config_t *cfg,
                                             const char *name);
+
+/* config_transport_free: free what tr owns (tr itself is not). */
+void config_transport_free(config_transport_t *tr);
+
+/* config_transport_dup: *dst = a deep copy of src.  0, or -1 out of
+ * memory (dst then holds nothing). */
+int config_transport_dup(config_transport_t *dst,
+                         const config_transport_t *src);
+
+/* config_transport_eq: whether a and b say the same. */
+bool config_transport_eq(const config_transport_t *a,
+                         const config_transport_t *b);
 
 #endif

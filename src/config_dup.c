@@ -57,6 +57,20 @@ static config_pos_t s_pos(const dup_t *d, config_pos_t p)
     return (config_pos_t){NULL, p.line};
 }
 
+/* t: the scalars of f copied, each string replaced by a copy of its own. */
+static void s_transport(dup_t *d, config_transport_t *t,
+                        const config_transport_t *f)
+{
+    *t = *f;
+    t->pem = s_str(d, f->pem);
+    t->cert = s_str(d, f->cert);
+    t->key = s_str(d, f->key);
+    t->ca = s_str(d, f->ca);
+    t->name = s_str(d, f->name);
+    t->ciphers = s_str(d, f->ciphers);
+    t->suites = s_str(d, f->suites);
+}
+
 static void *s_array(dup_t *d, const void *a, size_t n, size_t size)
 {
     if (a == NULL || n == 0)
@@ -89,6 +103,7 @@ static void s_clusters(dup_t *d)
         for (size_t j = 0; j < b->nmembers; j++) {
             b->members[j].host = s_str(d, a->members[j].host);
             b->members[j].instance = s_str(d, a->members[j].instance);
+            s_transport(d, &b->members[j].tr, &a->members[j].tr);
             b->members[j].pos = s_pos(d, a->members[j].pos);
         }
     }
@@ -147,6 +162,7 @@ config_t *config_dup(const config_t *cfg)
     for (size_t i = 0; i < t->nlistens; i++) {
         t->listens[i].host = s_str(&d, cfg->listens[i].host);
         t->listens[i].path = s_str(&d, cfg->listens[i].path);
+        s_transport(&d, &t->listens[i].tr, &cfg->listens[i].tr);
         t->listens[i].pos = s_pos(&d, cfg->listens[i].pos);
     }
     s_clusters(&d);

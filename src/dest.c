@@ -42,6 +42,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "link.h"
 #include "log.h"
 #include "net.h"
 #include "options.h"
@@ -51,7 +52,15 @@
 
 #define DEST_IOV 64
 
-typedef enum { ST_DOWN, ST_RESOLVING, ST_CONNECTING, ST_UP } dstate_t;
+typedef enum {
+    ST_DOWN,
+    ST_RESOLVING,
+    ST_CONNECTING,
+    ST_HANDSHAKE,
+    ST_UP
+} dstate_t;
+
+#define LINK_BATCH (256 * 1024) /* stream bytes per compressed batch */
 
 struct dest {
     struct ev_loop *loop;    /* borrowed */
@@ -87,6 +96,16 @@ struct dest {
     uint64_t sent;           /* datapoints delivered (TCP: acknowledged by
                                 the peer; UDP and files: written) */
     uint64_t dropped;        /* datapoints dropped */
+    /* a member with a compressed or encrypted transport */
+    int has_link;            /* its transport is not plain */
+    link_t *link;            /* owned: this connection's, or NULL */
+    tls_client_t *tls;       /* owned: its TLS context, or NULL (no TLS,
+                                or its files did not load: tls_err) */
+    char tls_err[400];       /* why there is no context */
+    uint64_t tls_ok;         /* handshakes completed */
+    uint64_t tls_failed;     /* handshakes that failed */
+    uint64_t wire_bytes;     /* socket bytes written, all connections */
+    uint64_t app_bytes;      /* stream bytes they carried (batched) */
 };
 
 void dest_opts_default(dest_opts_t *o)
@@ -130,6 +149,8 @@ static void s_ack(dest_t *d)
     if (ioctl(d->fd, SIOCOUTQ, &outq) == 0 && outq >= 0 &&
         (uint64_t)outq <= d->wrote) {
         uint64_t acked = d->wrote - (uint64_t)outq;
+        if (d->link) /* socket bytes to the stream bytes they carry */
+            acked = link_acked(d->link, acked);
         if (acked > d->acked) {
             d->sent += queue_delivered(d->q, (size_t)(acked - d->acked));
             d->acked = acked;
@@ -184,6 +205,7 @@ static void s_fail(dest_t *d, const char *what, const char *why)
     if (d->fd >= 0)
         close(d->fd);
     d->fd = -1;
+    link_free(&d->link); /* what it held is written again (the queue) */
     d->state = ST_DOWN;
     queue_rewind(d->q, d->is_pickle);
     int64_t delay = retry_delay(&d->retry);
@@ -211,7 +233,9 @@ static void s_up(dest_t *d)
     ev_timer_stop(d->loop, &d->timer);
     d->state = ST_UP;
     d->want_addr = 0;
-    d->wrote = d->acked = 0;
+    if (d->link == NULL) /* a link counts from its handshake's first byte */
+        d->wrote = 0;
+    d->acked = 0;
     d->said_up = d->told_down;
     if (d->said_up)
         log_info("dest: %s %s: connected", d->rd->cluster->name, d->rd->addr);
@@ -272,9 +296,78 @@ static void s_write_udp(dest_t *d)
     s_set_io(d, queue_bytes(d->q) ? EV_WRITE : 0);
 }
 
+/* Write the socket bytes the link holds: 1 written (some or all), 0 the
+ * socket is full, -1 failed (the destination is down). */
+static int s_write_wire(dest_t *d)
+{
+    size_t len;
+    const char *p = link_wire(d->link, &len);
+    if (len == 0)
+        return 1;
+    ssize_t w;
+    do
+        w = write(d->fd, p, len);
+    while (w < 0 && errno == EINTR);
+    if (w < 0) {
+        if (errno == EAGAIN)
+            return 0;
+        s_fail_errno(d, "write", errno);
+        return -1;
+    }
+    link_wrote(d->link, (size_t)w);
+    d->wrote += (uint64_t)w;
+    d->wire_bytes += (uint64_t)w;
+    return 1;
+}
+
+/* A compressed or encrypted member: batches of the queue through the link,
+ * its socket bytes to the socket.  The queue counts a batch written once
+ * the link has it; it is delivered once the socket bytes that carry it are
+ * acknowledged (s_ack). */
+static void s_write_link(dest_t *d)
+{
+    struct iovec iov[DEST_IOV];
+    char why[300];
+    for (int k = 0; k < 4 && d->state == ST_UP; k++) {
+        size_t pending;
+        link_wire(d->link, &pending);
+        if (pending == 0) {
+            int n = queue_iov(d->q, iov, DEST_IOV, LINK_BATCH);
+            if (n == 0)
+                break;
+            size_t total = 0;
+            for (int i = 0; i < n; i++)
+                total += iov[i].iov_len;
+            if (link_batch(d->link, iov, n, why, sizeof why) != 0) {
+                s_fail(d, "encode", why);
+                return;
+            }
+            queue_wrote(d->q, total);
+            d->app_bytes += total;
+        }
+        int rc = s_write_wire(d);
+        if (rc < 0)
+            return;
+        s_ack(d);
+        if (rc == 0)
+            break;
+    }
+    if (d->state == ST_UP) {
+        size_t pending;
+        link_wire(d->link, &pending);
+        s_set_io(d, EV_READ | (pending || queue_bytes(d->q) ? EV_WRITE : 0));
+    }
+    if (d->fn)
+        d->fn(d->arg, d);
+}
+
 static void s_write(dest_t *d)
 {
     struct iovec iov[DEST_IOV];
+    if (d->link) {
+        s_write_link(d);
+        return;
+    }
     if (d->is_udp) {
         s_write_udp(d);
         if (d->fn)
@@ -310,6 +403,56 @@ static void s_write(dest_t *d)
         d->fn(d->arg, d);
 }
 
+/* A step of the TLS handshake with the backend: write what it made, and
+ * wait for what it needs; once done the destination is up. */
+static void s_handshake(dest_t *d)
+{
+    char why[400];
+    tls_step_t st = link_handshake(d->link, why, sizeof why);
+    if (st == TLS_FAILED || st == TLS_CERT_REFUSED) {
+        d->tls_failed++;
+        s_fail(d, "tls", why);
+        return;
+    }
+    if (s_write_wire(d) < 0)
+        return;
+    if (st == TLS_DONE) {
+        d->tls_ok++;
+        s_up(d);
+        return;
+    }
+    size_t pending;
+    link_wire(d->link, &pending);
+    s_set_io(d, EV_READ | (pending ? EV_WRITE : 0));
+}
+
+/* The TCP connection is up: plain members are up; the others start their
+ * link (a new compressed stream, a TLS handshake). */
+static void s_connected(dest_t *d)
+{
+    if (!d->has_link) {
+        s_up(d);
+        return;
+    }
+    const config_transport_t *tr = &d->rd->member->tr;
+    d->link = link_new(tr->codec, d->tls,
+                       tr->name ? tr->name : d->rd->member->host);
+    if (d->link == NULL) {
+        s_fail(d, "connect", "out of memory");
+        return;
+    }
+    d->wrote = 0;
+    if (d->tls == NULL) {
+        s_up(d);
+        return;
+    }
+    d->state = ST_HANDSHAKE;
+    ev_timer_stop(d->loop, &d->timer);
+    ev_timer_set(&d->timer, d->o.tls_handshake_ms / 1000.0, 0.0);
+    ev_timer_start(d->loop, &d->timer);
+    s_handshake(d);
+}
+
 static void s_io_fn(struct ev_loop *loop, ev_io *io, int revents)
 {
     (void)loop;
@@ -323,20 +466,44 @@ static void s_io_fn(struct ev_loop *loop, ev_io *io, int revents)
             d->addr_i++; /* the next attempt tries the next address */
             s_fail_errno(d, "connect", err);
         } else {
-            s_up(d);
+            s_connected(d);
         }
         return;
     }
     if (revents & EV_READ) {
-        char buf[4096];
+        char buf[16384], why[300];
         ssize_t n = read(d->fd, buf, sizeof buf);
         if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
-            s_fail_errno(d, "peer", n == 0 ? 0 : errno);
+            if (d->state == ST_HANDSHAKE)
+                d->tls_failed++;
+            s_fail_errno(d, d->state == ST_HANDSHAKE ? "tls" : "peer",
+                         n == 0 ? 0 : errno);
             return;
         }
+        if (n > 0 && d->link) {
+            int rc = link_in(d->link, buf, (size_t)n, why, sizeof why);
+            if (rc != 0) {
+                s_fail(d, "peer", rc > 0 ? "closed the TLS stream" : why);
+                return;
+            }
+            if (d->state == ST_HANDSHAKE) {
+                s_handshake(d);
+                return;
+            }
+            size_t pending;
+            link_wire(d->link, &pending);
+            if (pending) /* TLS answered something */
+                revents |= EV_WRITE;
+        }
     }
-    if (revents & EV_WRITE)
+    if (revents & EV_WRITE) {
+        if (d->state == ST_HANDSHAKE) {
+            if (s_write_wire(d) >= 0)
+                s_handshake(d);
+            return;
+        }
         s_write(d);
+    }
 }
 
 static void s_timer_fn(struct ev_loop *loop, ev_timer *t, int revents)
@@ -347,6 +514,12 @@ static void s_timer_fn(struct ev_loop *loop, ev_timer *t, int revents)
     if (d->state == ST_CONNECTING) {
         d->addr_i++;
         s_fail_errno(d, "connect", ETIMEDOUT);
+    } else if (d->state == ST_HANDSHAKE) {
+        char why[96];
+        snprintf(why, sizeof why, "handshake not done within %d ms (-E)",
+                 d->o.tls_handshake_ms);
+        d->tls_failed++;
+        s_fail(d, "tls", why);
     } else if (d->state == ST_RESOLVING) {
         char why[64];
         snprintf(why, sizeof why, "no answer within %d ms",
@@ -386,9 +559,32 @@ static void s_connect_addr(dest_t *d)
     ev_timer_start(d->loop, &d->timer);
 }
 
+/* The TLS context of a member, from its transport clause and -C. */
+static tls_client_t *s_tls_client(const dest_t *d, const router_dest_t *rd,
+                                  char *err, size_t errlen)
+{
+    const config_transport_t *tr = &rd->member->tr;
+    tls_conf_t tc = {
+        .cert = tr->cert,
+        .key = tr->key,
+        .ca = tr->ca ? tr->ca : d->o.tls_ca,
+        .protomin = tr->protomin,
+        .protomax = tr->protomax,
+        .ciphers = tr->ciphers,
+        .suites = tr->suites,
+    };
+    return tls_client_new(&tc, err, errlen);
+}
+
 static void s_connect(dest_t *d)
 {
     char err[256];
+    if (d->has_link && d->rd->member->tr.tls && d->tls == NULL &&
+        (d->tls = s_tls_client(d, d->rd, d->tls_err, sizeof d->tls_err)) ==
+            NULL) {
+        s_fail(d, "tls", d->tls_err);
+        return;
+    }
     if (d->is_file) {
         /* O_NONBLOCK: a FIFO nobody reads fails to open (ENXIO) instead of
          * blocking the loop; on a regular file it changes nothing */
@@ -475,6 +671,8 @@ dest_t *dest_new(struct ev_loop *loop, const router_dest_t *rd,
     d->is_pickle = !d->is_file && rd->member->type == WIRE_PICKLE;
     d->is_udp = !d->is_file && rd->member->proto == PROTO_UDP;
     d->is_tcp = !d->is_file && !d->is_udp;
+    d->has_link =
+        d->is_tcp && (rd->member->tr.codec != 0 || rd->member->tr.tls != 0);
     /* jitter: 75% to 125% of each delay */
     retry_init(&d->retry, o->backoff_min_ms, o->backoff_max_ms, 75, 125,
                o->log_interval_ms,
@@ -509,6 +707,8 @@ void dest_destroy(dest_t **pd)
     ev_timer_stop(d->loop, &d->ackpoll);
     if (d->fd >= 0)
         close(d->fd);
+    link_free(&d->link);
+    tls_client_free(&d->tls);
     resolver_destroy(&d->res);
     queue_destroy(&d->q);
     free(d);
@@ -648,6 +848,13 @@ void dest_stats(const dest_t *d, stats_dest_t *out)
     out->queued = queue_lines(d->q) - out->inflight;
     out->dropped = d->dropped;
     out->up = d->state == ST_UP;
+    out->tls = d->link && d->state == ST_UP
+                   ? (uint32_t)link_tls_version(d->link)
+                   : 0;
+    out->tls_ok = d->tls_ok;
+    out->tls_failed = d->tls_failed;
+    out->wire_bytes = d->wire_bytes;
+    out->app_bytes = d->app_bytes;
 }
 
 const router_dest_t *dest_info(const dest_t *d)
@@ -658,6 +865,20 @@ const router_dest_t *dest_info(const dest_t *d)
 void dest_rebind(dest_t *d, const router_dest_t *rd, dest_event_fn *fn,
                  void *arg)
 {
+    if (d->has_link && rd->member->tr.tls) {
+        /* a reload reads the certificates again: the next connection uses
+         * them, the one up now keeps its session */
+        char err[400];
+        tls_client_t *t = s_tls_client(d, rd, err, sizeof err);
+        if (t == NULL) {
+            log_err("dest: %s %s: reload: tls: %s: keeping the files loaded "
+                    "before",
+                    rd->cluster->name, rd->addr, err);
+        } else {
+            tls_client_free(&d->tls);
+            d->tls = t;
+        }
+    }
     d->rd = rd;
     d->fn = fn;
     d->arg = arg;

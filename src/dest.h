@@ -38,6 +38,10 @@ typedef struct {
                                ends the connection (10000) */
     int ack_poll_ms;        /* TCP: how often to ask the kernel what was
                                acknowledged while bytes are in flight (200) */
+    const char *tls_ca;     /* -C: the CA that verifies TLS members
+                               (borrowed: it outlives the destinations), or
+                               NULL: the system's */
+    int tls_handshake_ms;   /* a TLS handshake must end within (10000) */
 } dest_opts_t;
 
 typedef struct dest dest_t;

@@ -24,6 +24,7 @@
 #include "aggregator.h"
 #include "batch.h"
 #include "clock.h"
+#include "codec.h"
 #include "ha.h"
 #include "log.h"
 #include "msg.h"
@@ -134,9 +135,12 @@ struct hub {
     stats_dest_t *dsnap;     /* latest sender snapshot, ndests */
     stats_buffer_t bsnap;    /* latest Redis buffer snapshot */
     stats_listener_t *lsnap; /* latest per-listener counters, boot->nlistens */
-    char (*lnames)[3][400];  /* self metric names of each listener:
+    char (*lnames)[8][400];  /* self metric names of each listener:
                                 listeners.KEY.received, ...parseErrors,
-                                ...refused */
+                                ...refused, and of a TLS listener
+                                ...tlsHandshakes, ...tlsFailures,
+                                ...tlsTimeouts, ...decodeErrors and
+                                ...tlsCertRefused (see s_counters) */
     char *reply;             /* control reply buffer */
     size_t replycap;
     ha_t *ha;          /* this member of an HA pair (owned), or NULL */
@@ -860,6 +864,14 @@ static size_t s_counters(const hub_t *h, selfmetrics_counter_t *c, size_t max,
         C(h->lnames[i][0], h->lsnap[i].received);
         C(h->lnames[i][1], h->lsnap[i].errors);
         C(h->lnames[i][2], h->lsnap[i].refused);
+        if (h->boot->listens[i].tr.codec)
+            C(h->lnames[i][6], h->lsnap[i].decode_errors);
+        if (!h->boot->listens[i].tr.tls)
+            continue;
+        C(h->lnames[i][3], h->lsnap[i].tls_ok);
+        C(h->lnames[i][4], h->lsnap[i].tls_failed);
+        C(h->lnames[i][5], h->lsnap[i].tls_timeouts);
+        C(h->lnames[i][7], h->lsnap[i].tls_refused);
     }
 #undef C
 #undef G
@@ -879,7 +891,7 @@ static void s_statstimer_fn(struct ev_loop *loop, ev_timer *t, int revents)
         snprintf(prefix, sizeof prefix, "%s", st->prefix);
     else
         snprintf(prefix, sizeof prefix, "carbon.relays.%s", h->hostname);
-    size_t cmax = 96 + 3 * h->boot->nlistens;
+    size_t cmax = 96 + 8 * h->boot->nlistens;
     selfmetrics_counter_t *c = calloc(cmax, sizeof *c);
     if (c == NULL)
         return;
@@ -1028,7 +1040,8 @@ static int s_listens_eq(const config_t *a, const config_t *b)
         const config_listen_t *x = &a->listens[i], *y = &b->listens[i];
         if (x->type != y->type || x->proto != y->proto || x->port != y->port ||
             strcmp(x->host ? x->host : "", y->host ? y->host : "") != 0 ||
-            strcmp(x->path ? x->path : "", y->path ? y->path : "") != 0)
+            strcmp(x->path ? x->path : "", y->path ? y->path : "") != 0 ||
+            x->tr.codec != y->tr.codec || x->tr.tls != y->tr.tls)
             return 0;
     }
     return 1;
@@ -1511,10 +1524,28 @@ static size_t s_status(hub_t *h)
             s_reply_add(h, &len, "listener %s %s %s", type,
                         l->proto == PROTO_UDP ? "udp" : "tcp", a);
         }
-        s_reply_add(h, &len, " received=%llu errors=%llu refused=%llu\n",
-                    (unsigned long long)h->lsnap[i].received,
-                    (unsigned long long)h->lsnap[i].errors,
-                    (unsigned long long)h->lsnap[i].refused);
+        const stats_listener_t *ls = &h->lsnap[i];
+        s_reply_add(h, &len, " received=%llu errors=%llu refused=%llu",
+                    (unsigned long long)ls->received,
+                    (unsigned long long)ls->errors,
+                    (unsigned long long)ls->refused);
+        if (l->tr.codec)
+            s_reply_add(h, &len, " transport=%s decodeErrors=%llu",
+                        codec_name(l->tr.codec),
+                        (unsigned long long)ls->decode_errors);
+        if (l->tr.tls)
+            s_reply_add(h, &len,
+                        " tls=%s mtls=%s handshakes=%llu tlsFailures=%llu "
+                        "tlsCertRefused=%llu tlsTimeouts=%llu tls1.2=%llu "
+                        "tls1.3=%llu",
+                        l->tr.pem, l->tr.tls == TLS_MUTUAL ? "yes" : "no",
+                        (unsigned long long)ls->tls_ok,
+                        (unsigned long long)ls->tls_failed,
+                        (unsigned long long)ls->tls_refused,
+                        (unsigned long long)ls->tls_timeouts,
+                        (unsigned long long)ls->tls12,
+                        (unsigned long long)ls->tls13);
+        s_reply_add(h, &len, "\n");
     }
     for (size_t i = 0; i < h->boot->nsatellites_bind; i++)
         s_reply_add(h, &len, "satellites %s\n", h->boot->satellites_bind[i]);
@@ -1528,6 +1559,27 @@ static size_t s_status(hub_t *h)
             d->cluster->name, d->addr, s->up ? "up" : "down",
             (unsigned long long)s->queued, (unsigned long long)s->inflight,
             (unsigned long long)s->sent, (unsigned long long)s->dropped);
+        const config_transport_t *tr =
+            d->member ? &d->member->tr : NULL; /* files have none */
+        if (tr && (tr->codec || tr->tls)) {
+            if (len > 0 && h->reply[len - 1] == '\n')
+                h->reply[--len] = '\0'; /* on the same line */
+            s_reply_add(h, &len, " transport=%s%s", codec_name(tr->codec),
+                        tr->tls == TLS_MUTUAL ? "+mtls"
+                        : tr->tls             ? "+ssl"
+                                              : "");
+            if (tr->tls)
+                s_reply_add(h, &len,
+                            " tls=%s handshakes=%llu tlsFailures=%llu",
+                            s->tls == 13   ? "1.3"
+                            : s->tls == 12 ? "1.2"
+                                           : "none",
+                            (unsigned long long)s->tls_ok,
+                            (unsigned long long)s->tls_failed);
+            s_reply_add(h, &len, " wireBytes=%llu streamBytes=%llu\n",
+                        (unsigned long long)s->wire_bytes,
+                        (unsigned long long)s->app_bytes);
+        }
         if (s->buf.on) /* on the same line, before its end */
             s_reply_buffer(h, &len, s, 1);
     }
@@ -1735,6 +1787,16 @@ hub_t *hub_new(void *zctx, const config_t *cfg, const router_t *r,
                  "listeners.%s.parseErrors", key);
         snprintf(h->lnames[i][2], sizeof h->lnames[i][2],
                  "listeners.%s.refused", key);
+        snprintf(h->lnames[i][3], sizeof h->lnames[i][3],
+                 "listeners.%s.tlsHandshakes", key);
+        snprintf(h->lnames[i][4], sizeof h->lnames[i][4],
+                 "listeners.%s.tlsFailures", key);
+        snprintf(h->lnames[i][5], sizeof h->lnames[i][5],
+                 "listeners.%s.tlsTimeouts", key);
+        snprintf(h->lnames[i][6], sizeof h->lnames[i][6],
+                 "listeners.%s.decodeErrors", key);
+        snprintf(h->lnames[i][7], sizeof h->lnames[i][7],
+                 "listeners.%s.tlsCertRefused", key);
     }
     int one = 1;
     h->router = s_sock(zctx, ZMQ_ROUTER, 1000);

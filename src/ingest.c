@@ -22,6 +22,7 @@
 
 #include "batch.h"
 #include "clock.h"
+#include "codec.h"
 #include "line.h"
 #include "log.h"
 #include "msg.h"
@@ -29,6 +30,7 @@
 #include "net.h"
 #include "pickle.h"
 #include "stats.h"
+#include "tls.h"
 #include "zwatch.h"
 
 #define READ_CHUNK   65536
@@ -50,13 +52,24 @@ typedef struct {
     size_t nconns;        /* its connections open now */
     int64_t log_ms;       /* when a refusal was last logged */
     uint64_t log_refused; /* st.refused at that log */
+    config_transport_t tr; /* its transport clause (a copy, owned) */
+    tls_server_t *tls;    /* a TLS listener's context (owned), or NULL */
+    int64_t tls_log_ms;   /* when a TLS failure was last logged */
+    uint64_t tls_logged;  /* st.tls_failed + st.tls_timeouts at that log */
 } listener_t;
 
 typedef struct conn {
     ingest_t *ig;                   /* back pointer */
     listener_t *l;                  /* the listener it came from */
     int fd;                         /* client socket */
-    ev_io io;                       /* readable */
+    ev_io io;                       /* readable (writable during a TLS
+                                       handshake that waits to write) */
+    tls_session_t *tls;             /* a TLS client's session (owned), or
+                                       NULL */
+    ev_timer hs;                    /* a TLS client's handshake deadline,
+                                       running until the handshake ends */
+    codec_dec_t *dec;               /* a compressed stream's decoder
+                                       (owned), or NULL */
     char *part;                     /* the unfinished line or frame, or NULL */
     size_t partlen;                 /* its length */
     size_t partcap;                 /* pickle: bytes allocated at part */
@@ -95,6 +108,7 @@ struct ingest {
     int curep;            /* index in eps */
     char *ctl_endpoint;   /* owned copy */
     char *stats_endpoint; /* owned copy or NULL */
+    char *tls_ca;         /* owned copy of o.tls_ca, or NULL */
     void *dealer;         /* zmq DEALER to the orchester */
     void *ctl;            /* zmq PAIR from the owner */
     void *stats;          /* zmq PUSH of snapshots, or NULL */
@@ -172,6 +186,8 @@ void ingest_opts_default(ingest_opts_t *o)
     o->stop_wait_ms = (int)opt_default(OPT_STOP_WAIT);
     o->max_frame = (size_t)opt_default(OPT_MAXFRAME);
     o->partial_budget = (size_t)opt_default(OPT_BUDGET);
+    o->tls_handshake_ms = (int)opt_default(OPT_TLS_HANDSHAKE);
+    o->max_ratio = (uint64_t)opt_default(OPT_INFLATE_RATIO);
 }
 
 /* ---- the window ---------------------------------------------------------- */
@@ -199,10 +215,16 @@ static void s_pause(ingest_t *ig, int pause)
         return;
     ig->paused = pause;
     for (conn_t *c = ig->conns; c; c = c->next) {
-        if (pause)
+        if (ev_is_active(&c->hs))
+            continue; /* a TLS handshake goes on: it brings no data */
+        if (pause) {
             ev_io_stop(ig->loop, &c->io);
-        else
+        } else {
             ev_io_start(ig->loop, &c->io);
+            /* decrypted bytes the session holds make no readiness */
+            if (c->tls && tls_pending(c->tls) > 0)
+                ev_feed_event(ig->loop, &c->io, EV_READ);
+        }
     }
     for (size_t i = 0; i < ig->nls; i++) {
         listener_t *l = &ig->ls[i];
@@ -623,6 +645,9 @@ static void s_conn_close(conn_t *c)
     s_hold_unlink(ig, c);
     ig->held -= c->held;
     ev_io_stop(ig->loop, &c->io);
+    ev_timer_stop(ig->loop, &c->hs);
+    tls_session_free(&c->tls);
+    codec_dec_free(&c->dec);
     close(c->fd);
     if (c->prev)
         c->prev->next = c->next;
@@ -634,6 +659,148 @@ static void s_conn_close(conn_t *c)
     c->l->nconns--;
     free(c->part);
     free(c);
+}
+
+/* Read from a client connection's socket: plain, or through its TLS
+ * session (a stream error is logged and reads as the end of the
+ * connection). */
+static ssize_t s_read_raw(conn_t *c, void *buf, size_t n)
+{
+    if (c->tls == NULL)
+        return read(c->fd, buf, n);
+    char why[200];
+    ssize_t got = tls_read(c->tls, buf, n, why, sizeof why);
+    if (got < 0 && errno == EPROTO) {
+        log_warn("ingest: %s: TLS client %s: %s: closing the connection",
+                 c->l->name, c->src[0] ? c->src : "?", why);
+        return 0;
+    }
+    return got;
+}
+
+/* Read the stream of a client connection: what the socket gives, through
+ * its TLS session and its decoder where it has them.  A corrupt stream or
+ * a bomb is counted, logged and reads as the end of the connection. */
+static ssize_t s_read(conn_t *c, void *buf, size_t n)
+{
+    ssize_t got;
+    if (c->dec == NULL) {
+        got = s_read_raw(c, buf, n);
+    } else {
+        char why[200];
+        for (;;) {
+            got = codec_dec_read(c->dec, buf, n, why, sizeof why);
+            if (got != 0)
+                break;
+            size_t room;
+            void *p = codec_dec_room(c->dec, &room);
+            ssize_t r = s_read_raw(c, p, room);
+            if (r <= 0)
+                return r; /* again, or the end (a cut block is lost) */
+            codec_dec_put(c->dec, (size_t)r);
+        }
+        if (got < 0) {
+            uint64_t in, out;
+            codec_dec_totals(c->dec, &in, &out);
+            c->l->st.decode_errors++;
+            log_warn("ingest: %s: %s client %s: %s (after %llu bytes in, "
+                     "%llu out): closing the connection",
+                     c->l->name, codec_name(c->l->tr.codec),
+                     c->src[0] ? c->src : "?", why, (unsigned long long)in,
+                     (unsigned long long)out);
+            return 0;
+        }
+        if (codec_dec_pending(c->dec)) {
+            ev_feed_event(c->ig->loop, &c->io, EV_READ);
+            return got;
+        }
+    }
+    /* a read that filled buf may leave decrypted bytes behind */
+    if (got > 0 && c->tls && tls_pending(c->tls) > 0)
+        ev_feed_event(c->ig->loop, &c->io, EV_READ);
+    return got;
+}
+
+static void s_conn_fn(struct ev_loop *loop, ev_io *io, int revents);
+static void s_pickle_conn_fn(struct ev_loop *loop, ev_io *io, int revents);
+
+/* A TLS handshake failed or timed out: count it, log at most once per
+ * LOG_EVERY_MS per listener (with the latest reason), close c. */
+static void s_tls_fail(conn_t *c, const char *why)
+{
+    listener_t *l = c->l;
+    int64_t now = clock_mono_ms();
+    uint64_t bad = l->st.tls_failed + l->st.tls_timeouts;
+    if (l->tls_log_ms == 0 || now - l->tls_log_ms >= LOG_EVERY_MS) {
+        log_warn("ingest: %s: TLS handshake of %s failed: %s (%llu failed "
+                 "since the last report)",
+                 l->name, c->src[0] ? c->src : "?", why,
+                 (unsigned long long)(bad - l->tls_logged));
+        l->tls_log_ms = now;
+        l->tls_logged = bad;
+    }
+    s_conn_close(c);
+}
+
+static void s_hs_timeout_fn(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)loop;
+    (void)revents;
+    conn_t *c = t->data;
+    c->l->st.tls_timeouts++;
+    s_tls_fail(c, "not done within the handshake timeout (-E)");
+}
+
+/* A step of a TLS client's handshake; once done, the connection reads
+ * lines or frames. */
+static void s_hs_fn(struct ev_loop *loop, ev_io *io, int revents)
+{
+    (void)revents;
+    conn_t *c = io->data;
+    char why[200];
+    int want;
+    switch (tls_handshake(c->tls, why, sizeof why)) {
+    case TLS_DONE:
+        ev_timer_stop(loop, &c->hs);
+        c->l->st.tls_ok++;
+        if (tls_version(c->tls) == 13)
+            c->l->st.tls13++;
+        else
+            c->l->st.tls12++;
+        ev_io_stop(loop, &c->io);
+        ev_io_init(&c->io,
+                   c->l->wire == WIRE_PICKLE ? s_pickle_conn_fn : s_conn_fn,
+                   c->fd, EV_READ);
+        c->io.data = c;
+        if (!c->ig->paused) {
+            ev_io_start(loop, &c->io);
+            /* the client's first data may have come with its Finished */
+            ev_feed_event(loop, &c->io, EV_READ);
+        }
+        return;
+    case TLS_WANT_READ:
+        want = EV_READ;
+        break;
+    case TLS_WANT_WRITE:
+        want = EV_WRITE;
+        break;
+    case TLS_CERT_REFUSED:
+        c->l->st.tls_refused++;
+        c->l->st.tls_failed++;
+        s_tls_fail(c, why);
+        return;
+    default:
+        c->l->st.tls_failed++;
+        s_tls_fail(c, why);
+        return;
+    }
+    if ((io->events & (EV_READ | EV_WRITE)) != want) {
+        int active = ev_is_active(io);
+        ev_io_stop(loop, io);
+        ev_io_set(io, c->fd, want);
+        if (active)
+            ev_io_start(loop, io);
+    }
 }
 
 static void s_conn_fn(struct ev_loop *loop, ev_io *io, int revents)
@@ -648,7 +815,7 @@ static void s_conn_fn(struct ev_loop *loop, ev_io *io, int revents)
     size_t have = c->partlen;
     if (have)
         memcpy(buf, c->part, have);
-    ssize_t n = read(c->fd, buf + have, READ_CHUNK);
+    ssize_t n = s_read(c, buf + have, READ_CHUNK);
     if (n < 0 && (errno == EAGAIN || errno == EINTR))
         return;
     if (n <= 0) {
@@ -780,7 +947,7 @@ static void s_pickle_conn_fn(struct ev_loop *loop, ev_io *io, int revents)
         c->part = np;
         c->partcap = cap;
     }
-    ssize_t n = read(c->fd, c->part + c->partlen, c->partcap - c->partlen);
+    ssize_t n = s_read(c, c->part + c->partlen, c->partcap - c->partlen);
     if (n < 0 && (errno == EAGAIN || errno == EINTR))
         return;
     if (n <= 0) {
@@ -915,13 +1082,34 @@ static void s_accept_fn(struct ev_loop *loop, ev_io *io, int revents)
                    l->wire == WIRE_PICKLE ? s_pickle_conn_fn : s_conn_fn, fd,
                    EV_READ);
         c->io.data = c;
+        ev_timer_init(&c->hs, s_hs_timeout_fn,
+                      (double)ig->o.tls_handshake_ms / 1000.0, 0.0);
+        c->hs.data = c;
+        if (l->tr.codec &&
+            (c->dec = codec_dec_new(l->tr.codec, ig->o.max_ratio)) == NULL) {
+            close(fd);
+            free(c);
+            return;
+        }
+        if (l->tls) {
+            if ((c->tls = tls_session_new(l->tls, fd)) == NULL) {
+                codec_dec_free(&c->dec);
+                close(fd);
+                free(c);
+                return;
+            }
+            ev_io_init(&c->io, s_hs_fn, fd, EV_READ);
+            c->io.data = c;
+            ev_timer_start(loop, &c->hs);
+            ev_io_start(loop, &c->io);
+        }
         c->next = ig->conns;
         if (ig->conns)
             ig->conns->prev = c;
         ig->conns = c;
         ig->st.connections++;
         l->nconns++;
-        if (!ig->paused)
+        if (!ig->paused && !c->tls)
             ev_io_start(loop, &c->io);
     }
 }
@@ -986,12 +1174,19 @@ static void s_close_clients(ingest_t *ig)
     }
 }
 
+static void s_tls_reload(ingest_t *ig);
+
 static void s_ctl_fn(zwatch_t *w, void *sock, void *arg)
 {
     (void)w;
     ingest_t *ig = arg;
     msg_hdr_t h;
-    if (msg_recv_ctl(sock, &h) == MSG_STOP && !ig->stopping) {
+    int type = msg_recv_ctl(sock, &h);
+    if (type == MSG_RELOAD) {
+        s_tls_reload(ig);
+        return;
+    }
+    if (type == MSG_STOP && !ig->stopping) {
         ig->stopping = 1;
         ig->stop_deadline = clock_mono_ms() + ig->o.stop_wait_ms;
         s_close_clients(ig);
@@ -1128,6 +1323,47 @@ static void s_tick_fn(struct ev_loop *loop, ev_timer *t, int revents)
     }
 }
 
+/* A TLS listener's context, from its transport clause and -C. */
+static tls_server_t *s_tls_server(const ingest_t *ig, const listener_t *l,
+                                  char *err, size_t errlen)
+{
+    tls_conf_t tc = {
+        .pem = l->tr.pem,
+        .ca = l->tr.ca ? l->tr.ca : ig->o.tls_ca,
+        .mutual = l->tr.tls == TLS_MUTUAL,
+        .protomin = l->tr.protomin,
+        .protomax = l->tr.protomax,
+        .ciphers = l->tr.ciphers,
+        .suites = l->tr.suites,
+    };
+    return tls_server_new(&tc, err, errlen);
+}
+
+/* A reload: every TLS listener reads its certificate, key and CA again.
+ * New connections get the new context; those established keep theirs.  A
+ * listener whose files do not load keeps the old one, and says why. */
+static void s_tls_reload(ingest_t *ig)
+{
+    for (size_t i = 0; i < ig->nls; i++) {
+        listener_t *l = &ig->ls[i];
+        char why[600];
+        if (l->tls == NULL)
+            continue;
+        tls_server_t *t = s_tls_server(ig, l, why, sizeof why);
+        if (t == NULL) {
+            log_err("ingest: %s: reload: %s: keeping the certificate "
+                    "loaded before",
+                    l->name, why);
+            continue;
+        }
+        tls_server_free(&l->tls);
+        l->tls = t;
+        log_info("ingest: %s: reload: certificate and key read again from "
+                 "%s",
+                 l->name, l->tr.pem);
+    }
+}
+
 /* ---- life ---------------------------------------------------------------- */
 
 static int s_listener(ingest_t *ig, listener_t *l, const config_listen_t *cl,
@@ -1157,6 +1393,24 @@ static int s_listener(ingest_t *ig, listener_t *l, const config_listen_t *cl,
     }
     if (l->fd < 0)
         return -1;
+    if (config_transport_dup(&l->tr, &cl->tr) != 0) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    if (l->tr.codec || l->tr.tls)
+        snprintf(l->name + strlen(l->name), sizeof l->name - strlen(l->name),
+                 " (%s%s)", codec_name(l->tr.codec),
+                 l->tr.tls == TLS_MUTUAL ? " mtls"
+                 : l->tr.tls             ? " ssl"
+                                         : "");
+    if (l->tr.tls) {
+        char why[600];
+        if ((l->tls = s_tls_server(ig, l, why, sizeof why)) == NULL) {
+            snprintf(err, errlen, "%s: %s", l->name, why);
+            config_transport_free(&l->tr);
+            return -1;
+        }
+    }
     ev_io_init(&l->io, cl->proto == PROTO_UDP ? s_udp_fn : s_accept_fn, l->fd,
                EV_READ);
     l->io.data = l;
@@ -1192,6 +1446,8 @@ ingest_t *ingest_new(void *zctx, const config_listen_t *listens, size_t n,
     ig->o.orchester = ig->orchester;
     ig->o.ctl_endpoint = ig->ctl_endpoint;
     ig->o.stats_endpoint = ig->stats_endpoint;
+    ig->tls_ca = s_strdup0(o->tls_ca);
+    ig->o.tls_ca = ig->tls_ca;
     ig->loop = ev_loop_new(EVFLAG_AUTO);
     ig->scratchcap = o->maxline + READ_CHUNK;
     ig->scratch = malloc(ig->scratchcap);
@@ -1374,6 +1630,10 @@ void ingest_destroy(ingest_t **pig)
     }
     if (ig->loop)
         ev_loop_destroy(ig->loop);
+    for (size_t i = 0; ig->ls && i < ig->nls; i++) {
+        tls_server_free(&ig->ls[i].tls);
+        config_transport_free(&ig->ls[i].tr);
+    }
     free(ig->ls);
     free(ig->lsnap);
     pickle_destroy(&ig->pickle);
@@ -1383,6 +1643,7 @@ void ingest_destroy(ingest_t **pig)
     free(ig->eps[1]);
     free(ig->ctl_endpoint);
     free(ig->stats_endpoint);
+    free(ig->tls_ca);
     if (ig->reserve_fd >= 0)
         close(ig->reserve_fd);
     free(ig);

@@ -43,6 +43,12 @@ typedef struct {
                                    recent progress is closed (64 MiB) */
     int embedded;               /* 1: the orchester is in this process
                                    (inproc): never resend (0) */
+    int tls_handshake_ms;       /* a TLS client's handshake must end within
+                                   this, or it is disconnected (10000) */
+    const char *tls_ca;         /* -C: the CA file or directory that
+                                   verifies mtls clients (copied), or NULL */
+    uint64_t max_ratio;         /* a compressed stream that inflates more
+                                   than this many times is closed (-Z) */
     size_t batch_bytes;         /* payload size that closes a batch (64 KiB) */
     int stop_wait_ms;           /* on STOP, wait this long for acks (3000) */
     size_t max_conns;           /* open connections per TCP or unix

@@ -160,6 +160,21 @@ static const opt_def_t s_table[OPT_N] = {
                          "slots: 8 times it, stored values: 16 times); what "
                          "does not fit is dropped, counted",
                          NULL, NULL, NULL},
+    [OPT_TLS_HANDSHAKE] = {OPT_TLS_HANDSHAKE, 'E', O_ALL, 10000, 100, 3600000,
+                           "ms",
+                           "how long a TLS handshake may take (a client of "
+                           "a TLS listener, or to a TLS member) before the "
+                           "connection is closed",
+                           "TLS: a handshake (a listener's client, or to a "
+                           "member) must end within this",
+                           NULL, NULL},
+    [OPT_INFLATE_RATIO] = {OPT_INFLATE_RATIO, 'Z', O_ALL, 100, 2, 1000000,
+                           "times",
+                           "a compressed stream (gzip, lz4, snappy) that "
+                           "inflates more than this many times its size, "
+                           "past its first 16 MiB, is closed and counted "
+                           "(a decompression bomb)",
+                           NULL, NULL, NULL},
 };
 
 const opt_def_t *opt_def(opt_id_t id)

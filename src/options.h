@@ -53,6 +53,8 @@ typedef enum {
     OPT_SNAPSHOT,        /* counter snapshots to the hub, ms */
     OPT_SIGNAL_POLL,     /* main thread's signal poll, ms */
     OPT_AGGR_SERIES,     /* aggregate series held at once */
+    OPT_TLS_HANDSHAKE,   /* a TLS handshake must end within, ms */
+    OPT_INFLATE_RATIO,   /* a compressed stream inflating more is closed */
     OPT_N
 } opt_id_t;
 
