@@ -32,6 +32,7 @@
 #include "routes.h"
 #include "sender.h"
 #include "testmode.h"
+#include "tls.h"
 #include "useall.h"
 
 #define EP_BATCHES    "inproc://orchester-batches"
@@ -102,6 +103,57 @@ static int s_parse(int argc, char **argv, opts_t *o)
     if (o->config == NULL || optind != argc) {
         s_usage(stderr);
         return -1;
+    }
+    return 0;
+}
+
+/* Make (and free) the TLS context of every TLS listener and member of
+ * cfg, with ca as -C.  0, or -1 with the listener or member and the reason
+ * in err. */
+static int s_check_tls(const config_t *cfg, const char *ca, char *err,
+                       size_t errlen)
+{
+    char why[600];
+    for (size_t i = 0; i < cfg->nlistens; i++) {
+        const config_listen_t *l = &cfg->listens[i];
+        if (!l->tr.tls)
+            continue;
+        tls_conf_t tc = {.pem = l->tr.pem,
+                         .ca = l->tr.ca ? l->tr.ca : ca,
+                         .mutual = l->tr.tls == TLS_MUTUAL,
+                         .protomin = l->tr.protomin,
+                         .protomax = l->tr.protomax,
+                         .ciphers = l->tr.ciphers,
+                         .suites = l->tr.suites};
+        tls_server_t *t = tls_server_new(&tc, why, sizeof why);
+        if (t == NULL) {
+            snprintf(err, errlen, "%s:%d: listen: %s", l->pos.file, l->pos.line,
+                     why);
+            return -1;
+        }
+        tls_server_free(&t);
+    }
+    for (size_t i = 0; i < cfg->nclusters; i++) {
+        const config_cluster_t *c = &cfg->clusters[i];
+        for (size_t j = 0; j < c->nmembers; j++) {
+            const config_member_t *m = &c->members[j];
+            if (!m->tr.tls)
+                continue;
+            tls_conf_t tc = {.cert = m->tr.cert,
+                             .key = m->tr.key,
+                             .ca = m->tr.ca ? m->tr.ca : ca,
+                             .protomin = m->tr.protomin,
+                             .protomax = m->tr.protomax,
+                             .ciphers = m->tr.ciphers,
+                             .suites = m->tr.suites};
+            tls_client_t *k = tls_client_new(&tc, why, sizeof why);
+            if (k == NULL) {
+                snprintf(err, errlen, "%s:%d: cluster %s: member %s: %s",
+                         m->pos.file, m->pos.line, c->name, m->host, why);
+                return -1;
+            }
+            tls_client_free(&k);
+        }
     }
     return 0;
 }
@@ -188,6 +240,18 @@ int main(int argc, char **argv)
     curve_conf_t *cc = calloc(1, sizeof *cc);
     if (cc == NULL || curve_load(&cfg->curve, cc, err, sizeof err) != 0) {
         fprintf(stderr, "orchester: %s\n", cc ? err : "out of memory");
+        free(cc);
+        router_destroy(&r);
+        config_destroy(&cfg);
+        config_destroy(&base);
+        routes_destroy(&routes);
+        free(rpath);
+        return 1;
+    }
+    /* TLS: every certificate, key and CA is read now, so that a broken
+     * file stops the start (and -t -t) with its name */
+    if (s_check_tls(cfg, o.ca, err, sizeof err) != 0) {
+        fprintf(stderr, "orchester: %s\n", err);
         free(cc);
         router_destroy(&r);
         config_destroy(&cfg);

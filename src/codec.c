@@ -70,26 +70,29 @@ void codec_buf_free(codec_buf_t *b)
     b->len = b->cap = b->off = 0;
 }
 
+/* When at least as many bytes are taken as are left, the ones left move to
+ * the front (off becomes 0): a buffer the caller never quite empties does
+ * not grow for ever, and the bytes moved never outnumber the bytes taken
+ * since the last move.  An append never moves anything: it only adds n to
+ * len (a caller may count what an encoder appended by len). */
 void codec_buf_take(codec_buf_t *b, size_t n)
 {
     b->off = n > b->len - b->off ? b->len : b->off + n;
-    if (b->off == b->len)
+    if (b->off == b->len) {
         b->len = b->off = 0;
+    } else if (b->off >= b->len - b->off) {
+        memmove(b->data, b->data + b->off, b->len - b->off);
+        b->len -= b->off;
+        b->off = 0;
+    }
 }
 
-/* Make room for n more bytes after data[len).  Bytes already taken are
- * dropped first (the untaken ones move to the front, off becomes 0) when
- * that makes the room.  0, or -1 (out of memory). */
+/* Make room for n more bytes after data[len).  0, or -1 (out of
+ * memory). */
 static int s_buf_reserve(codec_buf_t *b, size_t n)
 {
     if (b->cap - b->len >= n)
         return 0;
-    if (b->off > 0 && b->cap - (b->len - b->off) >= n) {
-        memmove(b->data, b->data + b->off, b->len - b->off);
-        b->len -= b->off;
-        b->off = 0;
-        return 0;
-    }
     if (n > SIZE_MAX - b->len)
         return -1;
     size_t need = b->len + n, cap = b->cap ? b->cap : 4096;
@@ -222,7 +225,8 @@ static int s_gzip_batch(codec_enc_t *e, const struct iovec *iov, int n,
     return s_deflate(e, Z_SYNC_FLUSH, out, why, whylen);
 }
 
-/* Gather iov[0..n) (total bytes) into the scratch buffer, grown to fit. */
+/* Gather iov[0..n) (total bytes) into the scratch buffer, grown to fit
+ * (a single iovec is used where it is).  NULL when out of memory. */
 static const char *s_gather(codec_enc_t *e, const struct iovec *iov, int n,
                             size_t total)
 {
@@ -245,8 +249,7 @@ static const char *s_gather(codec_enc_t *e, const struct iovec *iov, int n,
 }
 
 static int s_lz4_batch(codec_enc_t *e, const struct iovec *iov, int n,
-                       size_t total, codec_buf_t *out, char *why,
-                       size_t whylen)
+                       size_t total, codec_buf_t *out, char *why, size_t whylen)
 {
     const char *src = s_gather(e, iov, n, total);
     size_t bound = LZ4F_compressFrameBound(total, NULL);
@@ -254,8 +257,8 @@ static int s_lz4_batch(codec_enc_t *e, const struct iovec *iov, int n,
         s_why(why, whylen, "out of memory");
         return -1;
     }
-    size_t r = LZ4F_compressFrame(out->data + out->len, bound, src, total,
-                                  NULL);
+    size_t r =
+        LZ4F_compressFrame(out->data + out->len, bound, src, total, NULL);
     if (LZ4F_isError(r)) {
         s_why(why, whylen, "lz4: %s", LZ4F_getErrorName(r));
         return -1;
@@ -270,8 +273,8 @@ static int s_lz4_batch(codec_enc_t *e, const struct iovec *iov, int n,
 }
 
 /* Compress one snappy block of p[0..n) onto out. */
-static int s_snappy_block(const char *p, size_t n, codec_buf_t *out,
-                          char *why, size_t whylen)
+static int s_snappy_block(const char *p, size_t n, codec_buf_t *out, char *why,
+                          size_t whylen)
 {
     size_t room = snappy_max_compressed_length(n);
     if (s_buf_reserve(out, room) < 0) {
@@ -299,8 +302,7 @@ static int s_snappy_batch(codec_enc_t *e, const struct iovec *iov, int n,
         size_t left = iov[i].iov_len;
         while (left > 0) {
             if (have == 0 && left >= CODEC_SNAPPY_BLOCK) {
-                if (s_snappy_block(p, CODEC_SNAPPY_BLOCK, out, why, whylen) <
-                    0)
+                if (s_snappy_block(p, CODEC_SNAPPY_BLOCK, out, why, whylen) < 0)
                     return -1;
                 p += CODEC_SNAPPY_BLOCK;
                 left -= CODEC_SNAPPY_BLOCK;
@@ -344,9 +346,7 @@ int codec_enc_batch(codec_enc_t *e, const struct iovec *iov, int n,
     }
     if (total == 0)
         return 0;
-    /* take back what a failed batch appended: off and len as they were,
-     * unless s_buf_reserve dropped the bytes taken (then len - off) */
-    size_t len0 = out->len - out->off;
+    size_t len0 = out->len; /* to take back what a failed batch appended */
     int r;
     switch (e->kind) {
     case CODEC_GZIP: r = s_gzip_batch(e, iov, n, out, why, whylen); break;
@@ -355,9 +355,7 @@ int codec_enc_batch(codec_enc_t *e, const struct iovec *iov, int n,
     }
     if (r < 0) {
         e->failed = 1;
-        out->len = out->off + len0;
-        if (out->len == out->off)
-            out->len = out->off = 0;
+        out->len = len0;
     }
     return r;
 }
@@ -415,8 +413,8 @@ codec_dec_t *codec_dec_new(codec_kind_t k, uint64_t max_ratio)
             return NULL;
         }
     } else if (k == CODEC_LZ4) {
-        if (LZ4F_isError(LZ4F_createDecompressionContext(&d->lz,
-                                                         LZ4F_VERSION))) {
+        if (LZ4F_isError(
+                LZ4F_createDecompressionContext(&d->lz, LZ4F_VERSION))) {
             free(d->ib);
             free(d);
             return NULL;
@@ -482,16 +480,17 @@ static uint64_t s_limit(const codec_dec_t *d)
 {
     if (d->max_ratio == 0)
         return UINT64_MAX;
-    uint64_t lim = d->in > UINT64_MAX / d->max_ratio ? UINT64_MAX
-                                                     : d->in * d->max_ratio;
+    uint64_t lim =
+        d->in > UINT64_MAX / d->max_ratio ? UINT64_MAX : d->in * d->max_ratio;
     return lim < CODEC_BOMB_FLOOR ? CODEC_BOMB_FLOOR : lim;
 }
 
 static int s_bomb(codec_dec_t *d)
 {
     if (d->out > s_limit(d))
-        return s_fail(d, "%s: inflates more than %llu times "
-                         "(decompression bomb?)",
+        return s_fail(d,
+                      "%s: inflates more than %llu times "
+                      "(decompression bomb?)",
                       codec_name(d->kind), (unsigned long long)d->max_ratio);
     return 0;
 }
@@ -542,11 +541,10 @@ static int s_lz4_read(codec_dec_t *d, unsigned char *out, size_t cap,
         if (ain == 0 && !d->more)
             break;
         size_t sn = ain, dn = aout;
-        size_t r = LZ4F_decompress(d->lz, out + *got, &dn, d->ib + d->ioff,
-                                   &sn, NULL);
+        size_t r =
+            LZ4F_decompress(d->lz, out + *got, &dn, d->ib + d->ioff, &sn, NULL);
         if (LZ4F_isError(r))
-            return s_fail(d, "lz4: corrupt stream (%s)",
-                          LZ4F_getErrorName(r));
+            return s_fail(d, "lz4: corrupt stream (%s)", LZ4F_getErrorName(r));
         d->ioff += sn;
         *got += dn;
         d->more = dn == aout;
@@ -647,8 +645,9 @@ static int s_snappy_next(codec_dec_t *d, unsigned char *out, size_t room,
         if (d->ioff == 0 && d->ilen == d->icap) {
             size_t max = s_snappy_inmax();
             if (d->icap >= max)
-                return s_fail(d, "snappy: a block is longer than %zu "
-                                 "bytes compressed",
+                return s_fail(d,
+                              "snappy: a block is longer than %zu "
+                              "bytes compressed",
                               max);
             size_t ncap = d->icap * 2 > max ? max : d->icap * 2;
             unsigned char *p = realloc(d->ib, ncap);

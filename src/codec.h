@@ -42,9 +42,9 @@ typedef enum {
     CODEC_SNAPPY
 } codec_kind_t;
 
-#define CODEC_SNAPPY_BLOCK 32768         /* uncompressed bytes per block sent */
-#define CODEC_SNAPPY_MAX   (1 << 20)     /* largest block accepted */
-#define CODEC_BOMB_FLOOR   (16u << 20)   /* bytes out before the ratio counts */
+#define CODEC_SNAPPY_BLOCK 32768       /* uncompressed bytes per block sent */
+#define CODEC_SNAPPY_MAX   (1 << 20)   /* largest block accepted */
+#define CODEC_BOMB_FLOOR   (16u << 20) /* bytes out before the ratio counts */
 
 /* The name of k as the config spells it ("plain", "gzip", "lz4",
  * "snappy"). */

@@ -231,10 +231,9 @@ bool config_transport_eq(const config_transport_t *a,
            s_streq(a->suites, b->suites);
 }
 
-int config_transport_dup(config_transport_t *dst,
-                         const config_transport_t *src)
+int config_transport_dup(config_transport_t *dst, const config_transport_t *src)
 {
-    char **d[] = {&dst->pem, &dst->cert,    &dst->key,   &dst->ca,
+    char **d[] = {&dst->pem,  &dst->cert,    &dst->key,   &dst->ca,
                   &dst->name, &dst->ciphers, &dst->suites};
     *dst = *src;
     for (size_t i = 0; i < sizeof d / sizeof d[0]; i++)
@@ -261,11 +260,10 @@ static const char *const s_codec_words[] = {"plain", "gzip", "lz4", "snappy",
  * "protomin V", "protomax V", "ciphers S", "ciphersuites S" (as
  * carbon-c-relay spells them) and orchester's "ca PATH", and on a member
  * "name N". */
-static int s_tls_opts(config_lex_stmt_t *st, config_transport_t *tr,
-                      int member)
+static int s_tls_opts(config_lex_stmt_t *st, config_transport_t *tr, int member)
 {
-    static const char *const opts[] = {"protomin", "protomax", "ciphers",
-                                       "ciphersuites", "ca", "name", NULL};
+    static const char *const opts[] = {
+        "protomin", "protomax", "ciphers", "ciphersuites", "ca", "name", NULL};
     int k;
 
     while ((k = s_index(config_lex_peek(st), opts)) >= 0 &&
@@ -289,14 +287,12 @@ static int s_tls_opts(config_lex_stmt_t *st, config_transport_t *tr,
         if (!t)
             return -1;
         if (!t->text[0])
-            return config_lex_error(st, t, "empty value after '%s'",
-                                    kw->text);
+            return config_lex_error(st, t, "empty value after '%s'", kw->text);
         if (s_set(st, dst, t->text) != 0)
             return -1;
     }
     if (tr->protomin && tr->protomax && tr->protomin > tr->protomax)
-        return config_lex_error(st, NULL,
-                                "protomin is newer than protomax");
+        return config_lex_error(st, NULL, "protomin is newer than protomax");
     return 0;
 }
 
@@ -329,10 +325,10 @@ static int s_transport(config_lex_stmt_t *st, config_transport_t *tr,
     config_lex_take(st, "ssl");
     tr->tls = config_lex_tok_is(t, "ssl") ? TLS_ON : TLS_MUTUAL;
     if (!member || tr->tls == TLS_MUTUAL) {
-        const char *what = !member           ? "a PEM file (certificate "
-                                               "and key) after 'ssl' or "
-                                               "'mtls'"
-                           : "a certificate file after 'mtls'";
+        const char *what = !member ? "a PEM file (certificate "
+                                     "and key) after 'ssl' or "
+                                     "'mtls'"
+                                   : "a certificate file after 'mtls'";
         if (!(t = config_lex_take(st, what)))
             return -1;
         if (!t->text[0])

@@ -34,28 +34,28 @@ typedef enum { WIRE_LINEMODE = 0, WIRE_PICKLE } config_wire_t;
  * lz4|snappy [ssl ...|mtls ...]" and its TLS options.  Strings owned. */
 typedef enum { TLS_OFF = 0, TLS_ON, TLS_MUTUAL } config_tls_t;
 typedef struct {
-    int codec;          /* codec_kind_t (codec.h): 0 plain, gzip, lz4,
-                           snappy */
-    config_tls_t tls;   /* ssl: TLS_ON; mtls: TLS_MUTUAL */
-    char *pem;          /* listener: its certificate chain and key */
-    char *cert, *key;   /* member mtls: the client certificate and key */
-    char *ca;           /* "ca PATH": the CA file or directory that
-                           verifies the peer, else NULL (-C) */
-    char *name;         /* member "name N": the name the backend's
-                           certificate must carry, else NULL (its host) */
-    int protomin;       /* "protomin V": TLS1_2_VERSION etc., 0: TLS 1.2 */
-    int protomax;       /* "protomax V": 0: the newest */
-    char *ciphers;      /* "ciphers S" (TLS 1.2 and below), else NULL */
-    char *suites;       /* "ciphersuites S" (TLS 1.3), else NULL */
+    int codec;        /* codec_kind_t (codec.h): 0 plain, gzip, lz4,
+                         snappy */
+    config_tls_t tls; /* ssl: TLS_ON; mtls: TLS_MUTUAL */
+    char *pem;        /* listener: its certificate chain and key */
+    char *cert, *key; /* member mtls: the client certificate and key */
+    char *ca;         /* "ca PATH": the CA file or directory that
+                         verifies the peer, else NULL (-C) */
+    char *name;       /* member "name N": the name the backend's
+                         certificate must carry, else NULL (its host) */
+    int protomin;     /* "protomin V": TLS1_2_VERSION etc., 0: TLS 1.2 */
+    int protomax;     /* "protomax V": 0: the newest */
+    char *ciphers;    /* "ciphers S" (TLS 1.2 and below), else NULL */
+    char *suites;     /* "ciphersuites S" (TLS 1.3), else NULL */
 } config_transport_t;
 
 /* One address of a listen statement. */
 typedef struct {
-    config_wire_t type;   /* linemode or pickle (from "type") */
-    config_proto_t proto; /* tcp, udp or unix */
-    char *host;           /* interface, NULL for any; NULL for unix */
-    int port;             /* port (default 2003 linemode, 2004 pickle) */
-    char *path;           /* unix socket path, else NULL */
+    config_wire_t type;    /* linemode or pickle (from "type") */
+    config_proto_t proto;  /* tcp, udp or unix */
+    char *host;            /* interface, NULL for any; NULL for unix */
+    int port;              /* port (default 2003 linemode, 2004 pickle) */
+    char *path;            /* unix socket path, else NULL */
     config_transport_t tr; /* its transport clause */
     config_pos_t pos;
 } config_listen_t;
@@ -76,9 +76,9 @@ typedef struct {
     char *host; /* host as written (IPv6 without brackets); file path for file
                    clusters */
     int port;   /* default 2003 (2004 for type pickle); 0 for files */
-    char *instance;       /* NULL when none */
-    config_proto_t proto; /* tcp (default) or udp */
-    config_wire_t type;   /* linemode (default) or pickle */
+    char *instance;        /* NULL when none */
+    config_proto_t proto;  /* tcp (default) or udp */
+    config_wire_t type;    /* linemode (default) or pickle */
     config_transport_t tr; /* its transport clause */
     config_pos_t pos;
 } config_member_t;

@@ -97,15 +97,15 @@ struct dest {
                                 the peer; UDP and files: written) */
     uint64_t dropped;        /* datapoints dropped */
     /* a member with a compressed or encrypted transport */
-    int has_link;            /* its transport is not plain */
-    link_t *link;            /* owned: this connection's, or NULL */
-    tls_client_t *tls;       /* owned: its TLS context, or NULL (no TLS,
-                                or its files did not load: tls_err) */
-    char tls_err[400];       /* why there is no context */
-    uint64_t tls_ok;         /* handshakes completed */
-    uint64_t tls_failed;     /* handshakes that failed */
-    uint64_t wire_bytes;     /* socket bytes written, all connections */
-    uint64_t app_bytes;      /* stream bytes they carried (batched) */
+    int has_link;        /* its transport is not plain */
+    link_t *link;        /* owned: this connection's, or NULL */
+    tls_client_t *tls;   /* owned: its TLS context, or NULL (no TLS,
+                            or its files did not load: tls_err) */
+    char tls_err[400];   /* why there is no context */
+    uint64_t tls_ok;     /* handshakes completed */
+    uint64_t tls_failed; /* handshakes that failed */
+    uint64_t wire_bytes; /* socket bytes written, all connections */
+    uint64_t app_bytes;  /* stream bytes they carried (batched) */
 };
 
 void dest_opts_default(dest_opts_t *o)
@@ -410,6 +410,12 @@ static void s_handshake(dest_t *d)
     char why[400];
     tls_step_t st = link_handshake(d->link, why, sizeof why);
     if (st == TLS_FAILED || st == TLS_CERT_REFUSED) {
+        /* the alert TLS made tells the backend why; a socket that cannot
+         * take it now is closed without it */
+        size_t len;
+        const char *p = link_wire(d->link, &len);
+        if (len > 0 && write(d->fd, p, len) < 0)
+            (void)errno;
         d->tls_failed++;
         s_fail(d, "tls", why);
         return;
@@ -435,8 +441,8 @@ static void s_connected(dest_t *d)
         return;
     }
     const config_transport_t *tr = &d->rd->member->tr;
-    d->link = link_new(tr->codec, d->tls,
-                       tr->name ? tr->name : d->rd->member->host);
+    d->link =
+        link_new(tr->codec, d->tls, tr->name ? tr->name : d->rd->member->host);
     if (d->link == NULL) {
         s_fail(d, "connect", "out of memory");
         return;
@@ -848,9 +854,8 @@ void dest_stats(const dest_t *d, stats_dest_t *out)
     out->queued = queue_lines(d->q) - out->inflight;
     out->dropped = d->dropped;
     out->up = d->state == ST_UP;
-    out->tls = d->link && d->state == ST_UP
-                   ? (uint32_t)link_tls_version(d->link)
-                   : 0;
+    out->tls =
+        d->link && d->state == ST_UP ? (uint32_t)link_tls_version(d->link) : 0;
     out->tls_ok = d->tls_ok;
     out->tls_failed = d->tls_failed;
     out->wire_bytes = d->wire_bytes;

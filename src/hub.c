@@ -1041,7 +1041,7 @@ static int s_listens_eq(const config_t *a, const config_t *b)
         if (x->type != y->type || x->proto != y->proto || x->port != y->port ||
             strcmp(x->host ? x->host : "", y->host ? y->host : "") != 0 ||
             strcmp(x->path ? x->path : "", y->path ? y->path : "") != 0 ||
-            x->tr.codec != y->tr.codec || x->tr.tls != y->tr.tls)
+            !config_transport_eq(&x->tr, &y->tr))
             return 0;
     }
     return 1;
@@ -1569,8 +1569,7 @@ static size_t s_status(hub_t *h)
                         : tr->tls             ? "+ssl"
                                               : "");
             if (tr->tls)
-                s_reply_add(h, &len,
-                            " tls=%s handshakes=%llu tlsFailures=%llu",
+                s_reply_add(h, &len, " tls=%s handshakes=%llu tlsFailures=%llu",
                             s->tls == 13   ? "1.3"
                             : s->tls == 12 ? "1.2"
                                            : "none",

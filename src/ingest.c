@@ -41,21 +41,21 @@
 typedef struct ingest ingest_t;
 
 typedef struct {
-    ingest_t *ig;         /* back pointer */
-    config_proto_t proto; /* tcp, udp or unix */
-    config_wire_t wire;   /* linemode or pickle */
-    int fd;               /* listening or bound socket */
-    ev_io io;             /* readable: accept or recv */
-    ev_timer retry;       /* re-enables accept after EMFILE */
-    char name[320];       /* "tcp 127.0.0.1:2003" for logs */
-    stats_listener_t st;  /* its counters */
-    size_t nconns;        /* its connections open now */
-    int64_t log_ms;       /* when a refusal was last logged */
-    uint64_t log_refused; /* st.refused at that log */
+    ingest_t *ig;          /* back pointer */
+    config_proto_t proto;  /* tcp, udp or unix */
+    config_wire_t wire;    /* linemode or pickle */
+    int fd;                /* listening or bound socket */
+    ev_io io;              /* readable: accept or recv */
+    ev_timer retry;        /* re-enables accept after EMFILE */
+    char name[320];        /* "tcp 127.0.0.1:2003" for logs */
+    stats_listener_t st;   /* its counters */
+    size_t nconns;         /* its connections open now */
+    int64_t log_ms;        /* when a refusal was last logged */
+    uint64_t log_refused;  /* st.refused at that log */
     config_transport_t tr; /* its transport clause (a copy, owned) */
-    tls_server_t *tls;    /* a TLS listener's context (owned), or NULL */
-    int64_t tls_log_ms;   /* when a TLS failure was last logged */
-    uint64_t tls_logged;  /* st.tls_failed + st.tls_timeouts at that log */
+    tls_server_t *tls;     /* a TLS listener's context (owned), or NULL */
+    int64_t tls_log_ms;    /* when a TLS failure was last logged */
+    uint64_t tls_logged;   /* st.tls_failed + st.tls_timeouts at that log */
 } listener_t;
 
 typedef struct conn {
@@ -778,12 +778,8 @@ static void s_hs_fn(struct ev_loop *loop, ev_io *io, int revents)
             ev_feed_event(loop, &c->io, EV_READ);
         }
         return;
-    case TLS_WANT_READ:
-        want = EV_READ;
-        break;
-    case TLS_WANT_WRITE:
-        want = EV_WRITE;
-        break;
+    case TLS_WANT_READ: want = EV_READ; break;
+    case TLS_WANT_WRITE: want = EV_WRITE; break;
     case TLS_CERT_REFUSED:
         c->l->st.tls_refused++;
         c->l->st.tls_failed++;

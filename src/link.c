@@ -13,10 +13,10 @@ typedef struct {
 } mark_t;
 
 struct link {
-    codec_enc_t *enc; /* owned, or NULL: plain */
-    tls_conn_t *tls;  /* owned, or NULL: no TLS */
-    codec_buf_t wire; /* socket bytes made, data[off..len) not written */
-    codec_buf_t comp; /* scratch: a batch compressed, before TLS */
+    codec_enc_t *enc;      /* owned, or NULL: plain */
+    tls_conn_t *tls;       /* owned, or NULL: no TLS */
+    codec_buf_t wire;      /* socket bytes made, data[off..len) not written */
+    codec_buf_t comp;      /* scratch: a batch compressed, before TLS */
     uint64_t wire_total;   /* socket bytes made on this connection */
     uint64_t stream_total; /* stream bytes batched */
     uint64_t acked;        /* stream bytes known delivered */
@@ -134,6 +134,20 @@ int link_batch(link_t *l, const struct iovec *iov, int n, char *why,
             return -1;
         if (!l->tls)
             l->wire_total += out->len - before;
+        one.iov_base = l->comp.data;
+        one.iov_len = l->comp.len;
+        src = &one;
+        nsrc = 1;
+    }
+    if (l->tls && !l->enc && n > 1) {
+        /* one write of the whole batch: records as full as TLS makes them,
+         * not one (or more) per piece */
+        for (int i = 0; i < n; i++)
+            if (codec_buf_append(&l->comp, iov[i].iov_base, iov[i].iov_len) !=
+                0) {
+                snprintf(why, whylen, "out of memory");
+                return -1;
+            }
         one.iov_base = l->comp.data;
         one.iov_len = l->comp.len;
         src = &one;

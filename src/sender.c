@@ -375,6 +375,8 @@ static int s_same_dest(const router_dest_t *a, const router_dest_t *b)
            strcmp(a->addr, b->addr) == 0 &&
            a->member->type == b->member->type &&
            a->member->proto == b->member->proto &&
+           /* a new transport is a new destination (a new link) */
+           config_transport_eq(&a->member->tr, &b->member->tr) &&
            (a->cluster->type == CLUSTER_FILE ||
             a->cluster->type == CLUSTER_FILE_IP) ==
                (b->cluster->type == CLUSTER_FILE ||

@@ -18,19 +18,19 @@
 /* Counters of one listener (cumulative since start); an ingest thread sends
  * an array of them, one per listen address in config order. */
 typedef struct {
-    uint64_t received; /* datapoints accepted */
-    uint64_t errors;   /* datapoints refused (parse errors), and pickle
-                          frames refused or over the size limit */
-    uint64_t refused;  /* connections closed at accept: over the
-                          listener's connection limit, or shed when the
-                          process ran out of descriptors */
-    uint64_t tls_ok;       /* TLS handshakes completed (TLS listeners) */
-    uint64_t tls_failed;   /* TLS handshakes that failed (no TLS, a
-                              protocol below the minimum, garbage) */
-    uint64_t tls_timeouts; /* TLS handshakes not done within -E */
-    uint64_t tls12, tls13; /* completed handshakes by protocol version */
-    uint64_t tls_refused;  /* of tls_failed, an mtls client whose
-                              certificate was missing or did not verify */
+    uint64_t received;      /* datapoints accepted */
+    uint64_t errors;        /* datapoints refused (parse errors), and pickle
+                               frames refused or over the size limit */
+    uint64_t refused;       /* connections closed at accept: over the
+                               listener's connection limit, or shed when the
+                               process ran out of descriptors */
+    uint64_t tls_ok;        /* TLS handshakes completed (TLS listeners) */
+    uint64_t tls_failed;    /* TLS handshakes that failed (no TLS, a
+                               protocol below the minimum, garbage) */
+    uint64_t tls_timeouts;  /* TLS handshakes not done within -E */
+    uint64_t tls12, tls13;  /* completed handshakes by protocol version */
+    uint64_t tls_refused;   /* of tls_failed, an mtls client whose
+                               certificate was missing or did not verify */
     uint64_t decode_errors; /* compressed streams closed: corrupt, or a
                                decompression bomb */
 } stats_listener_t;
@@ -95,20 +95,20 @@ typedef struct {
 
 /* Counters of one destination (cumulative since start). */
 typedef struct {
-    uint64_t sent;     /* datapoints delivered: acknowledged by a TCP
-                          peer, or written to a UDP socket or a file */
-    uint64_t queued;   /* datapoints waiting to be written now */
-    uint64_t inflight; /* datapoints written and not yet acknowledged */
-    uint64_t dropped;  /* datapoints dropped (queue full) */
-    uint32_t up;       /* 1 when connected (files: open) */
-    uint32_t tls;      /* TLS version of the connection now: 12, 13, or 0 */
-    uint64_t tls_ok;   /* TLS handshakes completed */
+    uint64_t sent;       /* datapoints delivered: acknowledged by a TCP
+                            peer, or written to a UDP socket or a file */
+    uint64_t queued;     /* datapoints waiting to be written now */
+    uint64_t inflight;   /* datapoints written and not yet acknowledged */
+    uint64_t dropped;    /* datapoints dropped (queue full) */
+    uint32_t up;         /* 1 when connected (files: open) */
+    uint32_t tls;        /* TLS version of the connection now: 12, 13, or 0 */
+    uint64_t tls_ok;     /* TLS handshakes completed */
     uint64_t tls_failed; /* TLS handshakes that failed (the log says why) */
     uint64_t wire_bytes; /* bytes written to the socket (compressed,
                             encrypted) */
     uint64_t app_bytes;  /* of the stream they carry */
-    uint32_t pad;      /* explicit padding */
-    stats_dbuf_t buf;  /* its Redis buffer */
+    uint32_t pad;        /* explicit padding */
+    stats_dbuf_t buf;    /* its Redis buffer */
 } stats_dest_t;
 
 /* The Redis connection of the buffer (MSG_STATS_BUFFER). */

@@ -39,8 +39,8 @@ static void s_reason(char *why, size_t whylen, const char *fallback)
 
 /* The CA of c into ctx: a directory (hashed, as c_rehash makes it) or a
  * file; without one, the system's (clients only: want_default). */
-static int s_load_ca(SSL_CTX *ctx, const char *ca, int want_default,
-                     char *err, size_t errlen)
+static int s_load_ca(SSL_CTX *ctx, const char *ca, int want_default, char *err,
+                     size_t errlen)
 {
     char why[200];
     struct stat sb;
@@ -68,12 +68,11 @@ static int s_load_ca(SSL_CTX *ctx, const char *ca, int want_default,
 }
 
 /* What c says of versions and ciphers, into ctx. */
-static int s_common(SSL_CTX *ctx, const tls_conf_t *c, char *err,
-                    size_t errlen)
+static int s_common(SSL_CTX *ctx, const tls_conf_t *c, char *err, size_t errlen)
 {
     char why[200];
-    SSL_CTX_set_min_proto_version(ctx, c->protomin ? c->protomin
-                                                   : TLS1_2_VERSION);
+    SSL_CTX_set_min_proto_version(ctx,
+                                  c->protomin ? c->protomin : TLS1_2_VERSION);
     if (c->protomax)
         SSL_CTX_set_max_proto_version(ctx, c->protomax);
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
@@ -114,7 +113,7 @@ static int s_load_pair(SSL_CTX *ctx, const char *cert, const char *key,
     }
     if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
         s_reason(why, sizeof why, "no private key");
-        snprintf(err, errlen, "%s: no private key read: %s", key, why);
+        snprintf(err, errlen, "%s: the private key: %s", key, why);
         return -1;
     }
     if (SSL_CTX_check_private_key(ctx) != 1) {
@@ -137,7 +136,8 @@ tls_server_t *tls_server_new(const tls_conf_t *c, char *err, size_t errlen)
     }
     if (s_common(s->ctx, c, err, errlen) != 0)
         goto fail;
-    SSL_CTX_set_options(s->ctx, SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_TICKET);
+    SSL_CTX_set_options(s->ctx,
+                        SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_TICKET);
     SSL_CTX_set_mode(s->ctx, SSL_MODE_RELEASE_BUFFERS);
     SSL_CTX_set_session_cache_mode(s->ctx, SSL_SESS_CACHE_OFF);
     /* no TLS 1.3 session tickets: a sender that writes and closes without
@@ -162,9 +162,8 @@ tls_server_t *tls_server_new(const tls_conf_t *c, char *err, size_t errlen)
             if (names)
                 SSL_CTX_set_client_CA_list(s->ctx, names);
         }
-        SSL_CTX_set_verify(s->ctx,
-                           SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
-                           NULL);
+        SSL_CTX_set_verify(
+            s->ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
     } else {
         SSL_CTX_set_verify(s->ctx, SSL_VERIFY_NONE, NULL);
     }
@@ -232,7 +231,8 @@ tls_step_t tls_handshake(tls_session_t *t, char *why, size_t whylen)
         return TLS_CERT_REFUSED;
     }
     unsigned long le = ERR_peek_last_error();
-    if (le != 0 && ERR_GET_REASON(le) == SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE) {
+    if (le != 0 &&
+        ERR_GET_REASON(le) == SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE) {
         s_reason(why, whylen, "no certificate");
         return TLS_CERT_REFUSED;
     }
@@ -260,8 +260,7 @@ ssize_t tls_read(tls_session_t *t, void *buf, size_t n, char *why,
     case SSL_ERROR_WANT_WRITE: /* a key update's answer waits for room */
         errno = EAGAIN;
         return -1;
-    case SSL_ERROR_ZERO_RETURN:
-        return 0;
+    case SSL_ERROR_ZERO_RETURN: return 0;
     case SSL_ERROR_SYSCALL:
         if (ERR_peek_last_error() == 0) {
             int se = errno;
@@ -291,12 +290,9 @@ int tls_version(const tls_session_t *t)
     if (!SSL_is_init_finished(t->ssl))
         return 0;
     switch (SSL_version(t->ssl)) {
-    case TLS1_2_VERSION:
-        return 12;
-    case TLS1_3_VERSION:
-        return 13;
-    default:
-        return 0;
+    case TLS1_2_VERSION: return 12;
+    case TLS1_3_VERSION: return 13;
+    default: return 0;
     }
 }
 
@@ -321,8 +317,8 @@ tls_client_t *tls_client_new(const tls_conf_t *c, char *err, size_t errlen)
     }
     if (s_common(k->ctx, c, err, errlen) != 0 ||
         s_load_ca(k->ctx, c->ca, 1, err, errlen) != 0 ||
-        (c->cert && s_load_pair(k->ctx, c->cert, c->key ? c->key : c->cert,
-                                err, errlen) != 0)) {
+        (c->cert && s_load_pair(k->ctx, c->cert, c->key ? c->key : c->cert, err,
+                                errlen) != 0)) {
         tls_client_free(&k);
         return NULL;
     }
@@ -465,11 +461,8 @@ int tls_conn_version(const tls_conn_t *t)
     if (!SSL_is_init_finished(t->ssl))
         return 0;
     switch (SSL_version(t->ssl)) {
-    case TLS1_2_VERSION:
-        return 12;
-    case TLS1_3_VERSION:
-        return 13;
-    default:
-        return 0;
+    case TLS1_2_VERSION: return 12;
+    case TLS1_3_VERSION: return 13;
+    default: return 0;
     }
 }

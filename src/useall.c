@@ -16,6 +16,7 @@ static void s_free_members(config_member_t *m, size_t n)
     for (size_t i = 0; m && i < n; i++) {
         free(m[i].host);
         free(m[i].instance);
+        config_transport_free(&m[i].tr);
     }
     free(m);
 }
@@ -39,9 +40,20 @@ static int s_add(config_member_t **out, size_t *n, size_t *cap,
     config_member_t *d = &(*out)[*n];
     *d = *m;
     d->instance = NULL;
-    d->host = strdup(a);
-    if (d->host == NULL)
+    /* each address has a transport of its own; a TLS one still expects
+     * the certificate of the name written, not of the address */
+    if (config_transport_dup(&d->tr, &m->tr) != 0)
         return -1;
+    if (d->tr.tls && d->tr.name == NULL &&
+        (d->tr.name = strdup(m->host)) == NULL) {
+        config_transport_free(&d->tr);
+        return -1;
+    }
+    d->host = strdup(a);
+    if (d->host == NULL) {
+        config_transport_free(&d->tr);
+        return -1;
+    }
     (*n)++;
     return 0;
 }

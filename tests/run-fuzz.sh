@@ -24,12 +24,14 @@ mods() {
     config) echo "src/config.c src/config_lex.c src/ere.c src/options.c src/carbonagg.c" ;;
     pickle) echo "src/pickle.c src/numfmt.c src/pyesc.c" ;;
     batch) echo "src/batch.c src/line.c" ;;
+    codec) echo "src/codec.c" ;;
     *) echo "" ;;
     esac
 }
 libs() {
     case "$1" in
     config) echo "-ltre" ;;
+    codec) echo "-lz -llz4 -lsnappy" ;;
     *) echo "" ;;
     esac
 }

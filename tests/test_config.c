@@ -297,6 +297,67 @@ static void test_full_extensions(void **state)
     config_destroy(&cfg);
 }
 
+static void test_transports(void **state)
+{
+    config_t *cfg = s_parse(
+        "listen type linemode transport gzip ssl /etc/s.pem protomin tls1.3 "
+        "ciphers HIGH ciphersuites TLS_AES_256_GCM_SHA384 127.0.0.1:2003 "
+        "proto tcp /run/o.sock proto unix ;\n"
+        "listen type pickle transport snappy mtls /etc/s.pem ca /etc/ca.pem "
+        "2004 ;\n"
+        "listen type linemode transport plain 2005 ;\n"
+        "cluster c forward 10.0.0.1:2003 transport lz4 ssl name carbon.example "
+        "10.0.0.2 transport plain mtls /c.crt /c.key ca /ca.d protomax tls1.2 "
+        "10.0.0.3 ;\n"
+        "match * send to c ;\n");
+    (void)state;
+
+    assert_int_equal(cfg->nlistens, 4);
+    for (int i = 0; i < 2; i++) {
+        const config_transport_t *tr = &cfg->listens[i].tr;
+        assert_int_equal(tr->codec, 1); /* gzip */
+        assert_int_equal(tr->tls, TLS_ON);
+        assert_string_equal(tr->pem, "/etc/s.pem");
+        assert_int_equal(tr->protomin, 0x0304);
+        assert_int_equal(tr->protomax, 0);
+        assert_string_equal(tr->ciphers, "HIGH");
+        assert_string_equal(tr->suites, "TLS_AES_256_GCM_SHA384");
+        assert_null(tr->ca);
+    }
+    assert_int_equal(cfg->listens[1].proto, PROTO_UNIX);
+    assert_int_equal(cfg->listens[2].tr.codec, 3); /* snappy */
+    assert_int_equal(cfg->listens[2].tr.tls, TLS_MUTUAL);
+    assert_string_equal(cfg->listens[2].tr.ca, "/etc/ca.pem");
+    assert_int_equal(cfg->listens[3].tr.codec, 0);
+    assert_int_equal(cfg->listens[3].tr.tls, TLS_OFF);
+    assert_null(cfg->listens[3].tr.pem);
+    assert_true(config_transport_eq(&cfg->listens[0].tr, &cfg->listens[1].tr));
+    assert_false(config_transport_eq(&cfg->listens[0].tr, &cfg->listens[2].tr));
+
+    const config_cluster_t *c = &cfg->clusters[0];
+    assert_int_equal(c->nmembers, 3);
+    assert_int_equal(c->members[0].tr.codec, 2); /* lz4 */
+    assert_int_equal(c->members[0].tr.tls, TLS_ON);
+    assert_string_equal(c->members[0].tr.name, "carbon.example");
+    assert_null(c->members[0].tr.cert);
+    assert_int_equal(c->members[1].tr.tls, TLS_MUTUAL);
+    assert_string_equal(c->members[1].tr.cert, "/c.crt");
+    assert_string_equal(c->members[1].tr.key, "/c.key");
+    assert_string_equal(c->members[1].tr.ca, "/ca.d");
+    assert_int_equal(c->members[1].tr.protomax, 0x0303);
+    assert_int_equal(c->members[2].tr.codec, 0);
+    assert_int_equal(c->members[2].tr.tls, TLS_OFF);
+
+    config_t *dup = config_dup(cfg);
+    assert_non_null(dup);
+    assert_true(config_transport_eq(&dup->clusters[0].members[1].tr,
+                                    &c->members[1].tr));
+    assert_true(dup->clusters[0].members[1].tr.cert != c->members[1].tr.cert);
+    assert_true(config_transport_eq(&dup->listens[2].tr, &cfg->listens[2].tr));
+    config_destroy(&dup);
+    config_destroy(&cfg);
+}
+
 static void test_defaults(void **state)
 {
     config_t *cfg = s_parse("# nothing but a comment\n\n;;\n");
@@ -1145,10 +1206,20 @@ static const bad_t s_bads[] = {
      "t.conf:1: ", "'type' given twice"},
     {"member_pickle_udp", "cluster a forward h type pickle proto udp ;",
      "t.conf:1: ", "pickle is sent over tcp only"},
-    {"member_transport_gzip", "cluster a forward\n h transport gzip ;",
-     "t.conf:2: ", "transport 'gzip' is not supported by orchester"},
-    {"member_ssl", "cluster a forward h transport plain ssl ;",
-     "t.conf:1: ", "'ssl' is not supported by orchester"},
+    {"member_transport_bad", "cluster a forward\n h transport zstd ;",
+     "t.conf:2: ", "plain, gzip, lz4 or snappy after 'transport'"},
+    {"member_ssl_alone", "cluster a forward h ssl ;",
+     "t.conf:1: ", "'ssl' comes after 'transport plain'"},
+    {"member_mtls_nokey", "cluster a forward h transport plain mtls c.pem ;",
+     "t.conf:1: ", "a key file after the certificate"},
+    {"member_tls_udp", "cluster a forward h proto udp transport gzip ;",
+     "t.conf:1: ", "a compressed or encrypted stream needs proto tcp"},
+    {"member_transport_twice",
+     "cluster a forward h transport gzip transport lz4 ;",
+     "t.conf:1: ", "'transport' given twice"},
+    {"member_tls_badver",
+     "cluster a forward h transport plain ssl protomax x ;",
+     "t.conf:1: ", "ssl3, tls1.0, tls1.1, tls1.2 or tls1.3"},
     {"member_option_first", "cluster a forward proto udp ;",
      "t.conf:1: ", "unexpected 'proto'"},
     /* match */
@@ -1221,10 +1292,22 @@ static const bad_t s_bads[] = {
      "t.conf:1: ", "add 'proto unix'"},
     {"listen_pickle_udp", "listen type pickle 2004 proto udp ;",
      "t.conf:1: ", "pickle is received over tcp only"},
-    {"listen_transport", "listen type linemode transport lz4 2003 ;",
-     "t.conf:1: ", "transport 'lz4' is not supported by orchester"},
-    {"listen_ssl", "listen type linemode transport plain ssl /c.pem 2003 ;",
-     "t.conf:1: ", "'ssl' is not supported by orchester"},
+    {"listen_transport_udp",
+     "listen type linemode transport lz4 2003 proto udp ;",
+     "t.conf:1: ", "needs proto tcp or unix (this is udp)"},
+    {"listen_ssl_nopem", "listen type linemode transport plain ssl ;",
+     "t.conf:1: ", "a PEM file"},
+    {"listen_ssl_empty", "listen type linemode transport plain ssl '' 2003 ;",
+     "t.conf:1: ", "empty file name"},
+    {"listen_protomin_bad",
+     "listen type linemode transport plain ssl /c.pem protomin tls9 2003 ;",
+     "t.conf:1: ", "ssl3, tls1.0, tls1.1, tls1.2 or tls1.3"},
+    {"listen_proto_order",
+     "listen type linemode transport plain ssl /c.pem protomin tls1.3 "
+     "protomax tls1.2 2003 ;",
+     "t.conf:1: ", "protomin is newer than protomax"},
+    {"listen_ssl_first", "listen type linemode ssl /c.pem 2003 ;",
+     "t.conf:1: ", "'ssl' comes after 'transport plain'"},
     {"listen_proto_twice", "listen type linemode 2003 proto tcp proto udp ;",
      "t.conf:1: ", "unexpected 'proto'"},
     /* statistics */
@@ -1412,6 +1495,7 @@ int main(void)
         cmocka_unit_test(test_full_rules),
         cmocka_unit_test(test_full_extensions),
         cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_transports),
         cmocka_unit_test(test_classic_configs),
         cmocka_unit_test(test_classic_fields),
         cmocka_unit_test(test_lexer),
