@@ -49,7 +49,7 @@ libev-dev libhiredis-dev libssl-dev libcmocka-dev libtre-dev zlib1g-dev liblz4-d
 libsnappy-dev"
 TEST_PKGS="redis-server carbon-c-relay graphite-carbon python3 python3-whisper
 python3-zmq collectd-core netcat-openbsd clang libclang-rt-14-dev iproute2
-procps clang-format python3-lz4 python3-snappy"
+procps clang-format python3-lz4 python3-snappy openssl"
 
 say() { echo "bootstrap: $*" >&2; }
 

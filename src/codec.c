@@ -378,6 +378,7 @@ struct codec_dec {
     int more; /* the library may hold output (it filled the last buffer) */
     /* lz4 */
     LZ4F_dctx *lz;
+    int lz_mid; /* inside a frame (its header was read) */
     /* snappy: the block at ib[ioff..), as far as it was walked */
     size_t s_pos;   /* bytes of the block walked (0: its length unread) */
     uint64_t s_len; /* the length it inflates to */
@@ -540,11 +541,26 @@ static int s_lz4_read(codec_dec_t *d, unsigned char *out, size_t cap,
         size_t ain = d->ilen - d->ioff, aout = cap - *got;
         if (ain == 0 && !d->more)
             break;
+        if (!d->lz_mid) {
+            /* a frame's header names its block size, which liblz4 buffers
+             * whole: 4 MiB blocks (id 7) are refused, memory stays bounded */
+            const unsigned char *h = d->ib + d->ioff;
+            if (ain < 6)
+                break; /* its header is not all here yet */
+            uint32_t magic = (uint32_t)h[0] | (uint32_t)h[1] << 8 |
+                             (uint32_t)h[2] << 16 | (uint32_t)h[3] << 24;
+            if (magic == 0x184D2204u && ((h[5] >> 4) & 7) > 6)
+                return s_fail(d, "lz4: a frame of 4 MiB blocks (at most "
+                                 "1 MiB accepted)");
+            d->lz_mid = 1;
+        }
         size_t sn = ain, dn = aout;
         size_t r =
             LZ4F_decompress(d->lz, out + *got, &dn, d->ib + d->ioff, &sn, NULL);
         if (LZ4F_isError(r))
             return s_fail(d, "lz4: corrupt stream (%s)", LZ4F_getErrorName(r));
+        if (r == 0) /* the frame ended: the next bytes start another */
+            d->lz_mid = 0;
         d->ioff += sn;
         *got += dn;
         d->more = dn == aout;

@@ -60,7 +60,8 @@ typedef enum {
     ST_UP
 } dstate_t;
 
-#define LINK_BATCH (256 * 1024) /* stream bytes per compressed batch */
+#define LINK_BATCH     (256 * 1024) /* stream bytes per compressed batch */
+#define MTLS_SETTLE_MS 500          /* see trust_ms */
 
 struct dest {
     struct ev_loop *loop;    /* borrowed */
@@ -104,6 +105,11 @@ struct dest {
     char tls_err[400];   /* why there is no context */
     uint64_t tls_ok;     /* handshakes completed */
     uint64_t tls_failed; /* handshakes that failed */
+    int64_t trust_ms;    /* TLS 1.3 to a backend that asked for a client
+                            certificate: it checks it after the client's
+                            handshake ended, and says no with an alert; until this
+                            time (0: none)    nothing written counts as delivered, and
+                            an alert    is a TLS failure */
     uint64_t wire_bytes; /* socket bytes written, all connections */
     uint64_t app_bytes;  /* stream bytes they carried (batched) */
 };
@@ -146,7 +152,8 @@ static void s_ack(dest_t *d)
     int outq = 0;
     if (!d->is_tcp || d->state != ST_UP)
         return;
-    if (ioctl(d->fd, SIOCOUTQ, &outq) == 0 && outq >= 0 &&
+    int settling = d->trust_ms && clock_mono_ms() < d->trust_ms;
+    if (!settling && ioctl(d->fd, SIOCOUTQ, &outq) == 0 && outq >= 0 &&
         (uint64_t)outq <= d->wrote) {
         uint64_t acked = d->wrote - (uint64_t)outq;
         if (d->link) /* socket bytes to the stream bytes they carry */
@@ -206,6 +213,7 @@ static void s_fail(dest_t *d, const char *what, const char *why)
         close(d->fd);
     d->fd = -1;
     link_free(&d->link); /* what it held is written again (the queue) */
+    d->trust_ms = 0;
     d->state = ST_DOWN;
     queue_rewind(d->q, d->is_pickle);
     int64_t delay = retry_delay(&d->retry);
@@ -424,6 +432,12 @@ static void s_handshake(dest_t *d)
         return;
     if (st == TLS_DONE) {
         d->tls_ok++;
+        /* TLS 1.3: a backend that asked for a client certificate judges
+         * it after this end's handshake is over */
+        if ((d->rd->member->tr.tls == TLS_MUTUAL ||
+             link_tls_cert_asked(d->link)) &&
+            link_tls_version(d->link) == 13)
+            d->trust_ms = clock_mono_ms() + MTLS_SETTLE_MS;
         s_up(d);
         return;
     }
@@ -488,6 +502,11 @@ static void s_io_fn(struct ev_loop *loop, ev_io *io, int revents)
         }
         if (n > 0 && d->link) {
             int rc = link_in(d->link, buf, (size_t)n, why, sizeof why);
+            if (rc < 0 && d->trust_ms && clock_mono_ms() < d->trust_ms) {
+                d->tls_failed++; /* refused by the backend, e.g. its mtls */
+                s_fail(d, "tls", why);
+                return;
+            }
             if (rc != 0) {
                 s_fail(d, "peer", rc > 0 ? "closed the TLS stream" : why);
                 return;
@@ -856,6 +875,7 @@ void dest_stats(const dest_t *d, stats_dest_t *out)
     out->up = d->state == ST_UP;
     out->tls =
         d->link && d->state == ST_UP ? (uint32_t)link_tls_version(d->link) : 0;
+    out->tls_on = d->has_link && d->rd->member->tr.tls != 0;
     out->tls_ok = d->tls_ok;
     out->tls_failed = d->tls_failed;
     out->wire_bytes = d->wire_bytes;

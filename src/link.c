@@ -208,3 +208,8 @@ int link_tls_version(const link_t *l)
 {
     return l->tls ? tls_conn_version(l->tls) : 0;
 }
+
+int link_tls_cert_asked(const link_t *l)
+{
+    return l->tls ? tls_conn_cert_asked(l->tls) : 0;
+}

@@ -70,4 +70,8 @@ void link_totals(const link_t *l, uint64_t *stream, uint64_t *wire);
 /* link_tls_version: 12, 13, or 0 (no TLS, or not done yet). */
 int link_tls_version(const link_t *l);
 
+/* link_tls_cert_asked: the backend asked for a client certificate the link
+ * had none to show for (tls_conn_cert_asked). */
+int link_tls_cert_asked(const link_t *l);
+
 #endif

@@ -10,6 +10,7 @@
 typedef struct {
     char *name;          /* counter name or destination key (owned) */
     uint64_t a, b;       /* last value(s): counter value, or sent and dropped */
+    uint64_t h, i;       /* a TLS destination's handshakes and failures */
     uint64_t c, e, f, g; /* a destination's buffered, replayed,
                             bufferDropped, redisErrors */
 } prev_t;
@@ -60,7 +61,7 @@ char *selfmetrics_render(selfmetrics_t *sm, const char *prefix, long long now,
                          const char *const *keys, const stats_dest_t *d,
                          size_t nd, size_t *len)
 {
-    size_t cap = (n + 8 * nd) * (strlen(prefix) + 400) + 1;
+    size_t cap = (n + 11 * nd) * (strlen(prefix) + 400) + 1;
     size_t k = 0;
     char *buf = malloc(cap);
     prev_t *next = calloc(n + nd + 1, sizeof *next);
@@ -95,6 +96,22 @@ char *selfmetrics_render(selfmetrics_t *sm, const char *prefix, long long now,
         next[n + i].name = strdup(key);
         next[n + i].a = d[i].sent;
         next[n + i].b = d[i].dropped;
+        if (d[i].tls_on) {
+            uint64_t ok = d[i].tls_ok, bad = d[i].tls_failed;
+            if (reset) {
+                ok = s_delta(ok, p ? p->h : 0);
+                bad = s_delta(bad, p ? p->i : 0);
+            }
+            k += (size_t)snprintf(buf + k, cap - k,
+                                  "%s.%s.tlsHandshakes %llu %lld\n"
+                                  "%s.%s.tlsFailures %llu %lld\n"
+                                  "%s.%s.tlsVersion %u %lld\n",
+                                  prefix, key, (unsigned long long)ok, now,
+                                  prefix, key, (unsigned long long)bad, now,
+                                  prefix, key, d[i].tls, now);
+            next[n + i].h = d[i].tls_ok;
+            next[n + i].i = d[i].tls_failed;
+        }
         if (!d[i].buf.on)
             continue;
         /* its Redis buffer */

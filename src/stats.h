@@ -101,6 +101,7 @@ typedef struct {
     uint64_t inflight;   /* datapoints written and not yet acknowledged */
     uint64_t dropped;    /* datapoints dropped (queue full) */
     uint32_t up;         /* 1 when connected (files: open) */
+    uint32_t tls_on;     /* 1 when the member's transport has TLS */
     uint32_t tls;        /* TLS version of the connection now: 12, 13, or 0 */
     uint64_t tls_ok;     /* TLS handshakes completed */
     uint64_t tls_failed; /* TLS handshakes that failed (the log says why) */

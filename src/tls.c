@@ -305,7 +305,20 @@ struct tls_client {
 struct tls_conn {
     SSL *ssl; /* owned; owns rbio and wbio */
     BIO *rbio, *wbio;
+    int asked; /* the backend asked for a certificate this one lacks */
 };
+
+/* The backend asked for a client certificate and the member has none: go
+ * on without one (the backend decides), and remember it was asked. */
+static int s_cert_cb(SSL *ssl, X509 **x509, EVP_PKEY **pkey)
+{
+    (void)x509;
+    (void)pkey;
+    tls_conn_t *t = SSL_get_app_data(ssl);
+    if (t)
+        t->asked = 1;
+    return 0;
+}
 
 tls_client_t *tls_client_new(const tls_conf_t *c, char *err, size_t errlen)
 {
@@ -324,6 +337,8 @@ tls_client_t *tls_client_new(const tls_conf_t *c, char *err, size_t errlen)
     }
     SSL_CTX_set_verify(k->ctx, SSL_VERIFY_PEER, NULL);
     SSL_CTX_set_session_cache_mode(k->ctx, SSL_SESS_CACHE_OFF);
+    if (c->cert == NULL)
+        SSL_CTX_set_client_cert_cb(k->ctx, s_cert_cb);
     ERR_clear_error();
     return k;
 }
@@ -357,6 +372,7 @@ tls_conn_t *tls_conn_new(tls_client_t *k, const char *name)
     /* an empty read BIO says "retry", not "end of file" */
     BIO_set_mem_eof_return(t->rbio, -1);
     SSL_set_bio(t->ssl, t->rbio, t->wbio);
+    SSL_set_app_data(t->ssl, t);
     SSL_set_connect_state(t->ssl);
     X509_VERIFY_PARAM *vp = SSL_get0_param(t->ssl);
     if (X509_VERIFY_PARAM_set1_ip_asc(vp, name) != 1) {
@@ -454,6 +470,11 @@ int tls_conn_out(tls_conn_t *t, codec_buf_t *out)
         return -1;
     (void)BIO_reset(t->wbio);
     return 0;
+}
+
+int tls_conn_cert_asked(const tls_conn_t *t)
+{
+    return t->asked;
 }
 
 int tls_conn_version(const tls_conn_t *t)

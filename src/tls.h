@@ -134,6 +134,10 @@ int tls_conn_write(tls_conn_t *t, const void *p, size_t n, char *why,
  * of memory. */
 int tls_conn_out(tls_conn_t *t, codec_buf_t *out);
 
+/* tls_conn_cert_asked: whether the backend asked for a client certificate
+ * that this session had none to show for. */
+int tls_conn_cert_asked(const tls_conn_t *t);
+
 /* tls_conn_version: 12, 13, or 0 before the handshake ends. */
 int tls_conn_version(const tls_conn_t *t);
 

@@ -626,7 +626,7 @@ static void test_ccr_lz4(void **state)
         prefs.frameInfo.contentChecksumFlag = LZ4F_contentChecksumEnabled;
         prefs.frameInfo.blockChecksumFlag = LZ4F_blockChecksumEnabled;
         prefs.frameInfo.blockMode = LZ4F_blockIndependent;
-        prefs.frameInfo.blockSizeID = b % 2 ? LZ4F_max4MB : LZ4F_max256KB;
+        prefs.frameInfo.blockSizeID = b % 2 ? LZ4F_max1MB : LZ4F_max256KB;
         prefs.frameInfo.contentSize = len;
         const LZ4F_preferences_t *pp = b % 3 == 1 ? &prefs : NULL;
         size_t bound = LZ4F_compressFrameBound(len, pp);
@@ -932,6 +932,49 @@ static void test_snappy_too_long(void **state)
 
 /* 64 MiB of zeros, deflated: a bomb at max_ratio 100, fine with no
  * limit. */
+/* A frame whose header says 4 MiB blocks (liblz4 would buffer a block
+ * that big per connection) is refused; 1 MiB blocks are read. */
+static void test_lz4_block_size(void **state)
+{
+    (void)state;
+    const LZ4F_blockSizeID_t ids[2] = {LZ4F_max4MB, LZ4F_max1MB};
+    for (int i = 0; i < 2; i++) {
+        LZ4F_cctx *cc = NULL;
+        assert_false(
+            LZ4F_isError(LZ4F_createCompressionContext(&cc, LZ4F_VERSION)));
+        LZ4F_preferences_t prefs;
+        memset(&prefs, 0, sizeof prefs);
+        prefs.frameInfo.blockSizeID = ids[i];
+        const char *text = "lz4.big.blocks 1 1700000000\n";
+        size_t bound = LZ4F_compressBound(strlen(text), &prefs) + 64;
+        char *c = malloc(bound);
+        assert_non_null(c);
+        size_t n = LZ4F_compressBegin(cc, c, bound, &prefs);
+        assert_false(LZ4F_isError(n));
+        size_t m =
+            LZ4F_compressUpdate(cc, c + n, bound - n, text, strlen(text), NULL);
+        assert_false(LZ4F_isError(m));
+        n += m;
+        m = LZ4F_compressEnd(cc, c + n, bound - n, NULL);
+        assert_false(LZ4F_isError(m));
+        n += m;
+        LZ4F_freeCompressionContext(cc);
+        feed_t f = {0, 4096, 1};
+        if (i == 0) {
+            s_must_fail(CODEC_LZ4, c, n, &f, "4 MiB blocks");
+        } else {
+            codec_buf_t got = {0};
+            char why[200] = "";
+            assert_int_equal(
+                s_decode(CODEC_LZ4, 0, c, n, &f, &got, why, sizeof why), 0);
+            assert_int_equal(got.len, strlen(text));
+            assert_memory_equal(got.data, text, got.len);
+            codec_buf_free(&got);
+        }
+        free(c);
+    }
+}
+
 static void test_gzip_bomb(void **state)
 {
     (void)state;
@@ -1120,6 +1163,7 @@ int main(void)
         cmocka_unit_test(test_corrupt),
         cmocka_unit_test(test_snappy_too_big),
         cmocka_unit_test(test_snappy_too_long),
+        cmocka_unit_test(test_lz4_block_size),
         cmocka_unit_test(test_gzip_bomb),
         cmocka_unit_test(test_read_cap),
         cmocka_unit_test(test_full_input),

@@ -55,6 +55,43 @@ static void test_render_and_reset(void **state)
     assert_null(sm);
 }
 
+/* A TLS destination has its handshakes and failures (counters, reset)
+ * and the TLS version of its connection (a gauge). */
+static void test_tls_metrics(void **state)
+{
+    (void)state;
+    selfmetrics_t *sm = selfmetrics_new();
+    const char *keys[2] = {"a", "b"};
+    stats_dest_t d[2] = {
+        {.sent = 1, .tls_on = 1, .tls = 13, .tls_ok = 4, .tls_failed = 2},
+        {.sent = 2}};
+    size_t len;
+    char *out = selfmetrics_render(sm, "p", 1000, 1, NULL, 0, keys, d, 2, &len);
+    const char *want1 = "p.destinations.a.sent 1 1000\n"
+                        "p.destinations.a.queued 0 1000\n"
+                        "p.destinations.a.dropped 0 1000\n"
+                        "p.destinations.a.tlsHandshakes 4 1000\n"
+                        "p.destinations.a.tlsFailures 2 1000\n"
+                        "p.destinations.a.tlsVersion 13 1000\n"
+                        "p.destinations.b.sent 2 1000\n"
+                        "p.destinations.b.queued 0 1000\n"
+                        "p.destinations.b.dropped 0 1000\n";
+    assert_non_null(out);
+    assert_int_equal(len, strlen(want1));
+    assert_memory_equal(out, want1, len);
+    free(out);
+    d[0].tls_ok = 5;
+    d[0].tls_failed = 7;
+    d[0].tls = 0;
+    out = selfmetrics_render(sm, "p", 1060, 1, NULL, 0, keys, d, 2, &len);
+    assert_non_null(strstr(out, "p.destinations.a.tlsHandshakes 1 1060\n"));
+    assert_non_null(strstr(out, "p.destinations.a.tlsFailures 5 1060\n"));
+    assert_non_null(strstr(out, "p.destinations.a.tlsVersion 0 1060\n"));
+    assert_null(strstr(out, "p.destinations.b.tls"));
+    free(out);
+    selfmetrics_destroy(&sm);
+}
+
 /* A destination with a Redis buffer has its buffer's metrics too: the
  * counters reset, the backlog and its age are gauges. */
 static void test_buffer_metrics(void **state)
@@ -107,6 +144,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_render_and_reset),
         cmocka_unit_test(test_buffer_metrics),
+        cmocka_unit_test(test_tls_metrics),
     };
     return cmocka_run_group_tests_name("selfmetrics", tests, NULL, NULL);
 }

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# suite: alone
 """
 test_aggregate.py -- the aggregator stage on a running orchester: its
 bounds, a reload under traffic, and its stop.

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# suite: alone
 """
 test_broken_link.py -- a link that dies under a steady stream: orchester
 notices within -K, and every line reaches the backend at least once.

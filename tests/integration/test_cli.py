@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# suite: alone
 """
 test_cli.py -- the command lines of orchester and orchester-ctl.
 

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# suite: alone
 """
 test_ha_pair.py -- two orchesters as one relay: the binary-star pair.
 

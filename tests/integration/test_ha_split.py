@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# suite: alone
 """
 test_ha_split.py -- the pair when only the link between its members fails:
 no takeover while the satellites still reach the primary; and a split brain

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# suite: alone
 """
 test_regex_hostile.py -- hostile metric names cost the router time linear in
 their length: they do not stall the metrics behind them.

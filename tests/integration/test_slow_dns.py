@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# suite: alone
 """
 test_slow_dns.py -- a member whose name does not resolve stalls no other
 destination, is logged as a resolve failure, and does not delay the stop.

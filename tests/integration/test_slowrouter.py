@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# suite: alone
 """
 test_slowrouter.py -- the embedded satellite never resends: a slow router
 paces it by credit, and every line arrives exactly once.

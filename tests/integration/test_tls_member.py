@@ -388,6 +388,28 @@ match * send to front ;
         failing_member("back-name", other_port, "", b"name.default",
                        ("certificate", "mismatch"))
 
+    with t.check("a member without a client certificate, sending to an "
+                 "mtls listener over TLS 1.3 (refused after its handshake "
+                 "ends): nothing counts as delivered, and each refusal is a "
+                 "TLS failure"):
+        bport = free_port()
+        bctl = "tcp://127.0.0.1:%d" % free_port()
+        t.start_orchester("back-nocert", """control %s ;
+listen type linemode 127.0.0.1:%d proto tcp ;
+cluster front forward 127.0.0.1:%d transport plain ssl ;
+match * send to front ;
+""" % (bctl, bport, mt_port), opts=("-C", ca, "-D", "1"), control=bctl,
+            tcp_ports=(bport,))
+        lines = [b"nocert.member.m%d %d %d" % (i, i, ts) for i in range(500)]
+        errs = send_tcp(bport, [block(lines)])
+        require(not errs, "; ".join(errs))
+        wait_until(lambda: dest(t, bctl, mt_port).get("tlsFailures", 0) >= 2,
+                   30.0, "2 refusals counted as TLS failures")
+        d = dest(t, bctl, mt_port)
+        require(d.get("sent") == 0, "counted delivered: %r" % d)
+        got = lines_with_prefix(sink.snapshot(), b"nocert.member")
+        require(not got, "%d lines arrived at the sink" % len(got))
+
     with t.check("the same member with 'name other.example' delivers every line"):
         bport = free_port()
         bctl = "tcp://127.0.0.1:%d" % free_port()
