@@ -62,15 +62,21 @@ static void test_parse(void **state)
     (void)state;
     char spec[64], err[200];
     opt_getopt(OPT_P_ORCHESTER, "f:t", spec, sizeof spec);
-    assert_string_equal(spec, "f:tq:M:F:c:B:D:L:K:S:R:G:I:A:");
+    assert_string_equal(spec, "f:tq:M:F:c:B:D:L:K:S:R:G:I:A:E:Z:");
     opt_getopt(OPT_P_SATELLITE, "f:", spec, sizeof spec);
-    assert_string_equal(spec, "f:M:F:W:c:B:");
+    assert_string_equal(spec, "f:M:F:W:c:B:E:Z:");
     long long v[OPT_N];
     opt_init(v);
     assert_true(v[OPT_MAXLINE] == 16384);
     assert_int_equal(opt_take(OPT_P_ORCHESTER, 'q', "5000", v, err, sizeof err),
                      1);
     assert_true(v[OPT_QUEUE] == 5000);
+    assert_true(v[OPT_INFLATE_RATIO] == 100 && v[OPT_TLS_HANDSHAKE] == 10000);
+    assert_int_equal(opt_take(OPT_P_SATELLITE, 'Z', "1", v, err, sizeof err),
+                     -1);
+    assert_int_equal(opt_take(OPT_P_SATELLITE, 'Z', "500", v, err, sizeof err),
+                     1);
+    assert_true(v[OPT_INFLATE_RATIO] == 500);
     assert_int_equal(opt_take(OPT_P_ORCHESTER, 'q', "0", v, err, sizeof err),
                      -1);
     assert_non_null(strstr(err, "-q: bad number '0'"));
