@@ -112,6 +112,11 @@ typedef struct {
     stats_dbuf_t buf;    /* its Redis buffer */
 } stats_dest_t;
 
+/* tests/integration/test_reload_oom.py fails a calloc of this size times
+ * its destinations: change its SIZE with the struct */
+_Static_assert(sizeof(stats_dest_t) == 184,
+               "stats_dest_t's size is in tests/integration/test_reload_oom.py");
+
 /* The Redis connection of the buffer (MSG_STATS_BUFFER). */
 typedef struct {
     uint32_t on; /* 1 when there is a buffer statement */

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# suite: alone
 """
 test_pickle_out.py -- pickle output: cluster members `HOST:PORT type pickle`.
 

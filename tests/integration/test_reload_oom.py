@@ -7,8 +7,8 @@ orchester runs with tests/failalloc.so preloaded (a test library that makes
 calloc calls of one chosen size fail on demand, see tests/tools/failalloc.c)
 and MALLOC_PERTURB_ set, so memory used after it was freed holds garbage.
 Config A has one destination (cluster main); config B adds a cluster `big`
-of BIG members, so B's per-destination tables of stats_dest_t (136 bytes
-each) take a calloc of (BIG + 1) * 136 bytes, a size nothing else asks for:
+of BIG members, so B's per-destination tables of stats_dest_t (184 bytes
+each) take a calloc of (BIG + 1) * 184 bytes, a size nothing else asks for:
 the hub makes one for the new generation before it hands the new router to
 the sender, and the sender one when it switches.
 
@@ -38,7 +38,7 @@ from harness import (Test, require, free_port, wait_until, check_build,  # noqa:
                      ctl, SeqStream, sanitized)
 
 BIG = 299
-SIZE = (BIG + 1) * 136     # (destinations of B) * sizeof(stats_dest_t), src/stats.h
+SIZE = (BIG + 1) * 184     # (destinations of B) * sizeof(stats_dest_t), src/stats.h
 RATE = 2000.0
 
 
