@@ -108,8 +108,8 @@ struct dest {
     int64_t trust_ms;    /* TLS 1.3 to a backend that asked for a client
                             certificate: it checks it after the client's
                             handshake ended, and says no with an alert; until this
-                            time (0: none)    nothing written counts as delivered, and
-                            an alert    is a TLS failure */
+                            time (0: none)    nothing written counts as delivered,
+                            and    an alert    is a TLS failure */
     uint64_t wire_bytes; /* socket bytes written, all connections */
     uint64_t app_bytes;  /* stream bytes they carried (batched) */
 };

@@ -114,8 +114,9 @@ typedef struct {
 
 /* tests/integration/test_reload_oom.py fails a calloc of this size times
  * its destinations: change its SIZE with the struct */
-_Static_assert(sizeof(stats_dest_t) == 184,
-               "stats_dest_t's size is in tests/integration/test_reload_oom.py");
+_Static_assert(
+    sizeof(stats_dest_t) == 184,
+    "stats_dest_t's size is in tests/integration/test_reload_oom.py");
 
 /* The Redis connection of the buffer (MSG_STATS_BUFFER). */
 typedef struct {
