@@ -135,12 +135,13 @@ struct hub {
     stats_dest_t *dsnap;     /* latest sender snapshot, ndests */
     stats_buffer_t bsnap;    /* latest Redis buffer snapshot */
     stats_listener_t *lsnap; /* latest per-listener counters, boot->nlistens */
-    char (*lnames)[8][400];  /* self metric names of each listener:
+    char (*lnames)[10][400]; /* self metric names of each listener:
                                 listeners.KEY.received, ...parseErrors,
                                 ...refused, and of a TLS listener
                                 ...tlsHandshakes, ...tlsFailures,
-                                ...tlsTimeouts, ...decodeErrors and
-                                ...tlsCertRefused (see s_counters) */
+                                ...tlsTimeouts, ...decodeErrors,
+                                ...tlsCertRefused, ...tls12Handshakes and
+                                ...tls13Handshakes (see s_counters) */
     char *reply;             /* control reply buffer */
     size_t replycap;
     ha_t *ha;          /* this member of an HA pair (owned), or NULL */
@@ -872,6 +873,8 @@ static size_t s_counters(const hub_t *h, selfmetrics_counter_t *c, size_t max,
         C(h->lnames[i][4], h->lsnap[i].tls_failed);
         C(h->lnames[i][5], h->lsnap[i].tls_timeouts);
         C(h->lnames[i][7], h->lsnap[i].tls_refused);
+        C(h->lnames[i][8], h->lsnap[i].tls12);
+        C(h->lnames[i][9], h->lsnap[i].tls13);
     }
 #undef C
 #undef G
@@ -891,7 +894,7 @@ static void s_statstimer_fn(struct ev_loop *loop, ev_timer *t, int revents)
         snprintf(prefix, sizeof prefix, "%s", st->prefix);
     else
         snprintf(prefix, sizeof prefix, "carbon.relays.%s", h->hostname);
-    size_t cmax = 96 + 8 * h->boot->nlistens;
+    size_t cmax = 96 + 10 * h->boot->nlistens;
     selfmetrics_counter_t *c = calloc(cmax, sizeof *c);
     if (c == NULL)
         return;
@@ -1796,6 +1799,10 @@ hub_t *hub_new(void *zctx, const config_t *cfg, const router_t *r,
                  "listeners.%s.decodeErrors", key);
         snprintf(h->lnames[i][7], sizeof h->lnames[i][7],
                  "listeners.%s.tlsCertRefused", key);
+        snprintf(h->lnames[i][8], sizeof h->lnames[i][8],
+                 "listeners.%s.tls12Handshakes", key);
+        snprintf(h->lnames[i][9], sizeof h->lnames[i][9],
+                 "listeners.%s.tls13Handshakes", key);
     }
     int one = 1;
     h->router = s_sock(zctx, ZMQ_ROUTER, 1000);

@@ -25,6 +25,7 @@ listeners, with a short handshake timeout (-E).  Then:
 import os
 import pickle
 import random
+import re
 import resource
 import shutil
 import socket
@@ -106,6 +107,7 @@ def body(t):
 
     plain, lport, pport = free_port(), free_port(), free_port()
     sink = t.sink()
+    stats = t.sink()
     control = "tcp://127.0.0.1:%d" % free_port()
     with t.check("orchester starts with TLS linemode and pickle listeners",
                  fatal=True):
@@ -114,8 +116,11 @@ listen type linemode 127.0.0.1:%d proto tcp ;
 listen type linemode transport plain ssl %s 127.0.0.1:%d proto tcp ;
 listen type pickle transport plain ssl %s 127.0.0.1:%d proto tcp ;
 cluster sink forward 127.0.0.1:%d ;
+cluster stats forward 127.0.0.1:%d ;
 match * send to sink ;
-""" % (control, plain, pem, lport, pem, pport, sink.port), opts=("-E", "1500"),
+statistics submit every 1 seconds prefix with tlstest send to stats ;
+""" % (control, plain, pem, lport, pem, pport, sink.port, stats.port),
+            opts=("-E", "1500"),
             control=control, tcp_ports=(plain,))
         st = t.status(control)
         ex = listener_extra(st, lport)
@@ -138,6 +143,29 @@ match * send to sink ;
         c = tls_counts(t, control, lport)
         require(c["handshakes"] == 2 and c["tls1.3"] == 1 and c["tls1.2"] == 1
                 and c["tlsFailures"] == 0, "counts %r" % c)
+
+    with t.check("the self metrics count the TLS listener's handshakes, by "
+                 "protocol version"):
+        def metric(name):
+            pat = re.compile(rb"^tlstest\.listeners\.[^ ]*_%d\.%s (\d+) "
+                             % (lport, name.encode()))
+            vals = [int(m.group(1)) for m in map(pat.match, stats.snapshot())
+                    if m]
+            return vals[-1] if vals else None
+
+        def seen():
+            return (metric("tlsHandshakes") == 2 and
+                    metric("tls13Handshakes") == 1 and
+                    metric("tls12Handshakes") == 1)
+        wait_until(seen, 20.0, lambda: "tlsHandshakes 2, tls13Handshakes 1, "
+                   "tls12Handshakes 1 (got %s %s %s)"
+                   % (metric("tlsHandshakes"), metric("tls13Handshakes"),
+                      metric("tls12Handshakes")))
+        require(metric("tlsFailures") == 0 and metric("tlsTimeouts") == 0 and
+                metric("tlsCertRefused") == 0,
+                "failures %s timeouts %s refused %s"
+                % (metric("tlsFailures"), metric("tlsTimeouts"),
+                   metric("tlsCertRefused")))
 
     with t.check("pickle over TLS: every datapoint arrives"):
         pts = [("tlspickle.m%d" % i, (ts, i)) for i in range(3000)]
