@@ -44,6 +44,7 @@
 #define EP_AGGR       "inproc://orchester-aggr"
 #define EP_AGGR_OUT   "inproc://orchester-aggr-out"
 #define EP_CTL_AGGR   "inproc://orchester-ctl-aggr"
+#define EP_TLS_RELOAD "inproc://orchester-tls-reload"
 
 typedef struct {
     const char *config;
@@ -326,6 +327,8 @@ int main(int argc, char **argv)
                      .sender_endpoint = EP_SENDER,
                      .stats_endpoint = EP_STATS,
                      .ctl_endpoint = EP_CTL_HUB,
+                     .ingest_reload_endpoint =
+                         cfg->nlistens > 0 ? EP_TLS_RELOAD : NULL,
                      .hostname = host,
                      .config_path = o.config,
                      .stats_interval = (int)o.v[OPT_STATS],
@@ -384,6 +387,7 @@ int main(int argc, char **argv)
                 io.timeout_ms = cfg->orchester_timeout_ms;
         }
         io.ctl_endpoint = EP_CTL_INGEST;
+        io.reload_endpoint = EP_TLS_RELOAD;
         io.stats_endpoint = EP_STATS;
         if (getrandom(&io.sat_id, sizeof io.sat_id, 0) != sizeof io.sat_id)
             io.sat_id = (uint64_t)getpid();
@@ -415,8 +419,6 @@ int main(int argc, char **argv)
         if (sig == SIGHUP) {
             log_info("orchester: SIGHUP: reloading %s", o.config);
             msg_send_ctl(ctl_hub, MSG_RELOAD, 0, 0);
-            if (started_ig) /* TLS listeners read their files again */
-                msg_send_ctl(ctl_ingest, MSG_RELOAD, 0, 0);
         }
     }
     log_info("orchester: stopping: draining for at most %lld s",

@@ -78,11 +78,12 @@ struct hub {
     selfmetrics_t *sm;    /* reset-mode state of the self metrics */
     hub_opts_t o;         /* options; strings owned below */
     char *hostname;
-    void *router;  /* ROUTER: batches in, acks out */
-    void *out;     /* PUSH to the sender */
-    void *stats;   /* PULL of snapshots */
-    void *ctl;     /* PAIR from main */
-    void *control; /* REP for orchester-ctl, or NULL */
+    void *router;     /* ROUTER: batches in, acks out */
+    void *out;        /* PUSH to the sender */
+    void *stats;      /* PULL of snapshots */
+    void *ctl;        /* PAIR from main */
+    void *control;    /* REP for orchester-ctl, or NULL */
+    void *tls_reload; /* PUSH to the ingest thread, or NULL */
     zwatch_t *router_w, *stats_w, *ctl_w, *control_w;
     size_t ndests;
     /* the chunks being filled, two slots per destination: 2 * id for its
@@ -1279,7 +1280,19 @@ static int s_switch(hub_t *h, config_t *cfg, router_t *r, char *err,
 
 /* Read the configuration again, apply the route changes over it, and
  * switch to it when it is good.  msg gets "ok ..." or "error ...". */
+static int s_reload_config(hub_t *h, char *msg, size_t cap);
+
+/* A reload: the configuration file, and (whatever came of that) the TLS
+ * listeners' certificate files, which the ingest thread reads again. */
 static int s_reload(hub_t *h, char *msg, size_t cap)
+{
+    int rc = s_reload_config(h, msg, cap);
+    if (h->tls_reload)
+        msg_send_ctl(h->tls_reload, MSG_RELOAD, 0, ZMQ_DONTWAIT);
+    return rc;
+}
+
+static int s_reload_config(hub_t *h, char *msg, size_t cap)
 {
     char err[1024], skipped[2048];
     config_t *base = config_load(h->config_path, err, sizeof err), *cfg = NULL;
@@ -1805,6 +1818,13 @@ hub_t *hub_new(void *zctx, const config_t *cfg, const router_t *r,
                  "listeners.%s.tls13Handshakes", key);
     }
     int one = 1;
+    if (o->ingest_reload_endpoint &&
+        ((h->tls_reload = s_sock(zctx, ZMQ_PUSH, 4)) == NULL ||
+         zmq_connect(h->tls_reload, o->ingest_reload_endpoint) != 0)) {
+        snprintf(err, errlen, "hub: ingest reload pipe: %s",
+                 zmq_strerror(zmq_errno()));
+        goto err;
+    }
     h->router = s_sock(zctx, ZMQ_ROUTER, 1000);
     h->out = s_sock(zctx, ZMQ_PUSH, 64);
     h->stats = s_sock(zctx, ZMQ_PULL, 0);
@@ -1970,8 +1990,8 @@ void hub_destroy(hub_t **ph)
     zwatch_destroy(&h->ctl_w);
     zwatch_destroy(&h->control_w);
     zwatch_destroy(&h->agg_w);
-    void *socks[] = {h->router,  h->out,     h->stats, h->ctl,
-                     h->control, h->agg_out, h->agg_in};
+    void *socks[] = {h->router,  h->out,     h->stats,  h->ctl,
+                     h->control, h->agg_out, h->agg_in, h->tls_reload};
     for (size_t i = 0; i < sizeof socks / sizeof socks[0]; i++)
         if (socks[i])
             zmq_close(socks[i]);

@@ -72,6 +72,12 @@ typedef struct {
     const char *agg_endpoint;     /* the aggregator's input (PUSH connects
                                      here); NULL: no aggregator */
     const char *agg_out_endpoint; /* its outputs (PULL bound here) */
+    const char *ingest_reload_endpoint; /* after each reload (SIGHUP or
+                                           orchester-ctl reload) a
+                                           MSG_RELOAD goes here (PUSH
+                                           connects): the ingest thread's
+                                           TLS listeners read their files
+                                           again; NULL: none */
 } hub_opts_t;
 
 typedef struct hub hub_t;

@@ -114,7 +114,9 @@ struct ingest {
     void *stats;          /* zmq PUSH of snapshots, or NULL */
     zwatch_t *dealer_w;   /* acks */
     zwatch_t *ctl_w;      /* commands */
-    void *control;        /* zmq REP for orchester-ctl, or NULL */
+    void *reload;         /* PULL: MSG_RELOAD from the hub, or NULL */
+    zwatch_t *reload_w;
+    void *control; /* zmq REP for orchester-ctl, or NULL */
     zwatch_t *control_w;
     char *control_ep;     /* owned copy */
     char *metrics_prefix; /* owned copy, or NULL */
@@ -1551,6 +1553,16 @@ ingest_t *ingest_new(void *zctx, const config_listen_t *listens, size_t n,
     }
     ig->dealer_w = zwatch_new(ig->loop, ig->dealer, 256, s_dealer_fn, ig);
     ig->ctl_w = zwatch_new(ig->loop, ig->ctl, 1, s_ctl_fn, ig);
+    if (o->reload_endpoint) {
+        ig->reload = zmq_socket(zctx, ZMQ_PULL);
+        if (ig->reload == NULL)
+            goto zerr;
+        zmq_setsockopt(ig->reload, ZMQ_LINGER, &linger, sizeof linger);
+        if (zmq_bind(ig->reload, o->reload_endpoint) != 0 ||
+            (ig->reload_w =
+                 zwatch_new(ig->loop, ig->reload, 8, s_ctl_fn, ig)) == NULL)
+            goto zerr;
+    }
     if (ig->dealer_w == NULL || ig->ctl_w == NULL)
         goto zerr;
     ev_prepare_init(&ig->flush, s_flush_fn);
@@ -1575,6 +1587,8 @@ int ingest_run(ingest_t *ig)
         ev_io_start(ig->loop, &ig->ls[i].io);
     zwatch_start(ig->dealer_w);
     zwatch_start(ig->ctl_w);
+    if (ig->reload_w)
+        zwatch_start(ig->reload_w);
     if (ig->mon_w)
         zwatch_start(ig->mon_w);
     if (ig->control_w)
@@ -1602,6 +1616,9 @@ void ingest_destroy(ingest_t **pig)
         s_close_clients(ig);
     zwatch_destroy(&ig->dealer_w);
     zwatch_destroy(&ig->ctl_w);
+    zwatch_destroy(&ig->reload_w);
+    if (ig->reload)
+        zmq_close(ig->reload);
     zwatch_destroy(&ig->mon_w);
     zwatch_destroy(&ig->control_w);
     if (ig->control)

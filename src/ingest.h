@@ -31,39 +31,43 @@
 #include "curve.h"
 
 typedef struct {
-    size_t maxline;             /* longest accepted line, bytes (16384) */
-    size_t max_frame;           /* largest pickle frame, bytes (1 MiB) */
-    size_t window_bytes;        /* unacknowledged payload bound (8 MiB) */
-    int timeout_ms;             /* resend after this long without ack (3000);
-                                   doubles after each such resend */
-    int timeout_max_ms;         /* cap of that doubling (60000) */
-    size_t partial_budget;      /* bytes all connections together may hold
-                                   in unfinished lines and pickle frames;
-                                   past it the connection with the least
-                                   recent progress is closed (64 MiB) */
-    int embedded;               /* 1: the orchester is in this process
-                                   (inproc): never resend (0) */
-    int tls_handshake_ms;       /* a TLS client's handshake must end within
-                                   this, or it is disconnected (10000) */
-    const char *tls_ca;         /* -C: the CA file or directory that
-                                   verifies mtls clients (copied), or NULL */
-    uint64_t max_ratio;         /* a compressed stream that inflates more
-                                   than this many times is closed (-Z) */
-    size_t batch_bytes;         /* payload size that closes a batch (64 KiB) */
-    int stop_wait_ms;           /* on STOP, wait this long for acks (3000) */
-    size_t max_conns;           /* open connections per TCP or unix
-                                   listener; more are accepted and closed
-                                   at once.  0 (the default): derived from
-                                   the soft RLIMIT_NOFILE when ingest_new
-                                   runs, see ingest_conn_limit() */
-    uint64_t sat_id;            /* this satellite's id in batch headers */
-    const char *orchester;      /* zmq endpoint to connect the DEALER to */
-    const char *orchester_alt;  /* the other member of a pair, or NULL:
-                                   when no acknowledgement came for
-                                   timeout_ms, the satellite sends to the
-                                   other and resends its window there */
-    const char *ctl_endpoint;   /* PAIR endpoint the owner bound (commands) */
-    const char *stats_endpoint; /* PUSH stats here every second, or NULL */
+    size_t maxline;              /* longest accepted line, bytes (16384) */
+    size_t max_frame;            /* largest pickle frame, bytes (1 MiB) */
+    size_t window_bytes;         /* unacknowledged payload bound (8 MiB) */
+    int timeout_ms;              /* resend after this long without ack (3000);
+                                    doubles after each such resend */
+    int timeout_max_ms;          /* cap of that doubling (60000) */
+    size_t partial_budget;       /* bytes all connections together may hold
+                                    in unfinished lines and pickle frames;
+                                    past it the connection with the least
+                                    recent progress is closed (64 MiB) */
+    int embedded;                /* 1: the orchester is in this process
+                                    (inproc): never resend (0) */
+    int tls_handshake_ms;        /* a TLS client's handshake must end within
+                                    this, or it is disconnected (10000) */
+    const char *tls_ca;          /* -C: the CA file or directory that
+                                    verifies mtls clients (copied), or NULL */
+    uint64_t max_ratio;          /* a compressed stream that inflates more
+                                    than this many times is closed (-Z) */
+    size_t batch_bytes;          /* payload size that closes a batch (64 KiB) */
+    int stop_wait_ms;            /* on STOP, wait this long for acks (3000) */
+    size_t max_conns;            /* open connections per TCP or unix
+                                    listener; more are accepted and closed
+                                    at once.  0 (the default): derived from
+                                    the soft RLIMIT_NOFILE when ingest_new
+                                    runs, see ingest_conn_limit() */
+    uint64_t sat_id;             /* this satellite's id in batch headers */
+    const char *orchester;       /* zmq endpoint to connect the DEALER to */
+    const char *orchester_alt;   /* the other member of a pair, or NULL:
+                                    when no acknowledgement came for
+                                    timeout_ms, the satellite sends to the
+                                    other and resends its window there */
+    const char *ctl_endpoint;    /* PAIR endpoint the owner bound (commands) */
+    const char *reload_endpoint; /* a PULL bound here takes MSG_RELOAD from
+                                    the hub: the TLS listeners read their
+                                    files again (NULL: none; MSG_RELOAD on
+                                    the ctl pipe does the same) */
+    const char *stats_endpoint;  /* PUSH stats here every second, or NULL */
     const char *control_endpoint;    /* a standalone satellite's REP for
                                         orchester-ctl (status), or NULL */
     int metrics_s;                   /* a standalone satellite's self metrics:

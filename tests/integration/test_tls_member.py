@@ -42,7 +42,7 @@ import time
 sys.dont_write_bytecode = True  # leave no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (Test, require, free_port, wait_until, check_build,  # noqa: E402
-                     SinkTracker, tcp_accepts, send_tcp, lines_with_prefix)
+                     SinkTracker, tcp_accepts, send_tcp, lines_with_prefix, ctl)
 
 CRELAY = "/usr/bin/carbon-c-relay"
 
@@ -572,6 +572,20 @@ match * send to sink ;
         st = t.status(rctl)
         require(listener_extra(st, rport).get("tls") == rpem, "status %r"
                 % listener_extra(st, rport))
+
+    with t.check("reload: 'orchester-ctl reload' reads the certificate again "
+                 "too (CN=localhost again)"):
+        with open(rpem, "w") as f, open(pki["server"]) as src:
+            f.write(src.read())
+        before = rot.stderr().count("certificate and key read again")
+        rc, out, err, _ = ctl(t.build, ["-e", rctl, "reload"])
+        require(rc == 0 and out.startswith("ok"), "reload: %r %r" % (out, err))
+        wait_until(lambda: rot.stderr().count("certificate and key read "
+                                              "again") > before, 15.0,
+                   "the log to say the certificate was read again")
+        cn = new_conn_cn(b"reload.new3")
+        require(cn == "localhost", "new connection's peer CN %r" % cn)
+        deliver(old, b"reload.old4")
     old.close()
 
 
