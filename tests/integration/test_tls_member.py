@@ -37,6 +37,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import threading
 import time
 
 sys.dont_write_bytecode = True  # leave no __pycache__ in the source tree
@@ -83,6 +84,7 @@ def make_pki(t):
     leaf("other", "other.example", "ca", "other.ext")
     leaf("rotated", "rotated", "ca", "server.ext")
     leaf("client", "orchester client", "ca", "client.ext")
+    leaf("client2", "orchester client 2", "ca", "client.ext")
     leaf("clientB", "client of B", "caB", "client.ext")
     # an expired client certificate: openssl ca sets the dates
     os.makedirs(t.tmp.join("newcerts"), exist_ok=True)
@@ -117,7 +119,7 @@ extendedKeyUsage = clientAuth
          "server": cat(t, "server.pem", "server.crt", "server.key"),
          "other": cat(t, "other.pem", "other.crt", "other.key"),
          "rotated": cat(t, "rotated.pem", "rotated.crt", "rotated.key")}
-    for n in ("client", "clientB", "expired"):
+    for n in ("client", "client2", "clientB", "expired"):
         p[n] = (t.tmp.join(n + ".crt"), t.tmp.join(n + ".key"))
     # the certificates are what they should be
     out = subprocess.run(["openssl", "x509", "-in", p["expired"][0], "-noout",
@@ -587,6 +589,114 @@ match * send to sink ;
         require(cn == "localhost", "new connection's peer CN %r" % cn)
         deliver(old, b"reload.old4")
     old.close()
+
+    # -- a member's client certificate, read again at reload ---------------
+    class MtlsServer:
+        """Accepts TLS clients with a certificate A signed; keeps each
+        connection's peer CN and its lines."""
+
+        def __init__(self):
+            self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self.ctx.load_cert_chain(pki["server"])
+            self.ctx.load_verify_locations(ca)
+            self.ctx.verify_mode = ssl.CERT_REQUIRED
+            self.ls = socket.socket()
+            self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self.ls.bind(("127.0.0.1", 0))
+            self.ls.listen(8)
+            self.port = self.ls.getsockname()[1]
+            self.conns = []  # [cn, lines, socket]
+            self.lock = threading.Lock()
+            threading.Thread(target=self._accept, daemon=True).start()
+
+        def _accept(self):
+            while True:
+                try:
+                    c, _ = self.ls.accept()
+                    c = self.ctx.wrap_socket(c, server_side=True)
+                except OSError:
+                    if self.ls.fileno() < 0:
+                        return
+                    continue
+                cn = dict(x[0] for x in c.getpeercert()["subject"])["commonName"]
+                rec = [cn, [], c]
+                with self.lock:
+                    self.conns.append(rec)
+                threading.Thread(target=self._read, args=(rec,),
+                                 daemon=True).start()
+
+        def _read(self, rec):
+            buf = b""
+            try:
+                while True:
+                    d = rec[2].recv(65536)
+                    if not d:
+                        return
+                    buf += d
+                    *full, buf = buf.split(b"\n")
+                    with self.lock:
+                        rec[1].extend(full)
+            except OSError:
+                return
+
+        def cns(self):
+            with self.lock:
+                return [r[0] for r in self.conns]
+
+        def has(self, cn, lines):
+            with self.lock:
+                got = set(ln for r in self.conns if r[0] == cn for ln in r[1])
+            return set(lines) <= got
+
+        def close(self):
+            self.ls.close()
+            with self.lock:
+                for r in self.conns:
+                    r[2].close()
+
+    srv = MtlsServer()
+    t.on_cleanup(srv.close)
+    ccrt, ckey = t.tmp.join("member.crt"), t.tmp.join("member.key")
+    mport = free_port()
+    mctl = "tcp://127.0.0.1:%d" % free_port()
+
+    def copy_pair(name):
+        for src, dst in zip(pki[name], (ccrt, ckey)):
+            with open(src) as f, open(dst, "w") as g:
+                g.write(f.read())
+
+    with t.check("reload: a member's client certificate is read again, the "
+                 "connection up keeps its session, the next one shows the "
+                 "new certificate"):
+        copy_pair("client")
+        back = t.start_orchester("back-rotate", """control %s ;
+listen type linemode 127.0.0.1:%d proto tcp ;
+cluster m forward 127.0.0.1:%d transport plain mtls %s %s ;
+match * send to m ;
+""" % (mctl, mport, srv.port, ccrt, ckey), opts=("-C", ca), control=mctl,
+            tcp_ports=(mport,))
+        one = [b"rot.one.m%d %d %d" % (i, i, ts) for i in range(200)]
+        require(not send_tcp(mport, [block(one)]), "send")
+        wait_until(lambda: srv.has("orchester client", one), 20.0,
+                   lambda: "the lines over the first certificate (%r)"
+                   % srv.cns())
+        copy_pair("client2")
+        before = back.stderr().count("hub: reloaded")
+        os.kill(back.pid, signal.SIGHUP)
+        wait_until(lambda: back.stderr().count("hub: reloaded") > before, 15.0,
+                   "the reload to be logged")
+        two = [b"rot.two.m%d %d %d" % (i, i, ts) for i in range(200)]
+        require(not send_tcp(mport, [block(two)]), "send")
+        wait_until(lambda: srv.has("orchester client", two), 20.0,
+                   "the connection up to carry on, with its session")
+        require(srv.cns() == ["orchester client"], "connections %r" % srv.cns())
+        with srv.lock:  # the backend ends it: the member connects again
+            srv.conns[0][2].close()
+        three = [b"rot.three.m%d %d %d" % (i, i, ts) for i in range(200)]
+        require(not send_tcp(mport, [block(three)]), "send")
+        wait_until(lambda: srv.has("orchester client 2", three), 30.0,
+                   lambda: "the lines over the new certificate (%r)"
+                   % srv.cns())
 
 
 if __name__ == "__main__":
