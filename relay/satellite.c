@@ -178,6 +178,11 @@ int main(int argc, char **argv)
         int sig = daemon_wait_signal((int)opt_default(OPT_SIGNAL_POLL));
         if (sig == SIGTERM || sig == SIGINT)
             break;
+        if (sig == SIGHUP) { /* the configuration is read at start only */
+            log_info("satellite: SIGHUP: TLS listeners read their files "
+                     "again");
+            msg_send_ctl(ctl, MSG_RELOAD, 0, 0);
+        }
     }
     msg_send_ctl(ctl, MSG_STOP, 0, 0);
     pthread_join(th, NULL);

@@ -1257,13 +1257,31 @@ static void s_control_fn(zwatch_t *w, void *sock, void *arg)
             "satellite orchester=%s other=%s window=%zu unacknowledged=%zu\n",
             ig->orchester, ig->neps == 2 ? ig->eps[1 - ig->curep] : "-",
             ig->window, s_unacked(ig));
-        for (size_t i = 0; i < ig->nls && len < sizeof out - 512; i++)
+        for (size_t i = 0; i < ig->nls && len < sizeof out - 1024; i++) {
+            const listener_t *l = &ig->ls[i];
             len += (size_t)snprintf(
                 out + len, sizeof out - len,
-                "listener %s received=%llu errors=%llu refused=%llu\n",
-                ig->ls[i].name, (unsigned long long)ig->ls[i].st.received,
-                (unsigned long long)ig->ls[i].st.errors,
-                (unsigned long long)ig->ls[i].st.refused);
+                "listener %s received=%llu errors=%llu refused=%llu", l->name,
+                (unsigned long long)l->st.received,
+                (unsigned long long)l->st.errors,
+                (unsigned long long)l->st.refused);
+            if (l->tr.codec)
+                len += (size_t)snprintf(
+                    out + len, sizeof out - len, " decodeErrors=%llu",
+                    (unsigned long long)l->st.decode_errors);
+            if (l->tr.tls)
+                len += (size_t)snprintf(
+                    out + len, sizeof out - len,
+                    " handshakes=%llu tlsFailures=%llu tlsCertRefused=%llu "
+                    "tlsTimeouts=%llu tls1.2=%llu tls1.3=%llu",
+                    (unsigned long long)l->st.tls_ok,
+                    (unsigned long long)l->st.tls_failed,
+                    (unsigned long long)l->st.tls_refused,
+                    (unsigned long long)l->st.tls_timeouts,
+                    (unsigned long long)l->st.tls12,
+                    (unsigned long long)l->st.tls13);
+            len += (size_t)snprintf(out + len, sizeof out - len, "\n");
+        }
         const char *names[16];
         uint64_t vals[16];
         size_t k = s_counters(ig, names, vals, 16);

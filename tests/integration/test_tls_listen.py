@@ -28,6 +28,7 @@ import random
 import re
 import resource
 import shutil
+import signal
 import socket
 import ssl
 import struct
@@ -38,7 +39,7 @@ import time
 sys.dont_write_bytecode = True  # leave no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (Test, require, free_port, wait_until, check_build,  # noqa: E402
-                     SinkTracker, Proc, tcp_accepts, send_tcp, counter)
+                     SinkTracker, Proc, tcp_accepts, send_tcp, counter, ctl)
 
 CRELAY = "/usr/bin/carbon-c-relay"
 FLOOD = 1000
@@ -285,6 +286,43 @@ match * send to o ;
         st = t.status(control)
         require(counter(st, "connections") == 0,
                 "connections = %d" % counter(st, "connections"))
+
+    with t.check("a standalone satellite with a TLS listener: lines arrive "
+                 "through the orchester, its status counts the handshakes, "
+                 "and SIGHUP reads the certificate again"):
+        sbind, sport = free_port(), free_port()
+        octl = "tcp://127.0.0.1:%d" % free_port()
+        t.start_orchester("sat-orchester", """control %s ;
+satellites bind tcp://127.0.0.1:%d ;
+cluster sink forward 127.0.0.1:%d ;
+match * send to sink ;
+""" % (octl, sbind, sink.port), control=octl)
+        sctl = "ipc://" + t.tmp.join("ctl-sat")
+        sconf = t.write("satellite.conf",
+                        "listen type linemode transport plain ssl %s "
+                        "127.0.0.1:%d proto tcp ;\n"
+                        "orchester tcp://127.0.0.1:%d ;\n"
+                        "control %s ;\n" % (pem, sport, sbind, sctl))
+        sat = t.satellite("satellite", sconf).start()
+        t.wait_ready(sat, tcp_ports=(sport,))
+        lines = [b"sat.tls.m%d %d %d" % (i % 20, i, ts) for i in range(3000)]
+        tls_send(sport, ca, b"".join(ln + b"\n" for ln in lines))
+        wait_until(SinkTracker(sink, lines).complete, 30.0,
+                   "the satellite's lines at the sink")
+
+        def sat_status():
+            rc, out, err, _ = ctl(t.build, ["-e", sctl, "status"])
+            require(rc == 0, "satellite status: exit %s: %s" % (rc, err))
+            return out
+        out = sat_status()
+        require("handshakes=1 " in out and "tls1.3=1" in out, out)
+        sat.signal(signal.SIGHUP)
+        wait_until(lambda: "certificate and key read again" in sat.stderr(),
+                   15.0, "the satellite to read its certificate again")
+        more = [b"sat.tls.after.m%d %d %d" % (i, i, ts) for i in range(100)]
+        tls_send(sport, ca, b"".join(ln + b"\n" for ln in more))
+        wait_until(SinkTracker(sink, more).complete, 30.0,
+                   "lines after the reload")
 
     with t.check("a listener whose PEM file is missing stops the start, "
                  "and the error names the file"):
