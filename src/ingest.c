@@ -686,6 +686,17 @@ static ssize_t s_read_raw(conn_t *c, void *buf, size_t n)
 static ssize_t s_read(conn_t *c, void *buf, size_t n)
 {
     ssize_t got;
+    if (c->l->tr.codec && c->dec == NULL) {
+        /* made at the first read, not at accept: a connection that sends
+         * nothing (or never ends its TLS handshake) holds no decoder */
+        c->dec = codec_dec_new(c->l->tr.codec, c->ig->o.max_ratio);
+        if (c->dec == NULL) {
+            log_warn("ingest: %s: client %s: out of memory for its decoder: "
+                     "closing the connection",
+                     c->l->name, c->src[0] ? c->src : "?");
+            return 0;
+        }
+    }
     if (c->dec == NULL) {
         got = s_read_raw(c, buf, n);
     } else {
@@ -1083,15 +1094,8 @@ static void s_accept_fn(struct ev_loop *loop, ev_io *io, int revents)
         ev_timer_init(&c->hs, s_hs_timeout_fn,
                       (double)ig->o.tls_handshake_ms / 1000.0, 0.0);
         c->hs.data = c;
-        if (l->tr.codec &&
-            (c->dec = codec_dec_new(l->tr.codec, ig->o.max_ratio)) == NULL) {
-            close(fd);
-            free(c);
-            return;
-        }
         if (l->tls) {
             if ((c->tls = tls_session_new(l->tls, fd)) == NULL) {
-                codec_dec_free(&c->dec);
                 close(fd);
                 free(c);
                 return;
