@@ -424,11 +424,20 @@ match * send to cc ps stop ;
         os.kill(carbon.proc.pid, signal.SIGSTOP)
         rec.pause()
         full = False
+
+        def grown(st):
+            return (dest(st, cc_key)["queued"] > 2 * BURST_CHUNK
+                    and dest(st, ps_key)["queued"] > 2 * BURST_CHUNK)
         while not full and fb.sent < BURST_MAX:
             send(fb.lines(BURST_CHUNK))
-            st = wait_status(t.build, control, 10.0, "status")
-            full = (dest(st, cc_key)["queued"] > 2 * BURST_CHUNK
-                    and dest(st, ps_key)["queued"] > 2 * BURST_CHUNK)
+            # the sender's counters reach status once a second: give the
+            # next snapshot its chance before sending more
+            try:
+                st = wait_status(t.build, control, 1.5, "the queues to grow",
+                                 grown)
+            except CheckFailed:
+                st = wait_status(t.build, control, 10.0, "status")
+            full = grown(st)
         sys.stderr.write("# burst: %d datapoints; queued cc %d, ps %d\n" % (
             fb.sent, dest(st, cc_key)["queued"], dest(st, ps_key)["queued"]))
         require(full, "after %d datapoints, queued: cc %d, ps %d" % (
