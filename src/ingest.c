@@ -223,8 +223,10 @@ static void s_pause(ingest_t *ig, int pause)
             ev_io_stop(ig->loop, &c->io);
         } else {
             ev_io_start(ig->loop, &c->io);
-            /* decrypted bytes the session holds make no readiness */
-            if (c->tls && tls_pending(c->tls) > 0)
+            /* decrypted bytes the session holds, and what the decoder
+             * holds, make no readiness */
+            if ((c->tls && tls_pending(c->tls) > 0) ||
+                (c->dec && codec_dec_pending(c->dec)))
                 ev_feed_event(ig->loop, &c->io, EV_READ);
         }
     }
