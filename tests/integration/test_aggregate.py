@@ -90,8 +90,11 @@ def body(t):
         send_tcp(port, [b"plain.after 1 %d\n" % now])
 
         def settled():
+            # every datapoint held in a series or counted dropped (by the
+            # bound, or by the hub when the aggregator's pipe was full);
+            # received + dropped would count the bound's drops twice
             st = t.status(control)
-            return (counter(st, "aggregators.metricsReceived") +
+            return (counter(st, "aggregators.series") +
                     counter(st, "aggregators.metricsDropped") >= nseries)
         wait_until(settled, 60, lambda: "the aggregator to take them: %r" % (
             {k: v for k, v in t.status(control)["counters"].items()
@@ -107,7 +110,11 @@ def body(t):
                          "%d received; RSS %d kB\n"
                          % (nseries, series, bound, dropped, received, rss))
         require(0 < series <= bound, "series %d, bound %d" % (series, bound))
-        require(received == nseries, "received %d" % received)
+        # what the aggregator's pipe could not take (a slow sanitizer build)
+        # is dropped by the hub and counted, never received: each datapoint
+        # is held in a series or counted dropped, and nothing is received
+        # twice
+        require(series <= received <= nseries, "received %d" % received)
         require(dropped == nseries - series, "dropped %d, %d not held"
                 % (dropped, nseries - series))
         a = aggr_lines(status_lines())
