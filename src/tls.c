@@ -285,15 +285,21 @@ size_t tls_pending(const tls_session_t *t)
     return n > 0 ? (size_t)n : 0;
 }
 
-int tls_version(const tls_session_t *t)
+/* The version ssl agreed: 12, 13, or 0 (none yet, or another). */
+static int s_version(const SSL *ssl)
 {
-    if (!SSL_is_init_finished(t->ssl))
+    if (!SSL_is_init_finished(ssl))
         return 0;
-    switch (SSL_version(t->ssl)) {
+    switch (SSL_version(ssl)) {
     case TLS1_2_VERSION: return 12;
     case TLS1_3_VERSION: return 13;
     default: return 0;
     }
+}
+
+int tls_version(const tls_session_t *t)
+{
+    return s_version(t->ssl);
 }
 
 /* ---- members ------------------------------------------------------------ */
@@ -479,11 +485,5 @@ int tls_conn_cert_asked(const tls_conn_t *t)
 
 int tls_conn_version(const tls_conn_t *t)
 {
-    if (!SSL_is_init_finished(t->ssl))
-        return 0;
-    switch (SSL_version(t->ssl)) {
-    case TLS1_2_VERSION: return 12;
-    case TLS1_3_VERSION: return 13;
-    default: return 0;
-    }
+    return s_version(t->ssl);
 }

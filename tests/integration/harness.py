@@ -664,6 +664,34 @@ def counter(st, name):
 
 
 # ---------------------------------------------------------------------------
+# TLS test certificates (the openssl command, in a test's temp dir)
+
+def openssl(t, *args):
+    """Run `openssl ARGS` in t's temp dir; a failure fails the check."""
+    p = subprocess.run(["openssl"] + list(args), cwd=t.tmp.path,
+                       capture_output=True, text=True, timeout=60)
+    require(p.returncode == 0, "openssl %s: %s" % (args[0], p.stderr[-400:]))
+
+
+def make_pki(t, cn="orchester test CA"):
+    """ca.pem, and server.pem (certificate and key, signed by the CA, for
+    127.0.0.1 and localhost), in t's temp dir: their paths."""
+    openssl(t, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+            "-subj", "/CN=" + cn, "-keyout", "ca.key", "-out", "ca.pem")
+    openssl(t, "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost",
+            "-keyout", "server.key", "-out", "server.csr")
+    t.write("ext.cnf", "subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    openssl(t, "x509", "-req", "-in", "server.csr", "-CA", "ca.pem",
+            "-CAkey", "ca.key", "-CAcreateserial", "-days", "2",
+            "-extfile", "ext.cnf", "-out", "server.crt")
+    with open(t.tmp.join("server.pem"), "w") as out:
+        for f in ("server.crt", "server.key"):
+            with open(t.tmp.join(f)) as src:
+                out.write(src.read())
+    return t.tmp.join("ca.pem"), t.tmp.join("server.pem")
+
+
+# ---------------------------------------------------------------------------
 # clients
 
 def send_tcp(port, blocks, timeout=120.0, host=HOST, chunk=1 << 16):

@@ -43,15 +43,12 @@ import time
 sys.dont_write_bytecode = True  # leave no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (Test, require, free_port, wait_until, check_build,  # noqa: E402
+                     openssl,
                      SinkTracker, tcp_accepts, send_tcp, lines_with_prefix, ctl)
 
 CRELAY = "/usr/bin/carbon-c-relay"
 
 
-def openssl(t, *args):
-    p = subprocess.run(["openssl"] + list(args), cwd=t.tmp.path,
-                       capture_output=True, text=True, timeout=60)
-    require(p.returncode == 0, "openssl %s: %s" % (args[0], p.stderr[-400:]))
 
 
 def cat(t, out, *names):

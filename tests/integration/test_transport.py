@@ -38,6 +38,7 @@ import zlib
 sys.dont_write_bytecode = True  # leave no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (Test, require, free_port, wait_until, check_build,  # noqa: E402
+                     make_pki,
                      SinkTracker, rss_kb, send_tcp)
 
 import lz4.frame  # noqa: E402  (Debian: python3-lz4)
@@ -48,27 +49,8 @@ BUF = 32768  # carbon-c-relay's output buffer: one flush per this much
 CODECS = ("gzip", "lz4", "snappy")
 
 
-def openssl(t, *args):
-    p = subprocess.run(["openssl"] + list(args), cwd=t.tmp.path,
-                       capture_output=True, text=True, timeout=60)
-    require(p.returncode == 0, "openssl %s: %s" % (args[0], p.stderr[-400:]))
 
 
-def make_pki(t):
-    openssl(t, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-            "-subj", "/CN=orchester transport CA", "-keyout", "ca.key",
-            "-out", "ca.pem")
-    openssl(t, "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost",
-            "-keyout", "server.key", "-out", "server.csr")
-    t.write("ext.cnf", "subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-    openssl(t, "x509", "-req", "-in", "server.csr", "-CA", "ca.pem",
-            "-CAkey", "ca.key", "-CAcreateserial", "-days", "2",
-            "-extfile", "ext.cnf", "-out", "server.crt")
-    with open(t.tmp.join("server.pem"), "w") as out:
-        for f in ("server.crt", "server.key"):
-            with open(t.tmp.join(f)) as src:
-                out.write(src.read())
-    return t.tmp.join("ca.pem"), t.tmp.join("server.pem")
 
 
 def chunks(data, n=BUF):
