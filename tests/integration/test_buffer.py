@@ -205,12 +205,16 @@ def body(t):
         wait_until(lambda: t.status(control)["destinations"][
             ("store", "127.0.0.1:%d" % sink.port)]["state"] == "down", 30,
             "the destination to be down")
+        # buffered counts since the start (phase 1's million is in it): wait
+        # for this stream's own datapoints to be in Redis
+        base = counter(t.status(control), "buffered")
         crit = SeqStream(port, 10 ** 9, chunk=500, limit=N_CRASH, name=b"crit")
         crit.start()
         wait_until(lambda: crit.done.is_set(), 60, "the stream to be sent")
-        base = counter(t.status(control), "buffered")
-        wait_until(lambda: counter(t.status(control), "buffered") >= N_CRASH,
-                   60, "the datapoints to be in Redis (%d before)" % base)
+        wait_until(lambda: counter(t.status(control), "buffered") >=
+                   base + N_CRASH, 60,
+                   lambda: "the datapoints to be in Redis (%d of %d)" % (
+                       counter(t.status(control), "buffered") - base, N_CRASH))
         o.crash()
         require(redis.stream_datapoints(key) == N_CRASH,
                 "Redis holds %d after the crash" % redis.stream_datapoints(key))
