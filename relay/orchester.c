@@ -237,22 +237,13 @@ int main(int argc, char **argv)
         free(rpath);
         return 1;
     }
-    /* CURVE: the key files are read now, so that -t -t checks them too */
+    /* CURVE's key files, and every TLS certificate, key and CA, are read
+     * now, so that a broken file stops the start (and -t -t) with its
+     * name */
     curve_conf_t *cc = calloc(1, sizeof *cc);
-    if (cc == NULL || curve_load(&cfg->curve, cc, err, sizeof err) != 0) {
+    if (cc == NULL || curve_load(&cfg->curve, cc, err, sizeof err) != 0 ||
+        s_check_tls(cfg, o.ca, err, sizeof err) != 0) {
         fprintf(stderr, "orchester: %s\n", cc ? err : "out of memory");
-        free(cc);
-        router_destroy(&r);
-        config_destroy(&cfg);
-        config_destroy(&base);
-        routes_destroy(&routes);
-        free(rpath);
-        return 1;
-    }
-    /* TLS: every certificate, key and CA is read now, so that a broken
-     * file stops the start (and -t -t) with its name */
-    if (s_check_tls(cfg, o.ca, err, sizeof err) != 0) {
-        fprintf(stderr, "orchester: %s\n", err);
         free(cc);
         router_destroy(&r);
         config_destroy(&cfg);
